@@ -1,0 +1,35 @@
+"""synthtext: privacy-safe synthetic copies of tables with free-text columns.
+
+The public surface is what ``__all__`` lists (tests pin it); everything else may change.
+"""
+
+from .errors import (
+    ConfigError,
+    DataError,
+    ModelError,
+    NotFittedError,
+    PrivacyBudgetError,
+    SynthtextError,
+)
+from .io import read_csv, write_csv
+from .pii import PiiScanResult, PiiSpan, StructuredPiiColumn, Surrogates, redact, scan_pii
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "ModelError",
+    "NotFittedError",
+    "PiiScanResult",
+    "PiiSpan",
+    "PrivacyBudgetError",
+    "StructuredPiiColumn",
+    "Surrogates",
+    "SynthtextError",
+    "__version__",
+    "read_csv",
+    "redact",
+    "scan_pii",
+    "write_csv",
+]

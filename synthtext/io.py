@@ -1,0 +1,427 @@
+"""Lossless CSV in, CSV out.
+
+Reading (:func:`read_csv`)
+--------------------------
+Every cell is first read as text. Nothing is guessed away:
+
+* Only an **empty cell** is missing (``NaN``). Text such as ``NA``, ``N/A``, ``None``,
+  ``null``, ``nan``, ``NaN`` or ``#N/A`` stays a string, unlike pandas' default.
+  A row with fewer fields than the header is padded with missing cells; a row with
+  more fields is an error.
+* A UTF-8 byte order mark is removed from the first column name.
+* Duplicate column names are an error (pandas would silently rename them ``a.1``).
+* Cells of any length are read (pandas' C parser; the Python ``csv`` module stops at
+  131,072 characters). An empty header cell gives a column named ``""``.
+* Blank lines (empty or only spaces/tabs) are skipped, as pandas does; :func:`write_csv`
+  never writes one (it quotes a one-column row holding only spaces).
+
+Then, with ``infer_types=True`` (the default), a column becomes numeric **only when the
+conversion is lossless**, that is when writing the number back gives exactly the text
+that was read. Columns whose cells are all missing stay text columns. For the
+non-missing cells of a column:
+
+* **Integers**: every cell is an integer literal ``0`` or ``-?[1-9][0-9]*`` (no leading
+  zeros, no ``+``, no spaces, no ``-0``) that fits in 64 bits. The column becomes
+  ``int64``, or pandas' nullable ``Int64`` when it has missing cells.
+  So ids like ``007``, zip codes like ``02139`` and ``+1`` stay strings.
+* **Floats**: otherwise, every cell parses as a finite float whose shortest
+  representation (``repr``, which is also what :func:`write_csv` writes) is the same
+  text: ``1.5``, ``-0.25``, ``1.0`` and ``1e-07`` qualify; ``1.50``, ``1e3``, ``1,5``,
+  ``.5``, ``nan`` and ``inf`` do not. The column becomes ``float64`` (missing = ``NaN``).
+  A column mixing ``1`` and ``1.5`` therefore stays text (``1`` would come back as ``1.0``).
+* Everything else stays text (``object`` dtype). Booleans and dates are deliberately
+  **not** converted: ``TRUE``/``True``/``yes`` or ``2024-01-02``/``02/01/2024`` have many
+  spellings that a parsed value could not reproduce.
+
+Writing (:func:`write_csv`)
+---------------------------
+UTF-8 without BOM, ``,`` separated, ``\\n`` line ends, no index, missing values as empty
+cells, every string as-is. The file is replaced atomically: a reader never sees a half
+written file, and if writing fails the previous file (if any) is left untouched.
+
+Round trip: ``read_csv(write_csv(df, p))`` equals ``df`` for frames of strings, ints and
+floats, with two documented exceptions: an **empty string** is written as an empty cell
+and so reads back as missing, and text that looks like a number (``"12"``) reads back as
+a number (use ``infer_types=False`` to get text only). The text itself always survives:
+writing a frame read by :func:`read_csv` reproduces the cell values exactly. Strings may
+not contain NUL characters (CSV readers treat such a file as binary).
+
+Every problem a user can cause raises :class:`~synthtext.errors.DataError` with one
+message saying what went wrong and what to do.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import math
+import os
+import stat
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any, Callable, Iterator, TextIO
+
+import pandas as pd
+
+from synthtext.errors import DataError
+
+__all__ = ["read_csv", "write_csv", "neutralize_formula"]
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+# Leading bytes of files people mistake for CSV, and what to tell them.
+_BINARY_SIGNATURES = {
+    b"\x1f\x8b": "a gzip-compressed file; decompress it first",
+    b"PK\x03\x04": "a ZIP archive (an Excel .xlsx workbook is one); "
+    "export the sheet as CSV first",
+    b"\xd0\xcf\x11\xe0": "an old Excel .xls workbook; export the sheet as CSV first",
+    b"\x89PNG": "a PNG image",
+    b"%PDF-": "a PDF document",
+}
+_SNIFF_BYTES = 8192
+
+# OWASP "CSV injection": spreadsheet programs treat cells starting with these as formulas.
+_FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+
+_ENCODING_HINT = (
+    'Pass the encoding the file was saved in, e.g. encoding="cp1252" '
+    "(--encoding cp1252 on the command line) for files exported by Excel on Windows."
+)
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read_csv(
+    path: str | os.PathLike[str], *, encoding: str = "utf-8", infer_types: bool = True
+) -> pd.DataFrame:
+    """Read a CSV file without losing anything; see the module docstring for the rules.
+
+    Raises:
+        DataError: the file is missing, unreadable, empty, binary, not valid text in
+            ``encoding``, not valid CSV, or has duplicate column names.
+    """
+    path = Path(path)
+    _check_encoding_name(encoding)
+    _check_looks_like_text(path, _read_head(path), encoding)
+    try:
+        # header=None: we take the names from the first row ourselves, so that duplicate
+        # names can be reported instead of being mangled to "a.1". engine="c" reads
+        # cells of any length; dtype=str and na_values=[""] keep every cell as text.
+        raw = pd.read_csv(
+            path,
+            header=None,
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+            encoding=encoding,
+            engine="c",
+        )
+    except UnicodeDecodeError as exc:
+        raise DataError(_decode_error_message(path, encoding, exc)) from exc
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(
+            f"{path} is empty: it has only blank lines and no header row. "
+            "A CSV file needs a header row with the column names."
+        ) from exc
+    except pd.errors.ParserError as exc:
+        detail = str(exc).strip().removeprefix("Error tokenizing data. C error: ")
+        raise DataError(
+            f"{path} is not valid CSV: {detail}. Check for a quote that is never closed "
+            "and for rows with more fields than the header (a field containing a comma "
+            'must be quoted: "a, b").'
+        ) from exc
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}.") from exc
+
+    names = ["" if pd.isna(name) else name for name in raw.iloc[0]]
+    _check_unique_names(names, f"in {path}")
+    frame = raw.iloc[1:].reset_index(drop=True)
+    frame.columns = names
+    if infer_types:
+        for name in names:
+            frame[name] = _infer_column(frame[name])
+    return frame
+
+
+def _infer_column(column: pd.Series) -> pd.Series:
+    """Return ``column`` (all text) as numbers when that loses nothing, else unchanged."""
+    present = column.dropna().tolist()
+    if not present:
+        return column
+    numbers = _parse_exactly(present, int)
+    if numbers is not None:
+        if not _INT64_MIN <= min(numbers) <= max(numbers) <= _INT64_MAX:
+            return column
+        if len(numbers) == len(column):
+            return pd.Series(numbers, index=column.index, name=column.name, dtype="int64")
+        # Built from Python ints, never via float64, which would round ids above 2**53.
+        values = [pd.NA if pd.isna(text) else int(text) for text in column]
+        return pd.Series(values, index=column.index, name=column.name, dtype="Int64")
+    if _parse_exactly(present, _finite_float) is not None:
+        return column.astype("float64")
+    return column
+
+
+def _parse_exactly(texts: list[str], parse: Callable[[str], Any]) -> list[Any] | None:
+    """``parse`` every text, or None if one fails or does not print back as the same text.
+
+    ``repr`` is how ``to_csv`` writes ints and floats, so "007", "+1", "1.50" or "1e3"
+    fail here and stay text. The first failure stops the scan: text columns cost little.
+    """
+    values = []
+    for text in texts:
+        try:
+            value = parse(text)
+        except ValueError:
+            return None
+        if repr(value) != text:
+            return None
+        values.append(value)
+    return values
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # "nan" would become missing; keep "nan"/"inf" as text
+        raise ValueError(text)
+    return value
+
+
+def _check_encoding_name(encoding: str) -> None:
+    try:
+        codecs.lookup(encoding)
+    except LookupError as exc:
+        raise DataError(
+            f"unknown encoding {encoding!r}. Use a Python codec name such as "
+            '"utf-8", "cp1252" or "latin-1".'
+        ) from exc
+
+
+def _read_head(path: Path) -> bytes:
+    """The first bytes of ``path``, turning every way opening it can fail into DataError."""
+    not_a_file = f"{path} is a directory, not a CSV file. Pass the file's path."
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except FileNotFoundError as exc:
+        raise DataError(f"file not found: {path}. Check the path and try again.") from exc
+    except IsADirectoryError as exc:
+        raise DataError(not_a_file) from exc
+    except PermissionError as exc:
+        if path.is_dir():  # Windows reports opening a directory as "permission denied"
+            raise DataError(not_a_file) from exc
+        raise DataError(
+            f"cannot read {path}: permission denied. Check the file's permissions."
+        ) from exc
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc.strerror or exc}.") from exc
+    if not head:
+        raise DataError(
+            f"{path} is empty (0 bytes). A CSV file needs a header row with the column names."
+        )
+    return head
+
+
+def _check_looks_like_text(path: Path, head: bytes, encoding: str) -> None:
+    for signature, what in _BINARY_SIGNATURES.items():
+        if head.startswith(signature):
+            raise DataError(f"{path} does not look like a CSV file: it is {what}.")
+    wide = codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
+    if not wide and head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DataError(
+            f"{path} looks like UTF-16 text (it starts with a UTF-16 byte order mark). "
+            'Pass encoding="utf-16" (--encoding utf-16 on the command line).'
+        )
+    if not wide and b"\x00" in head:
+        raise DataError(
+            f"{path} does not look like a CSV file: it contains NUL bytes, so it is "
+            "probably binary. Export the data as CSV text first."
+        )
+
+
+def _decode_error_message(path: Path, encoding: str, exc: UnicodeDecodeError) -> str:
+    # pandas decodes in chunks, so exc.start is not a file offset: find the bad byte.
+    data = path.read_bytes()
+    try:
+        data.decode(encoding)
+    except UnicodeDecodeError as whole:
+        offset = whole.start
+        line = data.count(b"\n", 0, offset) + 1
+        return (
+            f"{path} is not valid {encoding} text: byte 0x{data[offset]:02x} at offset "
+            f"{offset} (line {line}) cannot be decoded. {_ENCODING_HINT}"
+        )
+    return f"{path} is not valid {encoding} text ({exc.reason}). {_ENCODING_HINT}"
+
+
+def _check_unique_names(names: list[Any], where: str) -> None:
+    positions: dict[Any, list[int]] = defaultdict(list)
+    for position, name in enumerate(names, start=1):
+        positions[name].append(position)
+    duplicates = [
+        f"{name!r} (columns {', '.join(map(str, cols[:-1]))} and {cols[-1]})"
+        for name, cols in positions.items()
+        if len(cols) > 1
+    ]
+    if duplicates:
+        raise DataError(
+            f"duplicate column names {where}: {', '.join(duplicates)}. "
+            "Rename them so every column has a unique name."
+        )
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def neutralize_formula(value: Any) -> Any:
+    """Prefix ``'`` to a string a spreadsheet would run as a formula; return others as-is.
+
+    Follows the OWASP CSV-injection guidance: cells starting with ``=``, ``+``, ``-``,
+    ``@``, tab or carriage return. Note that this also changes text such as ``"-5"``.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_TRIGGERS):
+        return "'" + value
+    return value
+
+
+def write_csv(
+    df: pd.DataFrame, path: str | os.PathLike[str], *, neutralize_formulas: bool = False
+) -> Path:
+    """Write ``df`` to ``path`` atomically (see the module docstring) and return the path.
+
+    With ``neutralize_formulas=True`` string cells go through :func:`neutralize_formula`
+    (the frame passed in is not modified); the file then no longer round-trips exactly.
+
+    Raises:
+        DataError: the frame has no columns, duplicate column names or NUL characters,
+            text that is not encodable as UTF-8, or the location cannot be written.
+    """
+    target = Path(path)
+    if len(df.columns) == 0:
+        raise DataError(f"nothing to write to {target}: the table has no columns.")
+    _check_unique_names(list(df.columns), "in the table to write")
+    if neutralize_formulas:
+        df = df.copy()
+        for name, dtype in df.dtypes.items():
+            if not _is_non_text_dtype(dtype):
+                df[name] = df[name].map(neutralize_formula)
+    quoting = csv.QUOTE_ALL if _needs_full_quoting(df) else csv.QUOTE_MINIMAL
+
+    try:
+        with atomic_output(target) as handle:
+            df.to_csv(handle, index=False, lineterminator="\n", quoting=quoting)
+    except UnicodeEncodeError as exc:
+        raise DataError(
+            f"cannot write to {target}: the table contains text that is not valid "
+            f"Unicode ({exc.reason}: {exc.object[exc.start:exc.end]!r})."
+        ) from exc
+    return target
+
+
+def write_text(text: str, path: str | os.PathLike[str]) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically, like :func:`write_csv`; return the path."""
+    target = Path(path)
+    with atomic_output(target) as handle:
+        handle.write(text)
+    return target
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str]) -> Iterator[TextIO]:
+    """A UTF-8 text handle whose content replaces ``path`` only if the block succeeds.
+
+    The handle writes to a temporary file in the target's directory, which is flushed, fsynced and
+    renamed over the target at the end; on any error it is removed and the target is untouched.
+    An unwritable location raises :class:`DataError` before anything is written.
+    """
+    target = Path(path)
+    directory = target.parent
+    if not directory.is_dir():
+        raise DataError(
+            f"cannot write to {target}: directory {directory} does not exist. "
+            "Create it first or choose another output path."
+        )
+    if target.is_dir():
+        raise DataError(f"cannot write to {target}: it is a directory. Give a file name.")
+    try:
+        mode = _new_file_mode(target)
+        fd, temp = tempfile.mkstemp(dir=directory, prefix=".synthtext-", suffix=".tmp")
+    except OSError as exc:
+        raise DataError(f"cannot write to {target}: {exc.strerror or exc}.") from exc
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(temp, mode)
+        os.replace(temp, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        if isinstance(exc, OSError):
+            raise DataError(f"cannot write to {target}: {exc.strerror or exc}.") from exc
+        raise
+    _fsync_directory(directory)
+
+
+def _new_file_mode(target: Path) -> int:
+    """Permissions for the new file: the old file's, else what open() would give.
+
+    mkstemp creates files readable by their owner only (0600).
+    """
+    with contextlib.suppress(OSError):
+        return stat.S_IMODE(os.stat(target).st_mode)
+    umask = os.umask(0o022)  # the only portable way to read the umask is to set it
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make the rename durable; not possible on every platform (e.g. Windows)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _is_non_text_dtype(dtype: Any) -> bool:
+    return (
+        pd.api.types.is_numeric_dtype(dtype)
+        or pd.api.types.is_bool_dtype(dtype)
+        or pd.api.types.is_datetime64_any_dtype(dtype)
+        or pd.api.types.is_timedelta64_dtype(dtype)
+    )
+
+
+def _needs_full_quoting(df: pd.DataFrame) -> bool:
+    """Whether every field must be quoted for the file to read back unchanged.
+
+    Python's csv writer quotes a field only if it contains the separator, the quote or a
+    character of the line terminator ("\\n"). But pandas' reader also ends a row at a
+    bare "\\r", and skips a line holding only spaces/tabs (a one-column row like " ").
+    Quoting everything is rare, so the usual output stays minimally quoted.
+    Also rejects NUL characters, which the reader would cut the text at.
+    """
+    one_column = len(df.columns) == 1
+    texts = [[str(name) for name in df.columns]]
+    texts += [
+        [value for value in df[name] if isinstance(value, str)]
+        for name, dtype in df.dtypes.items()
+        if not _is_non_text_dtype(dtype)
+    ]
+    needs_quoting = False
+    for values in texts:
+        joined = "".join(values)
+        if "\x00" in joined:
+            raise DataError(
+                "cannot write a NUL character (\\x00) to CSV: remove it from the text first."
+            )
+        needs_quoting = needs_quoting or "\r" in joined
+        if one_column and not needs_quoting:
+            needs_quoting = any(value and not value.strip(" \t") for value in values)
+    return needs_quoting

@@ -1,0 +1,281 @@
+import json
+import socket
+
+import pandas as pd
+import pytest
+
+from synthtext import pii
+from synthtext.errors import ConfigError, DataError
+from synthtext.io import read_csv
+from conftest import BENCH_DATA
+
+
+@pytest.fixture(scope="module")
+def analyzer():
+    return pii.build_analyzer()
+
+
+@pytest.fixture(scope="module")
+def bench_texts():
+    return read_csv(BENCH_DATA)["full_text"].tolist()
+
+
+def customers() -> pd.DataFrame:
+    return pd.DataFrame({
+        "customer_id": ["C-1001", "C-1002", "C-1003", "C-1004", "C-1005", "C-1006"],
+        "customer_name": ["John Smith", "Maria Garcia", "David Johnson", "Sarah Williams",
+                          "Michael Brown", "Emily Davis"],
+        "email": ["john.smith@example.com", "maria.g@example.org", "djohnson@mail.example.com",
+                  "sarah.w@example.net", "mbrown@example.com", "emily.davis@example.com"],
+        "department": ["Dresses", "Tops", "Dresses", "Bottoms", "Tops", "Dresses"],
+        "item_code": ["A1", "A1", "B2", "B2", "A1", "C3"],
+        "rating": [5, 4, 3, 5, 1, 2],
+        "complaint": [
+            "My name is John Smith and the dress arrived torn, call me at 212-555-0199.",
+            "Lovely top, fits perfectly and the colour is exactly as pictured.",
+            "Please refund card 4111 1111 1111 1111 as soon as possible, thanks.",
+            None,
+            "Contact me at mbrown@example.com about the broken zipper on these jeans.",
+            "Lovely top, fits perfectly and the colour is exactly as pictured.",
+        ],
+    })
+
+
+def types_in(spans):
+    return {s.entity_type for s in spans}
+
+
+def test_scan_finds_pii_at_the_right_offsets(analyzer):
+    df = customers()
+    result = pii.scan_pii(df, analyzer=analyzer, n_jobs=1)
+    assert result.text_columns == ["complaint"]
+    rows = result.spans["complaint"]
+    text0 = df["complaint"][0]
+    found0 = {(text0[s.start:s.end], s.entity_type) for s in rows[0]}
+    assert ("John Smith", "PERSON") in found0
+    assert ("212-555-0199", "PHONE_NUMBER") in found0
+    assert "CREDIT_CARD" in types_in(rows[2])
+    assert rows[3] == []  # missing cell
+    text4 = df["complaint"][4]
+    assert any(text4[s.start:s.end] == "mbrown@example.com" and s.entity_type == "EMAIL_ADDRESS"
+               for s in rows[4])
+    assert rows[1] == [] and rows[5] == []
+    counts = result.counts()["complaint"]
+    assert counts["PERSON"] >= 1 and counts["EMAIL_ADDRESS"] == 1 and counts["CREDIT_CARD"] == 1
+    assert result.rows_with_pii()["complaint"] == 3
+    assert all(0.0 <= s.score <= 1.0 for row in rows for s in row)
+
+
+def test_structured_pii_columns_are_found_by_values_and_names(analyzer):
+    result = pii.scan_pii(customers(), analyzer=analyzer, n_jobs=1)
+    structured = {c: s.entity_type for c, s in result.structured_columns.items()}
+    assert structured["email"] == "EMAIL_ADDRESS"
+    assert structured["customer_name"] == "PERSON"
+    assert structured["customer_id"] == "ID"
+    for not_pii in ("department", "item_code", "rating", "complaint"):
+        assert not_pii not in structured
+
+
+def test_structured_detection_needs_values_not_just_a_name(analyzer):
+    df = pd.DataFrame({"Department Name": ["Dresses", "Tops", "Knits", "Jackets"] * 5,
+                       "phone": ["n/a", "none", "unknown", "ask"] * 5})
+    assert pii.detect_structured_pii(df, analyzer=analyzer, n_jobs=1) == {}
+
+
+def test_text_column_rule():
+    df = pd.DataFrame({
+        "review": [f"this is review number {i} and it is long" for i in range(10)],
+        "category": ["Dresses", "Tops"] * 5,
+        "boilerplate": ["see the attached form for details"] * 10,
+        "number": range(10),
+        "empty": [None] * 10,
+    })
+    assert pii.detect_text_columns(df) == ["review"]
+    assert pii.detect_text_columns(df, exclude=["review"]) == []
+
+
+def test_columns_argument_is_checked(analyzer):
+    df = customers()
+    with pytest.raises(DataError, match="'nope'.*the table has"):
+        pii.scan_pii(df, columns=["nope"], analyzer=analyzer)
+    with pytest.raises(DataError, match="'rating' hold no text"):
+        pii.scan_pii(df, columns=["rating"], analyzer=analyzer)
+    with pytest.raises(ConfigError, match="score_threshold"):
+        pii.scan_pii(df, score_threshold=1.5, analyzer=analyzer)
+    result = pii.scan_pii(df, columns=["complaint"], analyzer=analyzer, detect_structured=False)
+    assert result.text_columns == ["complaint"] and result.structured_columns == {}
+
+
+class CountingAnalyzer:
+    """A real analyzer that counts how many texts it analysed."""
+
+    def __init__(self, inner):
+        self.inner, self.calls = inner, 0
+        self.nlp_engine = inner.nlp_engine
+
+    def get_supported_entities(self, language):
+        return self.inner.get_supported_entities(language)
+
+    def analyze(self, text, **kwargs):
+        self.calls += 1
+        return self.inner.analyze(text, **kwargs)
+
+
+def test_identical_cells_are_analysed_once(analyzer):
+    counting = CountingAnalyzer(analyzer)
+    texts = ["Write to anna@example.com please."] * 50 + ["Nothing to see here at all."] * 50
+    spans = pii.analyze_texts(texts, analyzer=counting, n_jobs=1)
+    assert counting.calls == 2
+    assert spans[0] == spans[49] and spans[0] != spans[50]
+
+
+def test_skipping_impossible_recognizers_changes_nothing(analyzer, bench_texts):
+    texts = bench_texts[:200] + ["no digits and no at sign here, just Maria from Lisbon"]
+    fast = pii.analyze_texts(texts, analyzer=analyzer, n_jobs=1, skip_impossible=True)
+    slow = pii.analyze_texts(texts, analyzer=analyzer, n_jobs=1, skip_impossible=False)
+    assert fast == slow
+
+
+def test_worker_processes_give_the_same_spans(analyzer, bench_texts):
+    texts = bench_texts[:600]  # more than one chunk, so workers are used
+    assert pii.analyze_texts(texts, analyzer=analyzer, n_jobs=2) == \
+        pii.analyze_texts(texts, analyzer=analyzer, n_jobs=1)
+    with pytest.raises(ConfigError, match="n_jobs"):
+        pii.analyze_texts(texts, analyzer=analyzer, n_jobs=0)
+
+
+def test_numbers_are_never_person(analyzer):
+    spans = pii.analyze_texts(["Order 12345 67890 was shipped to 221B"], analyzer=analyzer, n_jobs=1)[0]
+    text = "Order 12345 67890 was shipped to 221B"
+    assert all(any(ch.isalpha() for ch in text[s.start:s.end]) for s in spans if s.entity_type == "PERSON")
+
+
+def test_an_injected_analyzer_is_used():
+    from presidio_analyzer import AnalyzerEngine, Pattern, PatternRecognizer
+    from presidio_analyzer.nlp_engine import NoOpNlpEngine
+    from presidio_analyzer.recognizer_registry import RecognizerRegistry
+
+    registry = RecognizerRegistry()
+    registry.add_recognizer(PatternRecognizer(supported_entity="TICKET",
+                                              patterns=[Pattern("ticket", r"TCK-\d{4}", 0.9)]))
+    stub = AnalyzerEngine(registry=registry,
+                          nlp_engine=NoOpNlpEngine(models=[{"lang_code": "en", "model_name": "none"}]))
+    df = pd.DataFrame({"note": ["see TCK-1234 for the details of this case", "nothing here at all, really"]})
+    result = pii.scan_pii(df, analyzer=stub, detect_structured=False, n_jobs=1)
+    assert [[(s.start, s.end, s.entity_type) for s in row] for row in result.spans["note"]] == \
+        [[(4, 12, "TICKET")], []]
+
+
+def test_regex_only_engine_warns_loudly_and_still_finds_emails():
+    with pytest.warns(UserWarning, match="will NOT detect person names"):
+        regex_only = pii.build_analyzer(None)
+    df = pd.DataFrame({"note": ["mail anna.k@example.com or ask Anna Karenina in Moscow"]})
+    result = pii.scan_pii(df, analyzer=regex_only, detect_structured=False, n_jobs=1)
+    assert any("will NOT detect person names" in w for w in result.warnings)
+    found = types_in(result.spans["note"][0])
+    assert "EMAIL_ADDRESS" in found and not found & {"PERSON", "LOCATION"}
+    assert "regex recognizers only" in result.engine
+
+
+def test_auto_without_spacy_pipeline_warns(monkeypatch):
+    monkeypatch.setattr(pii, "find_spacy_pipeline", lambda *a, **k: None)
+    with pytest.warns(UserWarning, match="will NOT detect person names"):
+        pii.build_analyzer("auto")
+
+
+def test_unknown_spacy_pipeline_is_a_config_error():
+    with pytest.raises(ConfigError, match="spacy_pipeline.*not installed"):
+        pii.build_analyzer("xx_no_such_pipeline")
+
+
+def test_scan_never_touches_the_network(analyzer, monkeypatch):
+    def refuse(*args, **kwargs):
+        raise AssertionError("network access attempted")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    fresh = pii.build_analyzer()  # a fresh build must not download a spaCy pipeline either
+    df = pd.DataFrame({"note": ["write to jane.doe@example.co.uk or visit https://example.org/help"]})
+    result = pii.scan_pii(df, analyzer=fresh, detect_structured=False, n_jobs=1)
+    assert "EMAIL_ADDRESS" in types_in(result.spans["note"][0])
+
+
+def test_result_serialisation_holds_no_cell_text(analyzer):
+    df = customers()
+    result = pii.scan_pii(df, analyzer=analyzer, n_jobs=1)
+    dumped = json.dumps(result.to_dict())
+    for secret in ("John Smith", "212-555-0199", "4111 1111 1111 1111", "mbrown@example.com"):
+        assert secret not in dumped
+    cells = list(result.cells())
+    assert len(cells) == len(df) and cells[0][:2] == (0, "complaint")
+
+
+# --- redaction and surrogates --------------------------------------------------------------------
+
+def span(start, end, entity, score=0.9):
+    return pii.PiiSpan(start, end, entity, score)
+
+
+def test_redact_replaces_spans_with_typed_placeholders():
+    text = "Hi, I am Ann Lee, mail ann@x.org"
+    spans = [span(9, 16, "PERSON"), span(23, 32, "EMAIL_ADDRESS")]
+    assert pii.redact(text, spans) == "Hi, I am <PERSON>, mail <EMAIL_ADDRESS>"
+    assert pii.redact(text, []) == text
+
+
+def test_overlapping_spans_keep_the_best_one():
+    text = "call 555-0100-77 now"
+    spans = [span(5, 13, "PHONE_NUMBER", 0.7), span(5, 16, "US_BANK_NUMBER", 0.4), span(9, 16, "DATE_TIME", 0.9)]
+    assert pii.redact(text, spans) == "call 555-<DATE_TIME> now"
+    assert [s.entity_type for s in pii.resolve_overlaps(spans)] == ["DATE_TIME"]
+
+
+def test_surrogates_are_consistent_and_never_the_original():
+    surrogates = pii.Surrogates(seed=7)
+    text = "Ann Lee called; later ann lee wrote to Bob Day."
+    spans = [span(0, 7, "PERSON"), span(22, 29, "PERSON"), span(39, 46, "PERSON")]
+    out = surrogates.replace_spans(text, spans)
+    first, second = surrogates.for_original("PERSON", "Ann Lee"), surrogates.for_original("PERSON", "Bob Day")
+    assert out == f"{first} called; later {first} wrote to {second}."
+    assert first != second and "Ann Lee" not in out and "Bob Day" not in out
+    assert pii.Surrogates(seed=7).replace_spans(text, spans) == out  # seeded: reproducible
+
+
+def test_fill_placeholders_uses_known_values_and_faker_types():
+    surrogates = pii.Surrogates(seed=1)
+    out = surrogates.fill_placeholders("Dear <PERSON>, we mailed <EMAIL_ADDRESS> about <WEIRD_THING>.",
+                                       known={"PERSON": "Zoe Quinn"})
+    assert out.startswith("Dear Zoe Quinn, we mailed ")
+    assert "@" in out and "<" not in out and ">" not in out
+    assert pii.PLACEHOLDER.search(out) is None
+
+
+def test_surrogate_locale():
+    assert pii.Surrogates(locale="de_DE", seed=3).new_value("PERSON")
+    with pytest.raises(ConfigError, match="locale"):
+        pii.Surrogates(locale="xx_NOPE")
+
+
+def test_redact_frame_and_examples_hide_raw_pii(analyzer):
+    df = customers()
+    result = pii.scan_pii(df, analyzer=analyzer, n_jobs=1)
+    redacted = pii.redact_frame(df, result)
+    assert "John Smith" not in redacted["complaint"][0] and "<PERSON>" in redacted["complaint"][0]
+    assert redacted["complaint"][1] == df["complaint"][1] and pd.isna(redacted["complaint"][3])
+    examples = pii.redacted_examples(df, result, "complaint")
+    assert examples and all("John Smith" not in e and "mbrown@example.com" not in e for e in examples)
+
+
+def test_examples_mask_pii_the_scan_missed():
+    masked = pii.mask_undetected("Kristíana Valbergsdóttir said The <PERSON> paid 4111 at Lisbon")
+    assert masked == "K\u2026 V\u2026 said The <PERSON> paid #### at L\u2026"
+
+
+def test_dates_and_places_are_not_structured_pii(analyzer):
+    df = pd.DataFrame({"opened": [f"2024-0{m}-1{d}" for m in range(1, 6) for d in range(4)],
+                       "city": ["Paris", "London", "Berlin", "Madrid"] * 5,
+                       "home_address": ["12 Main Street, Springfield", "4 Elm Road, Boston",
+                                        "77 Sunset Blvd, Los Angeles", "9 Baker Street, London"] * 5})
+    found = pii.detect_structured_pii(df, analyzer=analyzer, n_jobs=1)
+    assert "opened" not in found and "city" not in found
+    assert found["home_address"].entity_type == "LOCATION"
