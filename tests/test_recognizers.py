@@ -1,0 +1,175 @@
+"""The recognizers synthtext adds to presidio (synthtext/pii/recognizers.py).
+
+Each test names the recognizer that must produce (or must not produce) a span, so it fails if that
+recognizer breaks even when another one happens to find the same text.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from synthtext import pii
+from synthtext.pii import recognizers
+
+pytestmark = pytest.mark.skipif(pii.find_spacy_pipeline() is None, reason="no spaCy English pipeline")
+
+
+@pytest.fixture(scope="module")
+def analyzer():
+    return pii.build_analyzer()
+
+
+def found(analyzer, text: str, entity: str) -> list[tuple[str, str]]:
+    """(matched text, recognizer name) of the spans of ``entity`` above the default threshold."""
+    results = analyzer.analyze(text, language="en", score_threshold=pii.DEFAULT_SCORE_THRESHOLD)
+    return [(text[r.start:r.end], r.recognition_metadata.get("recognizer_name"))
+            for r in results if r.entity_type == entity]
+
+
+def luhn_complete(prefix: str, length: int) -> str:
+    """``prefix`` padded with 1s and a Luhn check digit to ``length`` digits."""
+    body = (prefix + "1" * length)[:length - 1]
+    total = 0
+    for i, ch in enumerate(reversed(body)):
+        digit = int(ch) * (2 if i % 2 == 0 else 1)
+        total += digit - 9 if digit > 9 else digit
+    return body + str((10 - total % 10) % 10)
+
+
+def test_luhn_helper_agrees_with_presidio():
+    card = recognizers.PaymentCardRecognizer()
+    number = luhn_complete("4", 16)
+    assert card.validate_result(number) is True
+    broken = number[:-1] + str((int(number[-1]) + 1) % 10)
+    assert card.validate_result(broken) is False
+
+
+# Payment cards ------------------------------------------------------------------------------------
+
+
+def test_recognizers_are_registered_and_replace_stock_ones(analyzer):
+    names = {r.name for r in analyzer.registry.recognizers}
+    assert {"PaymentCardRecognizer", "LibPhoneRecognizer", "PhoneShapeRecognizer",
+            "NameListRecognizer"} <= names
+    assert not names & recognizers.REPLACED_RECOGNIZERS
+
+
+@pytest.mark.parametrize("number", [
+    luhn_complete("4", 19),                # 19-digit Visa
+    luhn_complete("5038", 12),             # 12-digit Maestro
+    luhn_complete("6762", 12),             # 12-digit Maestro
+])
+def test_rare_card_lengths_are_found_with_context(analyzer, number):
+    text = f"Please block my card {number} today."
+    assert (number, "PaymentCardRecognizer") in found(analyzer, text, "CREDIT_CARD")
+
+
+@pytest.mark.parametrize("number", [
+    luhn_complete("2131", 15),             # 15-digit JCB
+    luhn_complete("2720", 16),             # Mastercard 2-series
+    "-".join(luhn_complete("2221", 16)[i:i + 4] for i in range(0, 16, 4)),  # grouped with dashes
+])
+def test_common_card_lengths_are_found_without_context(analyzer, number):
+    text = f"Order {number} was shipped."
+    assert (number, "PaymentCardRecognizer") in found(analyzer, text, "CREDIT_CARD")
+
+
+def test_luhn_invalid_number_is_not_a_card(analyzer):
+    valid = luhn_complete("4", 16)
+    invalid = valid[:-1] + str((int(valid[-1]) + 1) % 10)
+    assert found(analyzer, f"My credit card {invalid} was declined.", "CREDIT_CARD") == []
+
+
+def test_rare_length_without_context_is_not_a_card(analyzer):
+    number = luhn_complete("5038", 12)
+    assert found(analyzer, f"Reference {number} was shipped.", "CREDIT_CARD") == []
+
+
+# Phone numbers ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, number", [
+    ("Mobile: +447700 921 916", "+447700 921 916"),
+    ("Desk: +1-903-140-4508x769", "+1-903-140-4508x769"),
+    ("Fax: +41 (0)71 526 99 04", "+41 (0)71 526 99 04"),
+    ("Phone: (37) 788-063", "(37) 788-063"),
+    ("Can someone call me on 450 0840?", "450 0840"),
+    ("Please phone 60-56-85-91 after six.", "60-56-85-91"),
+    ("416 60 039 office", "416 60 039"),
+])
+def test_international_and_local_phone_formats(analyzer, text, number):
+    assert (number, "PhoneShapeRecognizer") in found(analyzer, text, "PHONE_NUMBER")
+
+
+@pytest.mark.parametrize("text", [
+    "The invoice total was 699 956 915 units.",  # digit groups without a phone word
+    "Call me on 2012-10-01 00:46.",              # a date and time
+    "Call me on 01.10.2012 please.",
+    "Call me, the code is 078-05-1120.",         # shaped like a US SSN
+])
+def test_phone_shaped_non_phones_are_not_phones(analyzer, text):
+    assert found(analyzer, text, "PHONE_NUMBER") == []
+
+
+@pytest.mark.parametrize("text", [
+    "I want to cancel my card 4926351740466081 because I lost it",  # python-phonenumbers takes it
+    "Please call: client_ip = 172.61.42.192",
+])
+def test_numbers_found_as_other_entities_are_not_phones(analyzer, text):
+    assert found(analyzer, text, "PHONE_NUMBER") == []
+
+
+# Person names -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, name", [
+    ("Follow up with Sigrid Nyström in a couple of months.", "Sigrid Nyström"),
+    ("They had 6: Efimiya, Mary, Derek, Isabel, Teresa and Jodi.", "Derek"),
+    ("Is there a better crafted pop song? Usamov and Becker were precision engineers.", "Becker"),
+])
+def test_names_spacy_misses_are_found(analyzer, text, name):
+    assert (name, "NameListRecognizer") in found(analyzer, text, "PERSON")
+
+
+@pytest.mark.parametrize("text", [
+    "Love and Hope are not people.",
+    "I will grant you that it may rain.",
+    "Grant me patience, said the teacher.",
+    "I hope you will mark my words and love the summer.",
+    "Please close the door, Will.",
+    "Ah, the hope of a new day.",
+])
+def test_english_words_that_are_also_names_are_not_people(analyzer, text):
+    assert found(analyzer, text, "PERSON") == []
+
+
+@pytest.mark.parametrize("text, not_a_name", [
+    ("What is your address? it is 5638 Aasa 43, Humilimont", "Aasa"),
+    ("Sofie lives on 69 Av Sidi Lakhmi street.", "Sidi"),
+    ("The parcel went to 974 Via Roma 131, Montafia.", "Roma"),
+    ("Meet me at the corner of Gordon Terrace and Main.", "Gordon"),
+    ("Jones, Smith and Davis Orchestra was founded in 1988 by Fritz-Armstrong Ltd.", "Armstrong"),
+    ("I will be travelling to France next week.", "France"),
+])
+def test_addresses_and_places_are_not_names(analyzer, text, not_a_name):
+    names = [(span, name) for span, name in found(analyzer, text, "PERSON") if name == "NameListRecognizer"]
+    assert not any(not_a_name in span for span, _ in names)
+
+
+def test_a_name_listed_with_another_name_is_lifted(analyzer):
+    # "Walker" is also an English word; alone it is not tagged, listed with "Eklund" it is a name.
+    text = "Is there a better crafted pop song on this list? Eklund and Walker were precision engineers."
+    assert ("Walker", "NameListRecognizer") in found(analyzer, text, "PERSON")
+    assert found(analyzer, "Walker began writing as a teenager.", "PERSON") == []
+
+
+def test_context_word_lifts_an_ambiguous_name(analyzer):
+    # "Scott" is also an English word (WordNet), so it needs a context word.
+    assert ("Scott", "NameListRecognizer") not in found(analyzer, "Scott is here.", "PERSON")
+    assert ("Scott", "NameListRecognizer") in found(analyzer, "Dear Scott, thanks for the help.", "PERSON")
+
+
+def test_name_lists_come_from_faker():
+    first, last = recognizers.name_lists()
+    assert {"derek", "sigrid"} <= first and {"becker", "nyström"} <= last
+    assert "grant" in recognizers.english_words()
