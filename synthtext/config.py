@@ -1,0 +1,260 @@
+"""Configuration dataclasses for training, checked on construction.
+
+Every check raises :class:`~synthtext.errors.ConfigError` with a message that names
+the field, the value given and what to do. Values that depend on the data (the
+default delta depends on the number of records) are resolved at training time,
+never guessed from the data silently.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from .errors import ConfigError
+
+ACCOUNTANTS = ("prv", "rdp", "gdp")
+TARGET_MODULE_PRESETS = ("all-linear", "attention")
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def _check_number(name: str, value: Any, *, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        raise ConfigError(f"{name} must be a number, got {value!r}.")
+
+
+def _check_int(name: str, value: Any, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{name} must be an integer, got {value!r}.")
+    if value < minimum:
+        raise ConfigError(f"{name} must be >= {minimum}, got {value}.")
+
+
+def _from_dict(cls, data: dict):
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"{cls.__name__} got unknown field(s) {unknown}; known fields: {sorted(known)}.")
+    return cls(**data)
+
+
+@dataclass
+class PrivacyConfig:
+    """How much privacy to spend on the text columns, per record (one row).
+
+    Set ``epsilon=None`` to train *without* differential privacy (for comparison only:
+    the ledger then says so plainly).
+    """
+
+    epsilon: float | None = 8.0
+    """Target epsilon for the whole training run. ``None`` switches DP off."""
+
+    delta: float | None = None
+    """Target delta. ``None`` uses min(1e-5, 1/(10 n)) for n records. Must be below 1/n."""
+
+    max_grad_norm: float = 1.0
+    """Per-record gradient clipping norm C (sensitivity of each step)."""
+
+    accountant: str = "prv"
+    """Privacy accountant: "prv" (tight numerical, default), "rdp", or "gdp" (experimental,
+    can underestimate epsilon)."""
+
+    noise_multiplier: float | None = None
+    """Set to fix sigma instead of calibrating it to ``epsilon``. Training then stops early,
+    before epsilon would exceed the target (see ``TrainConfig.stop_at_budget``)."""
+
+    min_records: int = 100
+    """Refuse DP training with fewer records than this (small n gives noise, not text)."""
+
+    max_noise_multiplier: float = 50.0
+    """Refuse when the calibrated noise multiplier is above this: the model would learn nothing."""
+
+    def __post_init__(self) -> None:
+        _check_number("epsilon", self.epsilon, allow_none=True)
+        if self.epsilon is not None and not (0 < self.epsilon < math.inf):
+            raise ConfigError(
+                f"epsilon must be > 0 and finite, got {self.epsilon}. "
+                "Typical values are 1 to 10; use epsilon=None to train without differential privacy."
+            )
+        _check_number("delta", self.delta, allow_none=True)
+        if self.delta is not None and not (0 < self.delta < 1):
+            raise ConfigError(
+                f"delta must be in (0, 1) and well below 1/n_records, got {self.delta}. "
+                "Leave it as None to use min(1e-5, 1/(10 n))."
+            )
+        _check_number("max_grad_norm", self.max_grad_norm)
+        if not (0 < self.max_grad_norm < math.inf):
+            raise ConfigError(
+                f"max_grad_norm must be > 0 and finite, got {self.max_grad_norm}. A typical value is 1.0."
+            )
+        if self.accountant not in ACCOUNTANTS:
+            raise ConfigError(f"accountant must be one of {ACCOUNTANTS}, got {self.accountant!r}.")
+        _check_number("noise_multiplier", self.noise_multiplier, allow_none=True)
+        if self.noise_multiplier is not None and not (0 <= self.noise_multiplier < math.inf):
+            raise ConfigError(f"noise_multiplier must be >= 0 and finite, got {self.noise_multiplier}.")
+        _check_int("min_records", self.min_records, minimum=1)
+        _check_number("max_noise_multiplier", self.max_noise_multiplier)
+        if self.max_noise_multiplier <= 0:
+            raise ConfigError(f"max_noise_multiplier must be > 0, got {self.max_noise_multiplier}.")
+
+    @property
+    def dp(self) -> bool:
+        """True when training is differentially private."""
+        return self.epsilon is not None
+
+    def resolve_delta(self, n_records: int) -> float:
+        """The delta to use for ``n_records`` records; raises ConfigError if delta >= 1/n."""
+        if self.delta is None:
+            return min(1e-5, 1.0 / (10 * n_records))
+        if self.delta >= 1.0 / n_records:
+            raise ConfigError(
+                f"delta={self.delta:g} is not below 1/n = 1/{n_records} = {1.0 / n_records:.3g}: "
+                "with delta >= 1/n a mechanism may publish a whole record. "
+                "Leave delta=None to use min(1e-5, 1/(10 n))."
+            )
+        return float(self.delta)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PrivacyConfig:
+        return _from_dict(cls, data)
+
+
+@dataclass
+class TrainConfig:
+    """How to train (the optimisation side; the privacy side is :class:`PrivacyConfig`)."""
+
+    epochs: int = 3
+    """Passes over the data (under DP: expected passes, as batches are Poisson-sampled)."""
+
+    batch_size: int = 64
+    """Logical batch size: the *expected* records per step (under DP the sample rate is
+    1/ceil(n / batch_size), about batch_size / n)."""
+
+    max_physical_batch_size: int = 16
+    """Most records through the model at once; larger logical batches are split (memory only)."""
+
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    max_length: int | None = None
+    """Maximum tokens per record (prompt + text); None: the model's default (512 bytes for the
+    built-in model, 256 tokens otherwise). A fixed setting, never derived from the data."""
+
+    lora_r: int = 8
+    lora_alpha: int = 16
+    lora_dropout: float = 0.0
+    target_modules: str | list[str] = "all-linear"
+    """LoRA targets: "all-linear" (every linear layer of the blocks, per model family),
+    "attention" (attention projections only) or a list of module names."""
+
+    seed: int = 0
+    device: str = "auto"
+    """"auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1", ..."""
+
+    precision: str = "auto"
+    """"auto" (bf16 autocast on a CUDA GPU that supports it, else fp32), "fp32" or "bf16"."""
+
+    progress: bool = True
+    """Show a progress bar (stderr) with loss and epsilon spent."""
+
+    stop_at_budget: bool = True
+    """With a fixed ``noise_multiplier``: stop before epsilon would exceed the target."""
+
+    check_weights_changed: bool = True
+    """After training, raise ModelError if the trainable weights did not change (opacus #820)."""
+
+    def __post_init__(self) -> None:
+        _check_int("epochs", self.epochs, minimum=1)
+        _check_int("batch_size", self.batch_size, minimum=1)
+        _check_int("max_physical_batch_size", self.max_physical_batch_size, minimum=1)
+        for name in ("learning_rate", "weight_decay", "lora_dropout"):
+            _check_number(name, getattr(self, name))
+        if not (0 < self.learning_rate < math.inf):
+            raise ConfigError(f"learning_rate must be > 0, got {self.learning_rate}. Try 1e-3 for LoRA under DP.")
+        if self.weight_decay < 0:
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay}.")
+        if self.max_length is not None:
+            _check_int("max_length", self.max_length, minimum=2)
+        _check_int("lora_r", self.lora_r, minimum=1)
+        _check_int("lora_alpha", self.lora_alpha, minimum=1)
+        if not (0 <= self.lora_dropout < 1):
+            raise ConfigError(f"lora_dropout must be in [0, 1), got {self.lora_dropout}.")
+        tm = self.target_modules
+        if isinstance(tm, str):
+            if tm not in TARGET_MODULE_PRESETS:
+                raise ConfigError(
+                    f"target_modules must be one of {TARGET_MODULE_PRESETS} or a list of module names "
+                    f"(e.g. ['q_proj', 'v_proj']), got {tm!r}."
+                )
+        elif isinstance(tm, (list, tuple)) and tm and all(isinstance(t, str) and t for t in tm):
+            self.target_modules = list(tm)
+        else:
+            raise ConfigError(f"target_modules must be a preset name or a non-empty list of module names, got {tm!r}.")
+        _check_int("seed", self.seed, minimum=0)
+        if not isinstance(self.device, str) or not (
+            self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")
+        ):
+            raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}.")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}.")
+        for name in ("progress", "stop_at_budget", "check_weights_changed"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}.")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> TrainConfig:
+        return _from_dict(cls, data)
+
+
+@dataclass
+class PrivacyLedger:
+    """What one training run spent, in plain numbers (written next to the weights as JSON)."""
+
+    dp: bool
+    epsilon: float | None
+    """Epsilon spent (None without DP: no differential privacy)."""
+    delta: float | None
+    noise_multiplier: float | None
+    sample_rate: float | None
+    steps: int
+    epochs: float
+    """Passes over the data actually made (steps x sample rate under DP)."""
+    accountant: str | None
+    max_grad_norm: float | None
+    n_records: int
+    model: str
+    privacy_unit: str = "row"
+    target_epsilon: float | None = None
+    expected_batch_size: float | None = None
+    sampling: str | None = None
+    stopped_early: bool = False
+    secure_rng: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def summary(self) -> str:
+        if not self.dp:
+            return f"no differential privacy: {self.model} trained on {self.n_records} rows without DP."
+        return (
+            f"(epsilon={self.epsilon:.3g}, delta={self.delta:.2g})-DP per row, {self.accountant} accountant: "
+            f"{self.steps} steps, sample rate {self.sample_rate:.4g}, noise multiplier {self.noise_multiplier:.4g}, "
+            f"clipping norm {self.max_grad_norm:g}, {self.n_records} rows, model {self.model}."
+        )
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["summary"] = self.summary
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> PrivacyLedger:
+        data = {k: v for k, v in data.items() if k != "summary"}
+        return _from_dict(cls, data)

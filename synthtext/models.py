@@ -1,0 +1,654 @@
+"""Base models: the built-in byte-level transformer, or a pretrained causal LM (+ LoRA).
+
+``load_base_model(model)`` resolves what the user asked for:
+
+* ``None`` -> the built-in :class:`ByteTransformerLM` on a :class:`ByteTokenizer`. It needs no
+  download and is trained from scratch (under DP). It is made only of ``nn.Linear``,
+  ``nn.Embedding`` and ``nn.LayerNorm``, the modules Opacus computes per-sample gradients for.
+* a local directory or a Hugging Face hub id -> a causal LM loaded with ``trust_remote_code=False``
+  (``local_files_only=True`` for a directory). If it cannot be loaded we raise
+  :class:`~synthtext.errors.ModelError` saying how to get it: we never swap in another model.
+
+The tokenizer is never fitted on private data: bytes for the built-in model, the base model's
+own (public) tokenizer otherwise.
+
+``encode_examples`` turns (prompt, text) pairs into token ids plus the length of the
+conditioning prefix, so training puts the loss on the text tokens only (prefix-LM loss).
+``TrainedModel`` is what training returns; it saves to / loads from a directory of JSON and
+safetensors files (no pickle, no training text).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import PrivacyConfig, PrivacyLedger, TrainConfig
+from .errors import ConfigError, DataError, ModelError
+
+BUILTIN_PREFIX = "synthtext/byte-transformer"
+FORMAT_NAME = "synthtext-model"
+FORMAT_VERSION = 1
+META_FILE = "synthtext_model.json"
+LEDGER_FILE = "privacy_ledger.json"
+BUILTIN_WEIGHTS = "model.safetensors"
+ADAPTER_DIR = "adapter"
+
+
+# --------------------------------------------------------------------------------------------
+# Byte tokenizer (nothing learned: 256 byte values + 4 special tokens)
+# --------------------------------------------------------------------------------------------
+
+
+class ByteTokenizer:
+    """UTF-8 bytes as tokens. Ids 0-255 are bytes; then PAD, BOS, EOS, SEP."""
+
+    pad_token_id = 256
+    bos_token_id = 257
+    eos_token_id = 258
+    sep_token_id = 259
+    vocab_size = 260
+    name = "bytes"
+
+    def encode(self, text: str, add_special_tokens: bool = False) -> list[int]:
+        ids = list(text.encode("utf-8"))
+        return [self.bos_token_id, *ids, self.eos_token_id] if add_special_tokens else ids
+
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+        data = bytes(int(i) for i in ids if 0 <= int(i) < 256)
+        return data.decode("utf-8", errors="replace")
+
+    def batch_decode(self, batch: Sequence[Sequence[int]], skip_special_tokens: bool = True) -> list[str]:
+        return [self.decode(ids) for ids in batch]
+
+
+# --------------------------------------------------------------------------------------------
+# Built-in model
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class ByteLMConfig:
+    """Shape of the built-in byte-level decoder."""
+
+    d_model: int = 192
+    n_layer: int = 4
+    n_head: int = 4
+    d_ff: int = 768
+    max_positions: int = 512
+    vocab_size: int = ByteTokenizer.vocab_size
+    dropout: float = 0.0
+    size: str = "custom"
+
+    def __post_init__(self) -> None:
+        for name in ("d_model", "n_layer", "n_head", "d_ff", "max_positions", "vocab_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"builtin model {name} must be a positive integer, got {v!r}.")
+        if self.d_model % self.n_head:
+            raise ConfigError(f"builtin model d_model={self.d_model} must be divisible by n_head={self.n_head}.")
+        if not (0 <= self.dropout < 1):
+            raise ConfigError(f"builtin model dropout must be in [0, 1), got {self.dropout}.")
+
+    @classmethod
+    def preset(cls, size: str) -> ByteLMConfig:
+        """"tiny" (tests, 38k parameters), "small" (CPU default, 2.0M), "base" (GPU default, 26M)."""
+        if size not in BUILTIN_PRESETS:
+            raise ConfigError(f"builtin model size must be one of {sorted(BUILTIN_PRESETS)} or 'auto', got {size!r}.")
+        return cls(**BUILTIN_PRESETS[size], size=size)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+BUILTIN_PRESETS: dict[str, dict[str, int]] = {
+    "tiny": dict(d_model=32, n_layer=2, n_head=2, d_ff=64, max_positions=128),
+    "small": dict(d_model=192, n_layer=4, n_head=4, d_ff=768, max_positions=512),
+    "base": dict(d_model=512, n_layer=8, n_head=8, d_ff=2048, max_positions=1024),
+}
+
+
+class _Block(nn.Module):
+    def __init__(self, cfg: ByteLMConfig):
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.fc1 = nn.Linear(cfg.d_model, cfg.d_ff)
+        self.fc2 = nn.Linear(cfg.d_ff, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        b, t, c = x.shape
+        q, k, v = self.qkv(self.ln1(x)).split(c, dim=2)
+        q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
+        # Attention itself has no parameters, so per-sample gradients stay exact.
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        x = x + self.drop(self.proj(y.transpose(1, 2).reshape(b, t, c)))
+        return x + self.drop(self.fc2(F.gelu(self.fc1(self.ln2(x)))))
+
+
+class ByteTransformerLM(nn.Module):
+    """A small pre-LayerNorm GPT-style decoder over bytes.
+
+    Built only from nn.Embedding, nn.Linear and nn.LayerNorm, so Opacus has an exact
+    per-sample gradient rule for every trainable parameter. Position ids are always (B, L)
+    (never a (1, L) buffer, which would give per-sample gradients of batch size 1).
+    The output layer is not tied to the input embedding.
+    """
+
+    def __init__(self, config: ByteLMConfig, *, seed: int = 0):
+        super().__init__()
+        self.config = config
+        self.tok_emb = nn.Embedding(config.vocab_size, config.d_model)
+        self.pos_emb = nn.Embedding(config.max_positions, config.d_model)
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(_Block(config) for _ in range(config.n_layer))
+        self.ln_f = nn.LayerNorm(config.d_model)
+        self.lm_head = nn.Linear(config.d_model, config.vocab_size, bias=False)
+        self.reset_parameters(seed)
+
+    def reset_parameters(self, seed: int = 0) -> None:
+        """GPT-2 style init from a private generator (the global RNG is left alone)."""
+        g = torch.Generator().manual_seed(seed)
+        resid_std = 0.02 / math.sqrt(2 * self.config.n_layer)
+        with torch.no_grad():
+            for name, p in self.named_parameters():
+                if name.endswith("bias"):
+                    p.zero_()
+                elif ".ln" in name or name.startswith("ln_"):
+                    p.fill_(1.0)
+                else:
+                    std = resid_std if name.endswith(("proj.weight", "fc2.weight")) else 0.02
+                    p.copy_(torch.randn(p.shape, generator=g) * std)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """(B, L) token ids -> (B, L, vocab) logits. Padding may be on either side."""
+        b, t = input_ids.shape
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if position_ids is None:
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        if t > self.config.max_positions:
+            raise ModelError(
+                f"sequence of {t} tokens is longer than the model's {self.config.max_positions} positions."
+            )
+        causal = torch.ones(t, t, dtype=torch.bool, device=input_ids.device).tril()
+        keep = causal[None, None] & attention_mask.bool()[:, None, None, :]
+        # Every position may attend to itself, so fully padded rows never produce NaN.
+        keep = keep | torch.eye(t, dtype=torch.bool, device=input_ids.device)[None, None]
+        x = self.drop(self.tok_emb(input_ids) + self.pos_emb(position_ids))
+        for block in self.blocks:
+            x = block(x, keep)
+        return self.lm_head(self.ln_f(x))
+
+
+# --------------------------------------------------------------------------------------------
+# Resolving the base model
+# --------------------------------------------------------------------------------------------
+
+# LoRA targets per model family (config.model_type). "all-linear" = every linear layer in the
+# blocks (the LM head and embeddings stay frozen); "attention" = attention projections only.
+LORA_TARGETS: dict[str, dict[str, list[str]]] = {
+    "gpt2": {"all-linear": ["c_attn", "c_proj", "c_fc"], "attention": ["c_attn"]},
+    "llama": {
+        "all-linear": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        "attention": ["q_proj", "k_proj", "v_proj", "o_proj"],
+    },
+    "gpt_neox": {
+        "all-linear": ["query_key_value", "dense", "dense_h_to_4h", "dense_4h_to_h"],
+        "attention": ["query_key_value", "dense"],
+    },
+}
+FAMILY_OF_MODEL_TYPE = {
+    "gpt2": "gpt2",
+    "llama": "llama",
+    "mistral": "llama",
+    "qwen2": "llama",
+    "qwen3": "llama",
+    "gpt_neox": "gpt_neox",
+}
+
+
+@dataclass
+class BaseModel:
+    """A base model ready for training: the network, its tokenizer and where it came from.
+
+    ``train_private`` modifies ``model`` in place (LoRA layers are injected): load a fresh
+    BaseModel for every training run.
+    """
+
+    model: nn.Module
+    tokenizer: Any
+    name: str
+    """Hub id, absolute directory, or "synthtext/byte-transformer-<size>"."""
+    kind: str
+    """"builtin" (trained from scratch, all weights) or "pretrained" (LoRA adapter)."""
+    family: str | None = None
+    builtin_config: ByteLMConfig | None = None
+    max_positions: int | None = None
+
+    @property
+    def default_max_length(self) -> int:
+        """Default tokens per record: 512 bytes for the built-in model, 256 tokens otherwise."""
+        limit = self.max_positions or 1_000_000
+        return min(512 if self.kind == "builtin" else 256, limit)
+
+    def max_length(self, train: TrainConfig) -> int:
+        """Tokens per record for ``train``: its max_length, or this model's default."""
+        if train.max_length is None:
+            return self.default_max_length
+        if self.max_positions and train.max_length > self.max_positions:
+            raise ConfigError(
+                f"max_length={train.max_length} is more than {self.name} supports ({self.max_positions} positions)."
+            )
+        return train.max_length
+
+
+def _builtin_size(size: str, device: str | None) -> str:
+    if size != "auto":
+        return size
+    on_gpu = (device or "").startswith("cuda") or (device in (None, "auto") and torch.cuda.is_available())
+    return "base" if on_gpu else "small"
+
+
+def load_base_model(
+    model: str | os.PathLike | None = None,
+    *,
+    size: str | ByteLMConfig = "auto",
+    device: str | None = None,
+    seed: int = 0,
+    revision: str | None = None,
+) -> BaseModel:
+    """Resolve ``model`` to a :class:`BaseModel` (weights in float32, on CPU).
+
+    Args:
+        model: ``None`` for the built-in byte model; a directory holding a causal LM
+            (config.json, weights, tokenizer); or a Hugging Face hub id such as "gpt2" or
+            "HuggingFaceTB/SmolLM2-135M".
+        size: built-in model only: "tiny", "small" (CPU default), "base" (GPU default), "auto"
+            (by ``device``), or a :class:`ByteLMConfig`.
+        device: only used to pick the built-in size with ``size="auto"``.
+        seed: built-in model only: seed of the random initialisation.
+        revision: hub revision (branch, tag or commit) for a hub id.
+
+    Raises:
+        ModelError: the pretrained model cannot be loaded (offline, wrong path, not a causal LM).
+    """
+    if model is None:
+        cfg = size if isinstance(size, ByteLMConfig) else ByteLMConfig.preset(_builtin_size(size, device))
+        net = ByteTransformerLM(cfg, seed=seed)
+        return BaseModel(
+            model=net,
+            tokenizer=ByteTokenizer(),
+            name=f"{BUILTIN_PREFIX}-{cfg.size}",
+            kind="builtin",
+            family="byte-transformer",
+            builtin_config=cfg,
+            max_positions=cfg.max_positions,
+        )
+    return _load_pretrained(str(model), revision=revision)
+
+
+def _help(name: str) -> str:
+    return (
+        f"To use {name!r}: on a machine with internet access run "
+        f"`hf download {name} --local-dir ./models/{Path(name).name}` "
+        f"(or `huggingface-cli download ...`) and pass model='./models/{Path(name).name}'. "
+        "Or pass model=None to use the built-in byte-level model (no download; trained from scratch "
+        "on your data, so expect lower quality)."
+    )
+
+
+def _load_pretrained(name: str, *, revision: str | None = None) -> BaseModel:
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    path = Path(name).expanduser()
+    is_dir = path.is_dir()
+    if not is_dir and (path.exists() or name.startswith((".", "/", "~")) or name.endswith(("/", os.sep))):
+        raise ModelError(
+            f"model={name!r}: no such directory (a local model must be a directory with config.json, "
+            "weights and tokenizer files). Pass model=None to use the built-in byte-level model."
+        )
+    source = str(path.resolve()) if is_dir else name
+    kwargs: dict[str, Any] = {"trust_remote_code": False}
+    if is_dir:
+        kwargs["local_files_only"] = True
+    elif revision is not None:
+        kwargs["revision"] = revision
+    where = f"directory {source}" if is_dir else f"Hugging Face hub id {name!r}"
+    try:
+        config = AutoConfig.from_pretrained(source, **kwargs)
+    except (OSError, ValueError, KeyError) as e:
+        msg = f"could not load the model config from {where}: {type(e).__name__}: {_first_line(e)}. "
+        if not is_dir:
+            offline = _hub_offline()
+            msg += ("HF_HUB_OFFLINE is set, so nothing is downloaded. " if offline else "")
+            msg += _help(name)
+        else:
+            msg += (
+                "Check that the directory holds a Hugging Face causal LM (config.json). "
+                "Or pass model=None for the built-in model."
+            )
+        raise ModelError(msg) from e
+    family = FAMILY_OF_MODEL_TYPE.get(config.model_type, config.model_type)
+    try:
+        net = AutoModelForCausalLM.from_pretrained(source, config=config, dtype=torch.float32, **kwargs)
+    except ValueError as e:
+        raise ModelError(
+            f"{where} (model_type={config.model_type!r}) is not a causal language model that transformers "
+            f"can load without remote code: {_first_line(e)}. Use a GPT-2, Llama/SmolLM, Qwen or Pythia model, "
+            "or model=None for the built-in model."
+        ) from e
+    except OSError as e:
+        raise ModelError(f"could not load the weights from {where}: {_first_line(e)}. " + _help(name)) from e
+    try:
+        tok = AutoTokenizer.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as e:
+        raise ModelError(f"could not load the tokenizer from {where}: {_first_line(e)}. " + _help(name)) from e
+    if tok.eos_token_id is None:
+        raise ModelError(f"the tokenizer of {where} has no end-of-sequence token; synthtext needs one to end texts.")
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token  # padding is masked everywhere; generation needs a pad id
+    n_emb = net.get_input_embeddings().num_embeddings
+    if len(tok) > n_emb:
+        raise ModelError(f"the tokenizer of {where} has {len(tok)} tokens but the model only {n_emb}.")
+    max_pos = getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None)
+    return BaseModel(model=net, tokenizer=tok, name=source, kind="pretrained", family=family, max_positions=max_pos)
+
+
+def _hub_offline() -> bool:
+    try:
+        from huggingface_hub import constants
+
+        return bool(constants.HF_HUB_OFFLINE)
+    except ImportError:  # pragma: no cover
+        return os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
+def lora_target_modules(family: str | None, target_modules: str | list[str]) -> list[str] | str:
+    """LoRA target module names for a model family, from a preset or an explicit list."""
+    if isinstance(target_modules, list):
+        return list(target_modules)
+    table = LORA_TARGETS.get(family or "")
+    if table is not None:
+        return list(table[target_modules])
+    if target_modules == "all-linear":
+        return "all-linear"  # peft's own rule: every Linear/Conv1D except the output layer
+    raise ConfigError(
+        f"target_modules='attention' has no preset for model family {family!r}; "
+        "pass the module names, e.g. target_modules=['q_proj', 'v_proj']."
+    )
+
+
+def add_lora(base: BaseModel, train: TrainConfig) -> nn.Module:
+    """Freeze ``base.model`` and inject LoRA adapters; returns the peft model.
+
+    Move the model to its device *before* calling this (opacus #820: LoRA weights can stay
+    untrained when the model is moved after ``get_peft_model``).
+    """
+    from peft import LoraConfig, get_peft_model
+
+    targets = lora_target_modules(base.family, train.target_modules)
+    cfg = LoraConfig(
+        r=train.lora_r,
+        lora_alpha=train.lora_alpha,
+        lora_dropout=train.lora_dropout,
+        target_modules=targets,
+        bias="none",
+        task_type="CAUSAL_LM",
+        fan_in_fan_out=base.family == "gpt2",  # GPT-2 stores its linears as transposed Conv1D
+    )
+    for p in base.model.parameters():
+        p.requires_grad_(False)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")  # peft vs transformers 5
+            peft_model = get_peft_model(base.model, cfg)
+    except ValueError as e:
+        raise ConfigError(f"target_modules={targets!r} did not match the model: {_first_line(e)}") from e
+    bad = [n for n, p in peft_model.named_parameters() if p.requires_grad and "lora_" not in n]
+    if bad:
+        raise ModelError(f"only LoRA weights may train, but these are trainable too: {bad[:5]}")
+    return peft_model
+
+
+# --------------------------------------------------------------------------------------------
+# Encoding (prompt, text) pairs
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EncodedExamples:
+    """Token ids per record and how many leading tokens are conditioning (BOS + prompt).
+
+    The loss is taken on positions >= prompt_lengths[i] only: the text and its EOS.
+    """
+
+    input_ids: list[list[int]]
+    prompt_lengths: list[int]
+    n_truncated: int = 0
+    """Records whose text was cut at ``max_length`` (they get no EOS)."""
+
+    def __post_init__(self) -> None:
+        if len(self.input_ids) != len(self.prompt_lengths):
+            raise DataError("input_ids and prompt_lengths must have the same length.")
+        for i, (ids, pl) in enumerate(zip(self.input_ids, self.prompt_lengths)):
+            if not (1 <= pl < len(ids)):
+                raise DataError(
+                    f"record {i}: prompt length {pl} must be >= 1 and leave at least one text token "
+                    f"({len(ids)} tokens)."
+                )
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def target_mask(self, i: int) -> list[int]:
+        ids, pl = self.input_ids[i], self.prompt_lengths[i]
+        return [0] * pl + [1] * (len(ids) - pl)
+
+
+def _encode_many(tokenizer: Any, strings: Sequence[str]) -> list[list[int]]:
+    if isinstance(tokenizer, ByteTokenizer):
+        return [tokenizer.encode(s) for s in strings]
+    if not strings:
+        return []
+    return list(tokenizer(list(strings), add_special_tokens=False)["input_ids"])
+
+
+def encode_examples(tokenizer: Any, prompts: Sequence[str], texts: Sequence[str], max_length: int) -> EncodedExamples:
+    """Encode (prompt, text) pairs as ``[BOS] prompt text [EOS]``.
+
+    BOS is the tokenizer's BOS token or, when it has none (GPT-2, Qwen), its EOS token, so the
+    first text token always has a context. A text too long for ``max_length`` is cut (and gets no
+    EOS: the model must not learn to stop there). A prompt that leaves no room for text raises
+    DataError: raise ``max_length`` or shorten the prompt.
+    """
+    if len(prompts) != len(texts):
+        raise DataError(f"got {len(prompts)} prompts but {len(texts)} texts.")
+    if isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2:
+        raise ConfigError(f"max_length must be an integer >= 2, got {max_length!r}.")
+    for what, seq in (("prompt", prompts), ("text", texts)):
+        for i, s in enumerate(seq):
+            if not isinstance(s, str):
+                raise DataError(f"{what} {i} is {type(s).__name__}, expected str.")
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    eos = tokenizer.eos_token_id
+    p_ids, t_ids = _encode_many(tokenizer, prompts), _encode_many(tokenizer, texts)
+    input_ids, prompt_lengths, n_cut = [], [], 0
+    too_long = []
+    for i, (p, t) in enumerate(zip(p_ids, t_ids)):
+        prefix = [bos, *p]
+        room = max_length - len(prefix)
+        if room < 1:
+            too_long.append(i)
+            continue
+        body = [*t, eos]
+        if len(body) > room:
+            body, n_cut = t[:room], n_cut + 1
+        input_ids.append(prefix + body)
+        prompt_lengths.append(len(prefix))
+    if too_long:
+        raise DataError(
+            f"{len(too_long)} prompt(s) (first: record {too_long[0]}) take all of max_length={max_length} tokens, "
+            "leaving no room for text. Raise max_length or use fewer conditioning columns."
+        )
+    return EncodedExamples(input_ids=input_ids, prompt_lengths=prompt_lengths, n_truncated=n_cut)
+
+
+# --------------------------------------------------------------------------------------------
+# The trained model: save / load
+# --------------------------------------------------------------------------------------------
+
+
+def _base_fingerprint(model: nn.Module) -> str:
+    """Hash of the first input-embedding rows: detects loading an adapter onto another base."""
+    emb = model.get_input_embeddings().weight.detach().float().cpu().flatten()[:4096]
+    return hashlib.sha256(emb.numpy().tobytes()).hexdigest()[:16]
+
+
+@dataclass
+class TrainedModel:
+    """A trained model (LoRA-adapted pretrained model, or the built-in model) and its ledger.
+
+    ``model`` is a peft ``PeftModelForCausalLM`` (has ``.generate``) or a
+    :class:`ByteTransformerLM` (``forward(input_ids, attention_mask, position_ids) -> logits``).
+    """
+
+    model: nn.Module
+    tokenizer: Any
+    base_name: str
+    kind: str
+    family: str | None
+    ledger: PrivacyLedger
+    train_config: TrainConfig
+    privacy_config: PrivacyConfig
+    builtin_config: ByteLMConfig | None = None
+    base_fingerprint: str | None = None
+    extra: dict = field(default_factory=dict)
+    train_log: dict = field(default_factory=dict, repr=False)
+    """Loss/epsilon per step and wall time of this run: in memory only, never saved (not DP)."""
+
+    def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits for a batch (right or left padded), on the model's device."""
+        dev = next(self.model.parameters()).device
+        input_ids = input_ids.to(dev)
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        attention_mask = attention_mask.to(dev)
+        position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        with torch.no_grad():
+            out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
+        return out if isinstance(out, torch.Tensor) else out.logits
+
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write ``path/`` with JSON metadata + ledger and safetensors weights (no pickle, no text)."""
+        from safetensors.torch import save_file
+
+        out = Path(path)
+        if out.exists() and any(out.iterdir()) and not overwrite:
+            raise ModelError(f"{out} exists and is not empty; pass overwrite=True or choose another directory.")
+        out.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "kind": self.kind,
+            "base_model": self.base_name,
+            "family": self.family,
+            "builtin_config": self.builtin_config.to_dict() if self.builtin_config else None,
+            "base_fingerprint": self.base_fingerprint,
+            "tokenizer": "bytes" if self.kind == "builtin" else "base model tokenizer",
+            "train_config": self.train_config.to_dict(),
+            "privacy_config": self.privacy_config.to_dict(),
+            "extra": self.extra,
+        }
+        if self.kind == "builtin":
+            state = {k: v.detach().cpu().contiguous() for k, v in self.model.state_dict().items()}
+            save_file(state, str(out / BUILTIN_WEIGHTS), metadata={"format": FORMAT_NAME})
+        else:
+            self.model.save_pretrained(str(out / ADAPTER_DIR), safe_serialization=True)
+        (out / LEDGER_FILE).write_text(json.dumps(self.ledger.to_dict(), indent=2) + "\n")
+        (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")  # written last: marks a complete save
+        return out
+
+    @classmethod
+    def load(
+        cls, path: str | os.PathLike, *, base_model: str | os.PathLike | None = None, device: str = "cpu"
+    ) -> TrainedModel:
+        """Load a directory written by :meth:`save`. Never runs remote code or unpickles.
+
+        Args:
+            base_model: where to find the pretrained base now, if it moved since training
+                (ignored for the built-in model).
+        """
+        from safetensors.torch import load_file
+
+        src = Path(path)
+        meta_path = src / META_FILE
+        if not meta_path.is_file():
+            raise ModelError(f"{src} is not a saved synthtext model (no {META_FILE}).")
+        try:
+            meta = json.loads(meta_path.read_text())
+            ledger = PrivacyLedger.from_dict(json.loads((src / LEDGER_FILE).read_text()))
+        except (OSError, ValueError) as e:
+            raise ModelError(f"cannot read the metadata in {src}: {e}") from e
+        if meta.get("format") != FORMAT_NAME or meta.get("format_version") != FORMAT_VERSION:
+            raise ModelError(f"{src}: unsupported format {meta.get('format')!r} v{meta.get('format_version')!r}.")
+        train_cfg = TrainConfig.from_dict(meta["train_config"])
+        priv_cfg = PrivacyConfig.from_dict(meta["privacy_config"])
+        if meta["kind"] == "builtin":
+            bcfg = ByteLMConfig(**meta["builtin_config"])
+            net = ByteTransformerLM(bcfg)
+            try:
+                net.load_state_dict(load_file(str(src / BUILTIN_WEIGHTS)), strict=True)
+            except (OSError, RuntimeError) as e:
+                raise ModelError(f"cannot load the weights in {src / BUILTIN_WEIGHTS}: {e}") from e
+            tok, family, fp = ByteTokenizer(), meta.get("family"), None
+        elif meta["kind"] == "pretrained":
+            from peft import PeftModel
+
+            adapter = src / ADAPTER_DIR
+            if (adapter / "adapter_model.bin").exists() or not (adapter / "adapter_model.safetensors").is_file():
+                raise ModelError(f"{adapter} must hold adapter_model.safetensors (pickled .bin files are refused).")
+            base = load_base_model(base_model if base_model is not None else meta["base_model"])
+            fp = _base_fingerprint(base.model)
+            if meta.get("base_fingerprint") and fp != meta["base_fingerprint"]:
+                raise ModelError(
+                    f"the base model {base.name} differs from the one this adapter was trained on "
+                    f"({meta['base_model']}): its embedding weights do not match."
+                )
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+                net = PeftModel.from_pretrained(base.model, str(adapter), is_trainable=False)
+            tok, family, bcfg = base.tokenizer, base.family, None
+        else:
+            raise ModelError(f"{src}: unknown model kind {meta['kind']!r}.")
+        net.to(device).eval()
+        return cls(
+            model=net, tokenizer=tok, base_name=meta["base_model"], kind=meta["kind"], family=family,
+            ledger=ledger, train_config=train_cfg, privacy_config=priv_cfg, builtin_config=bcfg,
+            base_fingerprint=fp, extra=meta.get("extra", {}),
+        )
+

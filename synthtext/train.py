@@ -1,0 +1,505 @@
+"""Differentially private fine-tuning: THE DP BOUNDARY (the only module that imports opacus).
+
+``train_private(base, examples, privacy, train)`` trains the built-in model (all weights) or
+LoRA adapters on a pretrained model with DP-SGD (Opacus) and returns a
+:class:`~synthtext.models.TrainedModel` holding the weights and a
+:class:`~synthtext.config.PrivacyLedger`.
+
+What the guarantee rests on (and what voids it):
+
+* Privacy unit: one record (one row). Each record is one sequence; never split a row across
+  sequences or pack several rows into one.
+* Poisson sampling (each record joins each step independently with probability q), as the
+  accountant assumes. ``sample_rate``, ``steps`` and ``noise_multiplier`` in the ledger are the
+  ones used. Physical batches (memory) only split a logical batch; they do not change q.
+* Each record's loss is the mean token loss over *its own* text tokens (prompt and padding
+  masked), so a record's gradient never depends on the other records in its batch. Opacus
+  (``loss_reduction="mean"``) recovers per-record gradients from the batch-mean loss, clips
+  each to ``max_grad_norm``, sums, adds N(0, sigma^2 C^2) noise and divides by the *expected*
+  batch size (int(q*n)), never by the random actual one.
+* Everything the model saw from the data went through this loop. Token vocabulary, max
+  length and model size are fixed settings, not statistics of the data.
+* Noise comes from torch's pseudo-random generator (Opacus ``secure_mode`` off): fine against
+  everything but floating-point attacks on the sampler/noise; the ledger says ``secure_rng: false``.
+* Training with ``PrivacyConfig(epsilon=None)`` is not private; the ledger says so.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+from typing import Iterator
+
+import torch
+import torch.nn.functional as F
+from opacus import PrivacyEngine
+from opacus.accountants import create_accountant
+from opacus.accountants.analysis import gdp
+from opacus.utils.batch_memory_manager import BatchMemoryManager
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+from tqdm.auto import tqdm
+
+from .config import PrivacyConfig, PrivacyLedger, TrainConfig
+from .errors import ConfigError, DataError, ModelError, PrivacyBudgetError
+from .models import BaseModel, ByteTransformerLM, EncodedExamples, TrainedModel, _base_fingerprint, add_lora
+
+GRAD_SAMPLE_MODE = "hooks"  # measured faster than ghost clipping for LoRA on an H100 (DESIGN.md)
+
+# ----------------------------------------------------------------------------------------------
+# Planning: sample rate, steps, noise multiplier (before touching the model)
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PrivacyPlan:
+    """What a run will do, computed from the record count and the configs alone."""
+
+    dp: bool
+    n_records: int
+    steps: int
+    steps_per_epoch: int
+    expected_batch_size: float
+    sample_rate: float | None = None
+    delta: float | None = None
+    noise_multiplier: float | None = None
+    epsilon: float | None = None
+    """Epsilon after ``steps`` steps (accountant's upper bound)."""
+    accountant: str | None = None
+    stops_early: bool = False
+    """Fixed noise multiplier: the budget ends before the configured epochs do."""
+
+
+@functools.lru_cache(maxsize=256)
+def _epsilon(accountant: str, noise_multiplier: float, sample_rate: float, steps: int, delta: float) -> float:
+    """Epsilon of `steps` Poisson-subsampled Gaussian steps (accountant's upper bound); cached."""
+    if steps == 0:
+        return 0.0
+    if noise_multiplier == 0:
+        return math.inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # gdp "experimental", rdp "largest alpha" notices
+        acc = create_accountant(mechanism=accountant)
+        acc.history = [(noise_multiplier, sample_rate, steps)]
+        try:
+            return float(acc.get_epsilon(delta=delta))
+        except ValueError:
+            if accountant != "gdp":
+                raise
+            # opacus' gdp root search is bracketed to [0, 500]: outside it, say which side we are on
+            mu = gdp.compute_mu_poisson(steps=steps, noise_multiplier=noise_multiplier, sample_rate=sample_rate)
+            return 0.0 if gdp.delta_eps_mu(eps=0.0, mu=mu) <= delta else math.inf
+
+
+@functools.lru_cache(maxsize=64)
+def _calibrate(accountant: str, target_epsilon: float, delta: float, sample_rate: float, steps: int,
+               ceiling: float) -> float:
+    """Smallest sigma in (0, ceiling] with epsilon <= target, to 0.01 in epsilon; cached.
+
+    The search of opacus' get_noise_multiplier (bisection until the epsilon is within 0.01
+    of the target), over our _epsilon, which also copes with gdp's bracketed root search.
+    The caller has checked epsilon(ceiling) <= target, so ``hi`` is always within budget.
+    """
+    lo, hi = 0.0, ceiling
+    eps_hi = _epsilon(accountant, hi, sample_rate, steps, delta)
+    while target_epsilon - eps_hi > 0.01 and hi - lo > 1e-6:
+        mid = (lo + hi) / 2
+        eps_mid = _epsilon(accountant, mid, sample_rate, steps, delta)
+        if eps_mid <= target_epsilon:
+            hi, eps_hi = mid, eps_mid
+        else:
+            lo = mid
+    return hi
+
+
+def plan_privacy(n_records: int, privacy: PrivacyConfig, train: TrainConfig) -> PrivacyPlan:
+    """Sample rate, steps and noise multiplier for ``n_records`` records, or a clear refusal.
+
+    The sample rate is q = 1/ceil(n / batch_size) (Opacus: one over the number of batches of
+    the plain loader), steps per epoch int(1/q), and sigma the smallest the accountant allows
+    for the target epsilon after all steps (so the spent epsilon never exceeds the target).
+
+    Raises:
+        PrivacyBudgetError: too few records, or the noise needed is absurd.
+        ConfigError: delta not below 1/n.
+    """
+    if n_records < 1:
+        raise DataError("no records to train on.")
+    batches = math.ceil(n_records / train.batch_size)
+    if not privacy.dp:
+        return PrivacyPlan(
+            dp=False, n_records=n_records, steps=train.epochs * batches, steps_per_epoch=batches,
+            expected_batch_size=float(min(train.batch_size, n_records)),
+        )
+    if n_records < privacy.min_records:
+        raise PrivacyBudgetError(
+            f"{n_records} rows is too few for differentially private training (min_records={privacy.min_records}); "
+            f"at epsilon={privacy.epsilon:g} the noise would drown what the model learns. Use more rows "
+            "(DP text models typically need 10,000+ for useful text), set epsilon=None to train without DP "
+            "(no privacy guarantee), or lower PrivacyConfig.min_records if you accept a noisy model."
+        )
+    delta = privacy.resolve_delta(n_records)
+    q = 1.0 / batches
+    steps_per_epoch = int(1 / q)  # exactly what opacus' UniformWithReplacementSampler yields
+    expected = q * n_records
+    if expected < 1 - 1e-9:
+        raise PrivacyBudgetError(f"expected batch of {expected:.3g} records (< 1): raise batch_size.")
+    steps = train.epochs * steps_per_epoch
+    acc, target = privacy.accountant, float(privacy.epsilon)
+    stops_early = False
+    if privacy.noise_multiplier is None:
+        ceiling = privacy.max_noise_multiplier
+        if _epsilon(acc, ceiling, q, steps, delta) > target:
+            raise PrivacyBudgetError(
+                f"epsilon={target:g} (delta={delta:.2g}) over {n_records} rows needs a noise multiplier above "
+                f"{ceiling:g} (batch_size={train.batch_size}, sample rate {q:.4g}, {train.epochs} epochs = {steps} "
+                "steps): the model would learn only noise. Use more rows, a larger epsilon, a larger batch_size or "
+                "fewer epochs."
+            )
+        sigma = _calibrate(acc, target, delta, q, steps, ceiling)
+    else:
+        sigma = float(privacy.noise_multiplier)
+        if train.stop_at_budget and _epsilon(acc, sigma, q, steps, delta) > target:
+            lo, hi = 0, steps  # largest step count within budget (epsilon grows with steps)
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                lo, hi = (mid, hi) if _epsilon(acc, sigma, q, mid, delta) <= target else (lo, mid - 1)
+            if lo == 0:
+                raise PrivacyBudgetError(
+                    f"noise_multiplier={sigma:g} spends more than epsilon={target:g} (delta={delta:.2g}) in a "
+                    f"single step at sample rate {q:.4g}: raise noise_multiplier or leave it None to calibrate it."
+                )
+            steps, stops_early = lo, True
+    eps = _epsilon(acc, sigma, q, steps, delta)
+    return PrivacyPlan(
+        dp=True, n_records=n_records, steps=steps, steps_per_epoch=steps_per_epoch, expected_batch_size=expected,
+        sample_rate=q, delta=delta, noise_multiplier=sigma, epsilon=eps, accountant=acc, stops_early=stops_early,
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# Data and loss
+# ----------------------------------------------------------------------------------------------
+
+
+class _Records(Dataset):
+    """One item per record: (token ids, prompt length), both tensors (opacus needs shapes)."""
+
+    def __init__(self, examples: EncodedExamples):
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, i: int):
+        return torch.tensor(self.examples.input_ids[i]), torch.tensor(self.examples.prompt_lengths[i])
+
+
+class _PadCollate:
+    """Right-pads a batch: (input_ids, attention_mask, target_mask), each (B, L)."""
+
+    def __init__(self, pad_id: int):
+        self.pad_id = pad_id
+
+    def __call__(self, items):
+        width = max(len(ids) for ids, _ in items)
+        ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
+        attn = torch.zeros((len(items), width), dtype=torch.long)
+        target = torch.zeros((len(items), width), dtype=torch.long)
+        for row, (x, plen) in enumerate(items):
+            ids[row, : len(x)] = x
+            attn[row, : len(x)] = 1
+            target[row, int(plen) : len(x)] = 1  # text tokens + EOS; not BOS/prompt, not padding
+        return ids, attn, target
+
+
+def sequence_losses(logits: torch.Tensor, input_ids: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
+    """Per-record loss, shape (B,): mean next-token loss over that record's target tokens.
+
+    Position t predicts token t+1; only tokens with ``target_mask == 1`` (text + EOS) count.
+    Token losses use reduction="none", so no record's loss depends on another's (unlike HF's
+    built-in loss, which averages over all tokens of the batch).
+    """
+    pred = logits[:, :-1].float()
+    mask = target_mask[:, 1:].to(pred.dtype)
+    tok = F.cross_entropy(pred.reshape(-1, pred.shape[-1]), input_ids[:, 1:].reshape(-1), reduction="none")
+    return (tok.view_as(mask) * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+def model_logits(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Forward with explicit (B, L) position ids (right padding); returns logits."""
+    b, t = input_ids.shape
+    position_ids = torch.arange(t, device=input_ids.device).expand(b, t)
+    kwargs = {} if isinstance(model, ByteTransformerLM) else {"use_cache": False}
+    out = model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids, **kwargs)
+    return out if isinstance(out, torch.Tensor) else out.logits
+
+
+# ----------------------------------------------------------------------------------------------
+# Training
+# ----------------------------------------------------------------------------------------------
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device={name!r} but no CUDA GPU is available; use device='auto' or 'cpu'.")
+    return dev
+
+
+def _use_bf16(precision: str, device: torch.device) -> bool:
+    if precision == "fp32":
+        return False
+    if precision == "bf16":
+        return True
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+def make_private_objects(model: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader, plan: PrivacyPlan,
+                         max_grad_norm: float, seed: int, device: torch.device):
+    """Wrap model/optimizer/loader with Opacus (Poisson sampling, per-sample clipping, noise).
+
+    Returns (engine, hooks, dp_optimizer, dp_loader). The model is not wrapped (hooks are
+    attached to it); call ``hooks.cleanup()`` when done.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Secure RNG turned off")
+        engine = PrivacyEngine(accountant=plan.accountant)
+    noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
+    hooks, dp_opt, dp_loader = engine.make_private(
+        module=model, optimizer=optimizer, data_loader=loader,
+        noise_multiplier=plan.noise_multiplier, max_grad_norm=max_grad_norm,
+        poisson_sampling=True, loss_reduction="mean", grad_sample_mode=GRAD_SAMPLE_MODE,
+        wrap_model=False, noise_generator=noise_gen,
+    )
+    if abs(dp_loader.sample_rate - plan.sample_rate) > 1e-12:  # the accountant must describe what runs
+        raise RuntimeError(f"opacus sample rate {dp_loader.sample_rate} != planned {plan.sample_rate}")
+    return engine, hooks, dp_opt, dp_loader
+
+
+def _empty_logical_batch(dp_opt) -> None:
+    """Poisson sampling drew no record: the step still happens (noise only) and is accounted."""
+    for p in dp_opt.params:
+        p.grad_sample = torch.zeros((0, *p.shape), dtype=p.dtype, device=p.device)
+
+
+def _batches(loader: DataLoader, epochs: int) -> Iterator:
+    for _ in range(epochs):
+        yield from loader
+
+
+def _make_optimizer(params: list[nn.Parameter], train: TrainConfig) -> torch.optim.Optimizer:
+    return torch.optim.AdamW(params, lr=train.learning_rate, weight_decay=train.weight_decay)
+
+
+def backward_batch(model: nn.Module, batch, scale: float, device: torch.device, bf16: bool = False) -> float:
+    """Forward + backward of ``sum(per-record losses) * scale``; returns the summed loss.
+
+    Under DP, ``scale = 1 / physical batch size``: the batch-mean loss Opacus expects with
+    ``loss_reduction="mean"`` (it multiplies back by the batch size to get each record's own
+    gradient, then divides the clipped, noised sum by the expected batch size int(q*n)).
+    """
+    ids, attn, target = (t.to(device) for t in batch)
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+        logits = model_logits(model, ids, attn)
+    per_record = sequence_losses(logits, ids, target)  # fp32, outside autocast
+    with warnings.catch_warnings():
+        # LoRA A's input (frozen embeddings) needs no grad: torch notes its hook sees outputs only.
+        warnings.filterwarnings("ignore", message="Full backward hook is firing")
+        (per_record.sum() * scale).backward()
+    return per_record.detach().sum().item()
+
+
+class _Progress:
+    """tqdm bar (stderr) with loss and epsilon spent; epsilon refreshed every few seconds (PRV is slow)."""
+
+    def __init__(self, total: int, enabled: bool, dp: bool):
+        self.bar = tqdm(total=total, disable=not enabled, file=sys.stderr, unit="step", dynamic_ncols=True,
+                        desc="DP training" if dp else "training (no DP)")
+        self.enabled, self.log, self.loss, self.eps, self.last_eps_time = enabled, [], None, None, 0.0
+
+    def step(self, step: int, loss: float | None, epsilon_fn=None, last: bool = False) -> None:
+        if loss is not None:
+            self.loss = loss if self.loss is None else 0.9 * self.loss + 0.1 * loss
+        if epsilon_fn is not None and self.enabled and (last or time.perf_counter() - self.last_eps_time > 5.0):
+            self.eps, self.last_eps_time = epsilon_fn(), time.perf_counter()
+        post = {"loss": f"{self.loss:.3f}" if self.loss is not None else "-"}
+        if self.eps is not None:
+            post["eps"] = f"{self.eps:.2f}"
+        self.bar.set_postfix(post, refresh=False)
+        self.bar.update(1)
+        self.log.append({"step": step, "loss": loss})
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def dp_loop(model, optimizer, loader, engine, plan: PrivacyPlan, train: TrainConfig, device, bf16=False,
+            progress: _Progress | None = None) -> tuple[int, int]:
+    """Run ``plan.steps`` DP-SGD steps (Poisson batches split into physical batches).
+
+    Returns (steps, records processed)."""
+    steps, records, loss_sum, count = 0, 0, 0.0, 0
+    epochs = math.ceil(plan.steps / plan.steps_per_epoch)
+    with BatchMemoryManager(data_loader=loader, max_physical_batch_size=train.max_physical_batch_size,
+                            optimizer=optimizer) as physical:
+        for batch in _batches(physical, epochs):
+            if len(batch) == 0 or batch[0].shape[0] == 0:
+                _empty_logical_batch(optimizer)
+            else:
+                loss_sum += backward_batch(model, batch, 1.0 / batch[0].shape[0], device, bf16)
+                count += batch[0].shape[0]
+            optimizer.step()  # clips + accumulates; adds noise and steps only at the end of a logical batch
+            optimizer.zero_grad(set_to_none=True)
+            if optimizer._is_last_step_skipped:  # more physical batches of this logical batch to come
+                continue
+            steps, records = steps + 1, records + count
+            if progress is not None:
+                progress.step(steps, loss_sum / count if count else None,
+                              lambda: engine.accountant.get_epsilon(delta=plan.delta), last=steps == plan.steps)
+            loss_sum, count = 0.0, 0
+            if steps >= plan.steps:
+                break
+    return steps, records
+
+
+def plain_loop(model, optimizer, loader, plan: PrivacyPlan, train: TrainConfig, device, bf16=False,
+               progress: _Progress | None = None) -> tuple[int, int]:
+    """Ordinary training (no DP) with the same loss, for comparison. Returns (steps, records)."""
+    steps, records = 0, 0
+    for batch in _batches(loader, train.epochs):
+        size, loss_sum = batch[0].shape[0], 0.0
+        for i in range(0, size, train.max_physical_batch_size):  # gradient accumulation
+            chunk = tuple(t[i : i + train.max_physical_batch_size] for t in batch)
+            loss_sum += backward_batch(model, chunk, 1.0 / size, device, bf16)
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        steps, records = steps + 1, records + size
+        if progress is not None:
+            progress.step(steps, loss_sum / size)
+    return steps, records
+
+
+def train_private(
+    base: BaseModel,
+    examples: EncodedExamples,
+    privacy: PrivacyConfig | None = None,
+    train: TrainConfig | None = None,
+) -> TrainedModel:
+    """Fine-tune ``base`` on ``examples`` under DP (or without, if ``privacy.epsilon is None``).
+
+    Pretrained models get LoRA adapters (the base stays frozen); the built-in model trains all
+    its weights from its random initialisation. ``base.model`` is modified in place.
+
+    Raises:
+        PrivacyBudgetError: too few records for the requested epsilon (before any training).
+        ConfigError: invalid settings (delta >= 1/n, records longer than the model, no GPU, ...).
+        ModelError: training ran but the trainable weights did not change (opacus #820 guard).
+    """
+    privacy = privacy or PrivacyConfig()
+    train = train or TrainConfig()
+    device = _device(train.device)
+    limit = base.max_length(train)
+    longest = max((len(ids) for ids in examples.input_ids), default=0)
+    if longest > limit:
+        raise ConfigError(
+            f"records are encoded up to {longest} tokens but max_length is {limit} for {base.name}: "
+            f"encode with encode_examples(..., max_length={limit})."
+        )
+    plan = plan_privacy(len(examples), privacy, train)  # refuses before any work is done
+    fingerprint = _base_fingerprint(base.model) if base.kind == "pretrained" else None
+
+    torch.manual_seed(train.seed)  # LoRA init and dropout
+    base.model.to(device)  # BEFORE get_peft_model (opacus #820)
+    model = add_lora(base, train) if base.kind == "pretrained" else base.model.requires_grad_(True)
+    params = [p for p in model.parameters() if p.requires_grad]
+    initial = [p.detach().clone() for p in params]
+    optimizer = _make_optimizer(params, train)
+    loader = DataLoader(
+        _Records(examples), batch_size=train.batch_size, shuffle=not plan.dp,
+        collate_fn=_PadCollate(base.tokenizer.pad_token_id), generator=torch.Generator().manual_seed(train.seed + 2),
+    )
+    bf16 = _use_bf16(train.precision, device)
+    model.train()
+    progress = _Progress(plan.steps, train.progress, plan.dp)
+    hooks = engine = None
+    t0, cpu0 = time.perf_counter(), time.process_time()
+    try:
+        if plan.dp:
+            engine, hooks, optimizer, loader = make_private_objects(
+                model, optimizer, loader, plan, privacy.max_grad_norm, train.seed, device
+            )
+            steps, records = dp_loop(model, optimizer, loader, engine, plan, train, device, bf16, progress)
+        else:
+            steps, records = plain_loop(model, optimizer, loader, plan, train, device, bf16, progress)
+    finally:
+        progress.close()
+        if hooks is not None:
+            hooks.cleanup()
+    seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
+    model.eval()
+
+    _check_learned(model, params, initial, steps, train, plan)
+    ledger = _ledger(plan, privacy, base, steps, engine)
+    return TrainedModel(
+        model=model, tokenizer=base.tokenizer, base_name=base.name, kind=base.kind, family=base.family,
+        ledger=ledger, train_config=train, privacy_config=privacy, builtin_config=base.builtin_config,
+        base_fingerprint=fingerprint,
+        train_log={"steps": progress.log, "seconds": seconds, "cpu_seconds": cpu_seconds,
+                   "records_processed": records},
+    )
+
+
+def _check_learned(model, params, initial, steps, train: TrainConfig, plan: PrivacyPlan) -> None:
+    """Opacus #820: LoRA under Opacus can 'train' while its weights never move. Refuse that."""
+    if steps == 0 or not train.check_weights_changed:
+        return
+    names = {id(p): n for n, p in model.named_parameters()}
+    unchanged = [names.get(id(p), "?") for p, p0 in zip(params, initial) if torch.equal(p.detach(), p0)]
+    if len(unchanged) == len(params):
+        raise ModelError(
+            f"training ran {steps} steps but none of the {len(params)} trainable weight tensors changed "
+            "(known Opacus + PEFT failure, opacus #820). The model was not saved; please report this."
+        )
+    if plan.dp and plan.noise_multiplier and unchanged:
+        warnings.warn(f"{len(unchanged)} trainable tensors did not change despite DP noise, e.g. {unchanged[:3]}",
+                      stacklevel=3)
+
+
+def _ledger(plan: PrivacyPlan, privacy: PrivacyConfig, base: BaseModel, steps: int, engine) -> PrivacyLedger:
+    if not plan.dp:
+        return PrivacyLedger(
+            dp=False, epsilon=None, delta=None, noise_multiplier=None, sample_rate=None, steps=steps,
+            epochs=steps / plan.steps_per_epoch, accountant=None, max_grad_norm=None, n_records=plan.n_records,
+            model=base.name, expected_batch_size=plan.expected_batch_size, sampling="shuffled batches",
+            notes=["no differential privacy: the model may memorise and reveal training records."],
+        )
+    # The ledger describes the mechanism that ran: the accountant's own history of steps.
+    history = list(engine.accountant.history) if engine is not None else []
+    if any(h[0] != plan.noise_multiplier or h[1] != plan.sample_rate for h in history) or \
+            sum(h[2] for h in history) != steps:
+        raise RuntimeError(f"accountant history {history} does not match the plan / {steps} steps")
+    eps = _epsilon(plan.accountant, plan.noise_multiplier, plan.sample_rate, steps, plan.delta)
+    notes = ["privacy unit: one row; the epsilon covers the free-text model only.",
+             "noise and sampling use torch's pseudo-random generator (opacus secure_mode off)."]
+    if plan.n_records < 10_000:
+        notes.append(f"only {plan.n_records} rows: DP text models usually need 10,000+ rows; expect noisy text.")
+    if privacy.accountant == "gdp":
+        notes.append("gdp accounting is experimental in Opacus and can underestimate epsilon.")
+    if plan.stops_early:
+        notes.append(f"stopped after {steps} steps, before the configured epochs, to stay within epsilon.")
+    if eps > privacy.epsilon * (1 + 1e-9) and (privacy.noise_multiplier is None or plan.stops_early):
+        raise PrivacyBudgetError(f"internal error: spent epsilon {eps} exceeds the target {privacy.epsilon}.")
+    return PrivacyLedger(
+        dp=True, epsilon=eps, delta=plan.delta, noise_multiplier=plan.noise_multiplier,
+        sample_rate=plan.sample_rate, steps=steps, epochs=steps * plan.sample_rate, accountant=plan.accountant,
+        max_grad_norm=privacy.max_grad_norm, n_records=plan.n_records, model=base.name,
+        target_epsilon=privacy.epsilon, expected_batch_size=plan.expected_batch_size,
+        sampling="poisson", stopped_early=plan.stops_early, secure_rng=False, notes=notes,
+    )
