@@ -11,8 +11,10 @@ from .errors import (
     PrivacyBudgetError,
     SynthtextError,
 )
+from .config import PrivacyConfig, PrivacyLedger, TrainConfig
 from .io import read_csv, write_csv
 from .pii import PiiScanResult, PiiSpan, StructuredPiiColumn, Surrogates, redact, scan_pii
+from .synthesizer import TextSynthesizer, synthesize
 
 __version__ = "0.1.0"
 
@@ -24,12 +26,17 @@ __all__ = [
     "PiiScanResult",
     "PiiSpan",
     "PrivacyBudgetError",
+    "PrivacyConfig",
+    "PrivacyLedger",
     "StructuredPiiColumn",
     "Surrogates",
     "SynthtextError",
+    "TextSynthesizer",
+    "TrainConfig",
     "__version__",
     "read_csv",
     "redact",
     "scan_pii",
+    "synthesize",
     "write_csv",
 ]

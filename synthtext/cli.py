@@ -64,7 +64,141 @@ def build_parser() -> argparse.ArgumentParser:
                       help="worker processes (default: the number of CPU cores, at most 8)")
     scan.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     scan.set_defaults(handler=_run_scan)
+
+    synth = commands.add_parser(
+        "synthesize", help="make a synthetic copy of a CSV file (fit and sample in one go)",
+        description=("Learn IN.csv and write a synthetic copy with the same columns to OUT.csv: PII in the "
+                     "text is replaced by placeholders, a language model is fine-tuned under differential "
+                     "privacy on each text column, the other columns are synthesized with SDV (or kept), "
+                     "and each row's text is generated conditioned on the row."),
+        epilog="Example:\n  synthtext synthesize examples/reviews_500.csv -o synthetic.csv --epsilon 8",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    synth.add_argument("csv", metavar="IN.csv", help="the table to learn")
+    synth.add_argument("-o", "--output", required=True, metavar="OUT.csv", help="where to write the synthetic table")
+    synth.add_argument("--rows", type=int, default=None, metavar="N", help="rows to write (default: as many as IN.csv)")
+    synth.add_argument("--save-model", metavar="DIR", help="also save the fitted synthesizer here")
+    _add_fit_options(synth)
+    synth.set_defaults(handler=_run_synthesize)
+
+    fit = commands.add_parser("fit", help="learn a CSV file and save the synthesizer",
+                              description="Learn IN.csv and save the fitted synthesizer to DIR (JSON and "
+                                          "safetensors only; no training text).")
+    fit.add_argument("csv", metavar="IN.csv", help="the table to learn")
+    fit.add_argument("--save-model", required=True, metavar="DIR", help="where to save the synthesizer")
+    _add_fit_options(fit)
+    fit.set_defaults(handler=_run_fit)
+
+    sample = commands.add_parser("sample", help="write synthetic rows from a saved synthesizer",
+                                 description="Write N synthetic rows from a synthesizer saved by fit.")
+    sample.add_argument("model_dir", metavar="DIR", help="a directory written by 'synthtext fit'")
+    sample.add_argument("--rows", type=int, default=None, metavar="N", help="rows to write (default: as many as fitted)")
+    sample.add_argument("-o", "--output", required=True, metavar="OUT.csv", help="where to write them")
+    sample.add_argument("--conditions", metavar="ROWS.csv",
+                        help="your own rows for the conditioning columns: one synthetic row per row")
+    sample.add_argument("--seed", type=int, default=None, help="sampling seed (default: the fitted one)")
+    sample.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
+    sample.set_defaults(handler=_run_sample)
     return parser
+
+
+def _add_fit_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--text-columns", type=_comma_list, metavar="A,B",
+                         help="free-text columns to regenerate (default: detected)")
+    command.add_argument("--epsilon", type=_epsilon, default=8.0,
+                         help="DP budget for the whole table (default 8); 'none' trains without DP")
+    command.add_argument("--delta", type=float, default=None, help="DP delta (default: min(1e-5, 1/(10 n)))")
+    command.add_argument("--model", default=None, help="hub id or local directory of a causal LM (default: built-in)")
+    command.add_argument("--model-size", choices=("auto", "tiny", "small", "base"), default="auto",
+                         help="built-in model size: small on CPU, base on a GPU (auto); tiny for smoke tests")
+    command.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+                         help="longest generated text, in tokens (bytes for the built-in model)")
+    command.add_argument("--structured", choices=("sdv", "keep"), default="sdv",
+                         help="sdv: synthesize the other columns (not DP); keep: keep them as given")
+    command.add_argument("--epochs", type=int, default=None, help="training epochs (default 3)")
+    command.add_argument("--seed", type=int, default=0, help="seed for training and sampling (default 0)")
+    command.add_argument("--encoding", default="utf-8", help="text encoding of IN.csv (default: utf-8)")
+    command.add_argument("--overwrite", action="store_true", help="replace an existing --save-model directory")
+    command.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
+
+
+def _epsilon(value: str) -> float | None:
+    if value.lower() in ("none", "off", "inf"):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"epsilon must be a number or 'none', got {value!r}") from None
+
+
+def _synthesizer_from(args: argparse.Namespace):
+    from .config import TrainConfig
+    from .synthesizer import TextSynthesizer
+
+    show = not args.quiet and sys.stderr.isatty()
+    train = TrainConfig(progress=show) if args.epochs is None else TrainConfig(epochs=args.epochs, progress=show)
+    return TextSynthesizer(args.text_columns, epsilon=args.epsilon, delta=args.delta, model=args.model,
+                           model_size=args.model_size, max_new_tokens=args.max_new_tokens,
+                           structured=args.structured, seed=args.seed, train=train, progress=show)
+
+
+def _summary(what: str, rows: int | None, synth, started: float, extra: str = "") -> str:
+    import time
+
+    ledger = synth.privacy_ledger_
+    lines = [f"synthtext: {what}" + (f" {rows:,} rows" if rows is not None else "") +
+             f" in {time.perf_counter() - started:.0f} s", f"  privacy: {ledger['summary']}"]
+    if extra:
+        lines.append(extra)
+    return "\n".join(lines)
+
+
+def _run_synthesize(args: argparse.Namespace) -> int:
+    import time
+
+    from .io import read_csv, write_csv
+
+    started = time.perf_counter()
+    df = read_csv(args.csv, encoding=args.encoding)
+    synth = _synthesizer_from(args).fit(df)
+    out = synth.sample(args.rows)
+    write_csv(out, args.output, neutralize_formulas=True)
+    if args.save_model:
+        synth.save(args.save_model, overwrite=args.overwrite)
+    if not args.quiet:
+        saved = f"  model saved to {args.save_model}" if args.save_model else ""
+        print(_summary(f"wrote {args.output}:", len(out), synth, started, saved), file=sys.stderr)
+    return EXIT_OK
+
+
+def _run_fit(args: argparse.Namespace) -> int:
+    import time
+
+    from .io import read_csv
+
+    started = time.perf_counter()
+    df = read_csv(args.csv, encoding=args.encoding)
+    synth = _synthesizer_from(args).fit(df)
+    synth.save(args.save_model, overwrite=args.overwrite)
+    if not args.quiet:
+        print(_summary(f"saved the synthesizer to {args.save_model}", None, synth, started), file=sys.stderr)
+    return EXIT_OK
+
+
+def _run_sample(args: argparse.Namespace) -> int:
+    import time
+
+    from .io import read_csv, write_csv
+    from .synthesizer import TextSynthesizer
+
+    started = time.perf_counter()
+    synth = TextSynthesizer.load(args.model_dir)
+    synth.progress = not args.quiet and sys.stderr.isatty()
+    conditions = read_csv(args.conditions) if args.conditions else None
+    out = synth.sample(args.rows, conditions=conditions, seed=args.seed)
+    write_csv(out, args.output, neutralize_formulas=True)
+    if not args.quiet:
+        print(_summary(f"wrote {args.output}:", len(out), synth, started), file=sys.stderr)
+    return EXIT_OK
 
 
 def _run_scan(args: argparse.Namespace) -> int:

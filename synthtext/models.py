@@ -130,14 +130,78 @@ class _Block(nn.Module):
         self.fc2 = nn.Linear(cfg.d_ff, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, mask: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor, int] | None = None
+    ) -> torch.Tensor:
         b, t, c = x.shape
         q, k, v = self.qkv(self.ln1(x)).split(c, dim=2)
         q, k, v = (z.view(b, t, self.n_head, c // self.n_head).transpose(1, 2) for z in (q, k, v))
+        if kv is not None:  # incremental decoding: append to the layer's cache, attend to all of it
+            k_buf, v_buf, start = kv
+            k_buf[:, :, start : start + t] = k
+            v_buf[:, :, start : start + t] = v
+            k, v = k_buf[:, :, : start + t], v_buf[:, :, : start + t]
         # Attention itself has no parameters, so per-sample gradients stay exact.
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         x = x + self.drop(self.proj(y.transpose(1, 2).reshape(b, t, c)))
         return x + self.drop(self.fc2(F.gelu(self.fc1(self.ln2(x)))))
+
+
+class KVCache:
+    """Keys and values of the tokens seen so far, for incremental decoding of a ByteTransformerLM.
+
+    Inference only (no gradients flow through it). Buffers are allocated once for ``capacity``
+    slots per row (a static cache: no concatenation per step). A slot is a place in the cache,
+    not a position: left padding occupies slots but not positions, so ``capacity`` may exceed the
+    model's ``max_positions`` as long as no row's *valid* tokens do.
+
+    Attributes:
+        keys, values: per layer, (B, n_head, capacity, head_dim).
+        mask: (B, capacity) bool, True where the slot holds a real (non-padding) token.
+        n_valid: (B,) long, real tokens per row so far (the next token's position id).
+        length: slots filled so far (the same for every row).
+    """
+
+    def __init__(
+        self,
+        config: ByteLMConfig,
+        batch_size: int,
+        capacity: int,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ):
+        hd = config.d_model // config.n_head
+        shape = (batch_size, config.n_head, capacity, hd)
+        self.keys = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.values = [torch.zeros(shape, device=device, dtype=dtype) for _ in range(config.n_layer)]
+        self.mask = torch.zeros(batch_size, capacity, dtype=torch.bool, device=device)
+        self.n_valid = torch.zeros(batch_size, dtype=torch.long, device=device)
+        self.length = 0
+        self.capacity = capacity
+
+    @property
+    def batch_size(self) -> int:
+        return self.mask.shape[0]
+
+    def select(self, rows: torch.Tensor) -> None:
+        """Keep only ``rows`` (indices or a bool mask over the batch), in that order, in place.
+
+        Used to drop finished sequences from a batch. Slots no remaining row uses any more
+        (leading padding common to all kept rows) are not reclaimed.
+        """
+        if rows.dtype == torch.bool:
+            rows = rows.nonzero().squeeze(-1)
+        rows = rows.to(self.mask.device)
+        n = self.length
+        # copy only the filled slots into fresh, compact buffers
+        for buf in (self.keys, self.values):
+            for i, t in enumerate(buf):
+                new = t.new_empty((len(rows), *t.shape[1:]))  # slots >= length are written before read
+                new[:, :, :n] = t[rows, :, :n]
+                buf[i] = new
+        self.mask = self.mask[rows]
+        self.n_valid = self.n_valid[rows]
 
 
 class ByteTransformerLM(nn.Module):
@@ -179,25 +243,74 @@ class ByteTransformerLM(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.Tensor | None = None,
+        *,
+        cache: KVCache | None = None,
+        logits_to_keep: int = 0,
     ) -> torch.Tensor:
-        """(B, L) token ids -> (B, L, vocab) logits. Padding may be on either side."""
+        """(B, L) token ids -> (B, L, vocab) logits. Padding may be on either side.
+
+        Args:
+            cache: for incremental decoding (inference only). The new tokens are appended to
+                ``cache`` (in place) and attend to everything already in it, so feeding a
+                sequence in pieces gives the same logits as feeding it whole. ``attention_mask``
+                then covers only the new tokens; default position ids continue from
+                ``cache.n_valid``. Padding may only precede a row's real tokens (left padding).
+            logits_to_keep: if > 0, compute logits for the last ``logits_to_keep`` positions
+                only (the rest is not needed when sampling).
+        """
         b, t = input_ids.shape
+        dev = input_ids.device
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        if position_ids is None:
-            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-        if t > self.config.max_positions:
-            raise ModelError(
-                f"sequence of {t} tokens is longer than the model's {self.config.max_positions} positions."
-            )
-        causal = torch.ones(t, t, dtype=torch.bool, device=input_ids.device).tril()
-        keep = causal[None, None] & attention_mask.bool()[:, None, None, :]
-        # Every position may attend to itself, so fully padded rows never produce NaN.
-        keep = keep | torch.eye(t, dtype=torch.bool, device=input_ids.device)[None, None]
+        valid = attention_mask.bool()
+        if cache is None:
+            if position_ids is None:
+                position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+            if t > self.config.max_positions:
+                raise ModelError(
+                    f"sequence of {t} tokens is longer than the model's {self.config.max_positions} positions."
+                )
+            causal = torch.ones(t, t, dtype=torch.bool, device=dev).tril()
+            keep = causal[None, None] & valid[:, None, None, :]
+            # Every position may attend to itself, so fully padded rows never produce NaN.
+            keep = keep | torch.eye(t, dtype=torch.bool, device=dev)[None, None]
+            kvs: list = [None] * len(self.blocks)
+        else:
+            start = cache.length
+            if b != cache.batch_size or start + t > cache.capacity:
+                raise ModelError(
+                    f"{t} new tokens for a batch of {b} do not fit the cache "
+                    f"(batch {cache.batch_size}, {start} of {cache.capacity} slots used)."
+                )
+            new_valid = valid.long().cumsum(-1)
+            if position_ids is None:
+                position_ids = (cache.n_valid[:, None] + new_valid - 1).clamp(min=0)
+            if int(position_ids.max()) >= self.config.max_positions:
+                raise ModelError(f"generation ran past the model's {self.config.max_positions} positions.")
+            cache.mask[:, start : start + t] = valid
+            cache.n_valid += new_valid[:, -1]
+            total = start + t
+            # query i (slot start+i) sees slot j <= start+i holding a real token, and always itself:
+            # exactly the rows of the full-sequence mask above.
+            slots = torch.arange(total, device=dev)
+            query_slots = slots[start:, None]
+            keep = (slots[None, :] <= query_slots)[None, None] & cache.mask[:, None, None, :total]
+            keep = keep | (slots[None, :] == query_slots)[None, None]
+            # additive mask, built once for all layers
+            keep = torch.zeros(keep.shape, dtype=cache.keys[0].dtype, device=dev).masked_fill_(~keep, float("-inf"))
+            kvs = [(k, v, start) for k, v in zip(cache.keys, cache.values)]
+            cache.length = total
         x = self.drop(self.tok_emb(input_ids) + self.pos_emb(position_ids))
-        for block in self.blocks:
-            x = block(x, keep)
+        for block, kv in zip(self.blocks, kvs):
+            x = block(x, keep, kv)
+        if logits_to_keep > 0:
+            x = x[:, -logits_to_keep:]
         return self.lm_head(self.ln_f(x))
+
+    def new_cache(self, batch_size: int, capacity: int) -> KVCache:
+        """An empty :class:`KVCache` on this model's device and dtype."""
+        p = self.tok_emb.weight
+        return KVCache(self.config, batch_size, capacity, device=p.device, dtype=p.dtype)
 
 
 # --------------------------------------------------------------------------------------------

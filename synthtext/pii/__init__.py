@@ -30,7 +30,6 @@ from typing import Iterable, Iterator, Sequence
 import pandas as pd
 
 from ..errors import ConfigError, DataError
-from . import recognizers
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ SPACY_PIPELINES = ("en_core_web_lg", "en_core_web_md", "en_core_web_sm", "en_cor
 _ENTITY_PRECONDITIONS = {
     "EMAIL_ADDRESS": lambda text: "@" in text,
     # Every phone recognizer keeps only matches of 7+ digits, except "+country code" numbers.
-    "PHONE_NUMBER": lambda text: "+" in text or len(_DIGIT.findall(text)) >= recognizers.PHONE_MIN_DIGITS,
+    "PHONE_NUMBER": lambda text: "+" in text or len(_DIGIT.findall(text)) >= PHONE_MIN_DIGITS,
     "CREDIT_CARD": lambda text: _has_digit(text),
     "US_SSN": lambda text: _has_digit(text),
     "US_ITIN": lambda text: _has_digit(text),
@@ -58,6 +57,7 @@ _ENTITY_PRECONDITIONS = {
     "MEDICAL_LICENSE": lambda text: _has_digit(text),
 }
 _DIGIT = re.compile(r"\d")
+PHONE_MIN_DIGITS = 7  # shorter digit runs are zip codes, house numbers or short codes
 
 
 def _has_digit(text: str) -> bool:
@@ -216,6 +216,8 @@ def build_analyzer(spacy_pipeline: str | None = "auto", *, fast: bool = True):
     """
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider, NoOpNlpEngine
+
+    from . import recognizers  # imports presidio: only when an analyzer is built
 
     _silence_tldextract_downloads()
     if spacy_pipeline == "auto":

@@ -19,6 +19,8 @@ from presidio_analyzer import (AnalysisExplanation, EntityRecognizer, Pattern, P
                                RecognizerResult)
 from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, PhoneRecognizer
 
+from . import PHONE_MIN_DIGITS
+
 # presidio's stock setting for spaCy entities (conf/default.yaml); NlpEngineProvider does not apply it
 # when given a configuration dict, so we pass it ourselves.
 NER_MODEL_CONFIGURATION = {
@@ -124,7 +126,6 @@ class PaymentCardRecognizer(CreditCardRecognizer):
 # Digit entities that are not phone numbers: a phone match inside one of them (as another recognizer
 # found it) is dropped.
 _NOT_PHONE_ENTITIES = frozenset({"CREDIT_CARD", "IP_ADDRESS", "US_SSN", "IBAN_CODE"})
-_PHONE_MIN_DIGITS = 7  # shorter digit runs are zip codes, house numbers or short codes
 _PHONE_CONTEXT = ("phone", "telephone", "mobile", "cell", "cellphone", "fax", "call", "contact", "reach",
                   "dial", "sms", "whatsapp", "landline", "hotline", "message")
 # Labels written after a number on the same line: "416 60 039 office", "555-1234 (fax)".
@@ -181,7 +182,7 @@ class LibPhoneRecognizer(PhoneRecognizer):
 
     def analyze(self, text, entities, nlp_artifacts=None):  # noqa: D102
         results = super().analyze(text, entities, nlp_artifacts)
-        return [r for r in results if len(_digits(text[r.start:r.end])) >= _PHONE_MIN_DIGITS
+        return [r for r in results if len(_digits(text[r.start:r.end])) >= PHONE_MIN_DIGITS
                 and not _other_number_shape(text[r.start:r.end])]
 
     def enhance_using_context(self, text, raw_recognizer_results, other_raw_recognizer_results,
@@ -240,7 +241,7 @@ class PhoneShapeRecognizer(PatternRecognizer):
                 return not phonenumbers.is_possible_number(phonenumbers.parse(number, None))
             except phonenumbers.NumberParseException:
                 return True
-        return not _PHONE_MIN_DIGITS <= len(_digits(number)) <= 12 or _other_number_shape(number)
+        return not PHONE_MIN_DIGITS <= len(_digits(number)) <= 12 or _other_number_shape(number)
 
     def enhance_using_context(self, text, raw_recognizer_results, other_raw_recognizer_results,
                               nlp_artifacts, context=None):  # noqa: D102

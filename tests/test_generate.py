@@ -1,0 +1,364 @@
+"""Generation: the built-in model's KV cache equals a full forward; batched, length-sorted,
+left-padded, cached decoding equals one-at-a-time decoding; seeds reproduce; EOS and budgets
+stop rows; Hugging Face models (GPT-2, Llama, GPT-NeoX, Qwen2 + LoRA) decode the same batched or
+alone, merged or unmerged."""
+
+from __future__ import annotations
+
+import copy
+import random
+
+import pytest
+import torch
+
+from synthtext.config import PrivacyConfig, PrivacyLedger, TrainConfig
+from synthtext.errors import ConfigError, DataError, ModelError
+from synthtext.generate import _encode_prompts, generate_texts, generate_token_ids, sample_next, token_budgets
+from synthtext.models import ByteTransformerLM, TrainedModel, add_lora, encode_examples, load_base_model
+from synthtext.train import train_private
+from tiny_models import FAMILIES, save_tiny_model
+
+GREEDY = dict(temperature=0)
+
+
+def _wrap(base, model, max_length=None) -> TrainedModel:
+    """A TrainedModel around an untrained network (generation does not care how it was trained)."""
+    ledger = PrivacyLedger(dp=False, epsilon=None, delta=None, noise_multiplier=None, sample_rate=None, steps=0,
+                           epochs=0.0, accountant=None, max_grad_norm=None, n_records=0, model=base.name)
+    return TrainedModel(model=model.eval(), tokenizer=base.tokenizer, base_name=base.name, kind=base.kind,
+                        family=base.family, ledger=ledger, train_config=TrainConfig(max_length=max_length),
+                        privacy_config=PrivacyConfig(epsilon=None), builtin_config=base.builtin_config)
+
+
+def _prompts(n=9, seed=0):
+    """Prompts of unequal lengths, in no particular order."""
+    rng = random.Random(seed)
+    return [f"rating: {rng.randint(1, 5)} | dept: {'x' * rng.randint(0, 12)}\nReview Text:\n" for _ in range(n)]
+
+
+@pytest.fixture(scope="module")
+def random_builtin():
+    """Tiny random built-in model that never says EOS (its texts always run to their budget)."""
+    base = load_base_model(None, size="tiny", seed=3)
+    with torch.no_grad():  # EOS logit = -10 * (normalised feature 0 + 5), about -50: never sampled
+        base.model.ln_f.bias[0] = 5.0
+        base.model.lm_head.weight[base.tokenizer.eos_token_id] = 0.0
+        base.model.lm_head.weight[base.tokenizer.eos_token_id, 0] = -10.0
+    return _wrap(base, base.model)
+
+
+@pytest.fixture(scope="module")
+def trained_builtin():
+    """Tiny built-in model trained (no DP, quick) to write short texts that end in EOS."""
+    base = load_base_model(None, size="tiny", seed=0)
+    n = 120
+    prompts = [f"rating {i % 5} dept {'tops' if i % 3 else 'dresses'} :" for i in range(n)]
+    texts = [f" nice fit, size {i % 5}" + ("!" * (i % 5)) for i in range(n)]  # length follows the rating
+    ex = encode_examples(base.tokenizer, prompts, texts, 64)
+    train = TrainConfig(epochs=20, batch_size=20, max_physical_batch_size=20, learning_rate=3e-3, max_length=64,
+                        progress=False)
+    return train_private(base, ex, PrivacyConfig(epsilon=None), train)
+
+
+def _naive_greedy(model: ByteTransformerLM, ids: list[int], eos: int, budget: int) -> list[int]:
+    """Greedy decoding of one sequence by full forward passes, no cache, no padding."""
+    seq, out = list(ids), []
+    with torch.no_grad():
+        for _ in range(budget):
+            nxt = int(model(torch.tensor([seq]))[0, -1].argmax())
+            if nxt == eos:
+                break
+            out.append(nxt)
+            seq.append(nxt)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Built-in model: the KV cache
+# --------------------------------------------------------------------------------------------
+
+
+def test_kv_cache_logits_equal_full_forward(random_builtin):
+    model = random_builtin.model
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, 256, (3, 24), generator=g)
+    mask = torch.ones_like(ids)
+    mask[0, :7] = 0  # left padding of different widths
+    mask[1, :1] = 0
+    with torch.no_grad():
+        full = model(ids, mask)
+        cache = model.new_cache(3, 30)
+        pieces = [model(ids[:, a:b], mask[:, a:b], cache=cache) for a, b in ((0, 9), (9, 10), (10, 11), (11, 24))]
+    torch.testing.assert_close(torch.cat(pieces, 1), full, rtol=0, atol=1e-5)
+    assert cache.length == 24 and cache.n_valid.tolist() == [17, 23, 24]
+    # logits_to_keep gives the same last logits
+    with torch.no_grad():
+        last = model(ids, mask, logits_to_keep=1)
+    torch.testing.assert_close(last, full[:, -1:], rtol=0, atol=1e-6)
+
+
+def test_kv_cache_select_drops_rows(random_builtin):
+    model = random_builtin.model
+    ids = torch.randint(0, 256, (4, 12), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        full = model(ids)
+        cache = model.new_cache(4, 12)
+        model(ids[:, :8], cache=cache)
+        cache.select(torch.tensor([True, False, True, False]))
+        rest = model(ids[[0, 2], 8:], cache=cache)
+    torch.testing.assert_close(rest, full[[0, 2], 8:], rtol=0, atol=1e-5)
+
+
+def test_kv_cache_overflow_raises(random_builtin):
+    model = random_builtin.model
+    with torch.no_grad():
+        cache = model.new_cache(1, 4)
+        with pytest.raises(ModelError, match="do not fit the cache"):
+            model(torch.zeros(1, 5, dtype=torch.long), cache=cache)
+        cache = model.new_cache(1, 200)  # slots may exceed positions, positions may not
+        model(torch.zeros(1, 128, dtype=torch.long), cache=cache)
+        with pytest.raises(ModelError, match="positions"):
+            model(torch.zeros(1, 1, dtype=torch.long), cache=cache)
+
+
+@pytest.mark.parametrize("which", ["random", "trained"])
+def test_greedy_cached_batched_equals_naive_one_at_a_time(which, random_builtin, trained_builtin):
+    trained = random_builtin if which == "random" else trained_builtin
+    prompts = _prompts(9) if which == "random" else [f"rating {i} dept {d} :" for i, d in
+                                                     [(1, "tops"), (4, "dresses"), (2, "dresses"), (0, "tops")]]
+    budget = 20 if which == "random" else 40
+    ids = _encode_prompts(trained.tokenizer, prompts)
+    expected = [_naive_greedy(trained.model, p, trained.tokenizer.eos_token_id, budget) for p in ids]
+    got = generate_token_ids(trained, prompts, max_new_tokens=budget, batch_size=4, **GREEDY)
+    assert got == expected
+    if which == "trained":  # every text ended at EOS, at different steps
+        assert all(len(e) < budget for e in expected) and len({len(e) for e in expected}) > 1
+    else:  # random weights never stopped: full budget, and the texts differ by prompt
+        assert all(len(e) == budget for e in expected) and len({tuple(e) for e in expected}) > 1
+
+
+def test_batching_and_sorting_do_not_change_greedy_output(random_builtin):
+    prompts = _prompts(11, seed=5)
+    alone = [generate_token_ids(random_builtin, [p], max_new_tokens=15, **GREEDY)[0] for p in prompts]
+    for bs in (1, 4, 64):
+        assert generate_token_ids(random_builtin, prompts, max_new_tokens=15, batch_size=bs, **GREEDY) == alone
+    texts = generate_texts(random_builtin, prompts, max_new_tokens=15, batch_size=4, **GREEDY)
+    assert texts == [random_builtin.tokenizer.decode(a) for a in alone]  # input order kept
+
+
+def test_stops_at_eos(trained_builtin):
+    tok = trained_builtin.tokenizer
+    texts = generate_texts(trained_builtin, ["rating 3 dept tops :"] * 8, seed=0, max_new_tokens=60, temperature=0.5)
+    assert all(t.startswith(" nice fit, size") and len(t.encode()) < 60 for t in texts)
+    # a model that always says EOS writes empty texts
+    model = copy.deepcopy(trained_builtin.model)
+    with torch.no_grad():
+        model.ln_f.weight.zero_()
+        model.ln_f.bias.fill_(1.0)
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[tok.eos_token_id] = 1.0
+    eos_only = copy.copy(trained_builtin)
+    eos_only.model = model
+    assert generate_texts(eos_only, _prompts(5), seed=0) == [""] * 5
+
+
+def test_seed_reproduces_and_leaves_global_rng_alone(trained_builtin):
+    prompts = [f"rating {i % 5} dept tops :" for i in range(12)]
+    state = torch.get_rng_state()
+    a = generate_texts(trained_builtin, prompts, seed=7, batch_size=5)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert generate_texts(trained_builtin, prompts, seed=7, batch_size=5) == a
+    assert len(set(a)) > 1  # it does sample
+    others = [generate_texts(trained_builtin, prompts, seed=s, batch_size=5) for s in (8, 9)]
+    assert any(o != a for o in others)
+
+
+def test_budgets(random_builtin, trained_builtin):
+    tok = random_builtin.tokenizer
+    p = ["ab", "x" * 100]
+    out = generate_token_ids(random_builtin, p, max_new_tokens=40, seed=0)
+    # random weights never say EOS: 40 new tokens, or what is left of the 128 positions (1 BOS + 100)
+    assert [len(o) for o in out] == [40, 27]
+    assert token_budgets(random_builtin, [3, 101], None) == [125, 27]  # default: up to max_length (= 128)
+    assert token_budgets(trained_builtin, [10], None) == [54]  # trained with max_length=64
+    assert token_budgets(trained_builtin, [70], None) == [1]
+    assert token_budgets(trained_builtin, [70], 100) == [58]
+    with pytest.raises(DataError, match="128 positions"):
+        generate_texts(random_builtin, ["ok", "y" * 127])
+    assert tok.eos_token_id not in sum(out, [])
+
+
+def test_invalid_arguments(random_builtin):
+    for kwargs, field in [(dict(temperature=-1), "temperature"), (dict(top_p=0), "top_p"),
+                          (dict(top_p=1.5), "top_p"), (dict(batch_size=0), "batch_size"),
+                          (dict(max_new_tokens=0), "max_new_tokens"), (dict(seed=1.5), "seed"),
+                          (dict(dtype="int8"), "dtype")]:
+        with pytest.raises(ConfigError, match=field):
+            generate_texts(random_builtin, ["a"], **kwargs)
+    with pytest.raises(DataError, match="prompt 1"):
+        generate_texts(random_builtin, ["a", None])
+    with pytest.raises(DataError, match="one string"):
+        generate_texts(random_builtin, "a prompt")
+    assert generate_texts(random_builtin, []) == []
+
+
+def test_sample_next():
+    logits = torch.log(torch.tensor([[0.05, 0.9, 0.05], [0.5, 0.3, 0.2]]))
+    g = torch.Generator().manual_seed(0)
+    assert sample_next(logits, temperature=0, top_p=1.0).tolist() == [1, 0]
+    # top_p=0.5: row 0 keeps only its 0.9 token, row 1 only its 0.5 token
+    draws = torch.stack([sample_next(logits, temperature=1.0, top_p=0.5, generator=g) for _ in range(200)])
+    assert (draws[:, 0] == 1).all() and (draws[:, 1] == 0).all()
+    # top_p=0.7 in row 1 keeps 0.5 and 0.3 (the token that crosses 0.7 is kept), never 0.2
+    draws = torch.stack([sample_next(logits, temperature=1.0, top_p=0.7, generator=g) for _ in range(300)])
+    assert set(draws[:, 1].tolist()) == {0, 1}
+    # no cut: every token appears, at about its probability
+    draws = torch.stack([sample_next(logits, temperature=1.0, top_p=1.0, generator=g) for _ in range(2000)])
+    freq = torch.bincount(draws[:, 1], minlength=3).float() / 2000
+    torch.testing.assert_close(freq, torch.tensor([0.5, 0.3, 0.2]), rtol=0, atol=0.05)
+    # high temperature flattens
+    hot = torch.stack([sample_next(logits, temperature=100.0, top_p=1.0, generator=g) for _ in range(600)])
+    assert (hot[:, 0] != 1).float().mean() > 0.5
+
+
+@pytest.mark.parametrize("scale", [0.1, 3.0])  # flat: nucleus of thousands of tokens; peaked: a few
+def test_sample_next_large_vocab_matches_sorted_nucleus(scale):
+    """The top-k search for the nucleus gives the same distribution as a full sort."""
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(1, 5000, generator=g) * scale
+    p = torch.softmax(logits[0] / 0.8, -1)
+    sorted_p, order = p.sort(descending=True)
+    keep = (sorted_p.cumsum(0) - sorted_p) < 0.9
+    nucleus = set(order[keep].tolist())
+    want = torch.zeros(5000)
+    want[order[keep]] = sorted_p[keep] / sorted_p[keep].sum()
+    n = 4000
+    draws = sample_next(logits.expand(n, -1), temperature=0.8, top_p=0.9, generator=g)
+    assert set(draws.tolist()) <= nucleus
+    freq = torch.bincount(draws, minlength=5000).float() / n
+    top = order[:5]
+    torch.testing.assert_close(freq[top], want[top], rtol=0, atol=0.03)
+    assert (len(nucleus) > 256) == (scale < 1)  # the flat case needed the wider search
+
+
+def test_saved_and_loaded_model_generates_the_same(trained_builtin, tmp_path):
+    trained_builtin.save(tmp_path / "m")
+    loaded = TrainedModel.load(tmp_path / "m")
+    prompts = [f"rating {i} dept tops :" for i in range(5)]
+    assert generate_texts(loaded, prompts, seed=3) == generate_texts(trained_builtin, prompts, seed=3)
+
+
+# --------------------------------------------------------------------------------------------
+# Hugging Face models + LoRA
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def lora_models(tmp_path_factory):
+    """Each tiny family with a random (non-zero) LoRA adapter, wrapped as a TrainedModel."""
+    root = tmp_path_factory.mktemp("tiny_gen")
+    out = {}
+    for family in FAMILIES:
+        base = load_base_model(save_tiny_model(family, root / family))
+        torch.manual_seed(0)
+        model = add_lora(base, TrainConfig(lora_r=4))
+        with torch.no_grad():
+            for n, p in model.named_parameters():
+                if "lora_B" in n:
+                    p.normal_(0, 0.5)
+        out[family] = _wrap(base, model, max_length=48)
+    return out
+
+
+def test_prompt_encoding_matches_training(lora_models, random_builtin):
+    prompts = _prompts(4)
+    for trained in [random_builtin, *lora_models.values()]:
+        ex = encode_examples(trained.tokenizer, prompts, ["some text"] * 4, 128)
+        want = [ids[:pl] for ids, pl in zip(ex.input_ids, ex.prompt_lengths)]
+        assert _encode_prompts(trained.tokenizer, prompts) == want
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_hf_greedy_batched_equals_alone_and_merged_equals_unmerged(family, lora_models):
+    trained = lora_models[family]
+    before = {k: v.clone() for k, v in trained.model.state_dict().items()}
+    prompts = _prompts(7, seed=2)
+    alone = [generate_token_ids(trained, [p], max_new_tokens=12, merge_lora=False, **GREEDY)[0] for p in prompts]
+    unmerged = generate_token_ids(trained, prompts, max_new_tokens=12, batch_size=4, merge_lora=False, **GREEDY)
+    merged = generate_token_ids(trained, prompts, max_new_tokens=12, batch_size=4, merge_lora=True, **GREEDY)
+    assert unmerged == alone
+    assert merged == alone
+    assert len({tuple(a) for a in alone}) > 1
+    # generation left the trained model as it was: still a peft model with the same weights
+    after = trained.model.state_dict()
+    assert hasattr(trained.model, "peft_config") and before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+def test_hf_merged_lora_changes_output_vs_base(lora_models):
+    """Guard against a merge that silently drops the adapter: LoRA output != base output."""
+    trained = lora_models["gpt2"]
+    prompts = _prompts(4)
+    with_lora = generate_token_ids(trained, prompts, max_new_tokens=12, **GREEDY)
+    with trained.model.disable_adapter():
+        base_only = generate_token_ids(trained, prompts, max_new_tokens=12, merge_lora=False, **GREEDY)
+    assert with_lora != base_only
+
+
+def test_hf_seed_reproduces_and_restores_global_rng(lora_models):
+    trained = lora_models["llama"]
+    prompts = _prompts(6)
+    state = torch.get_rng_state()
+    a = generate_texts(trained, prompts, seed=11, max_new_tokens=10, batch_size=4)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert generate_texts(trained, prompts, seed=11, max_new_tokens=10, batch_size=4) == a
+    assert generate_texts(trained, prompts, seed=12, max_new_tokens=10, batch_size=4) != a
+
+
+def test_hf_budgets_and_default_length(lora_models):
+    trained = lora_models["gpt2"]  # 128 positions, "trained" with max_length=48
+    out = generate_token_ids(trained, ["ab", "c" * 30], seed=0)  # default: up to 48 tokens in total
+    eos = trained.tokenizer.eos_token_id
+    lengths = [len(o) for o in out]
+    assert lengths[0] <= 48 - 3 and lengths[1] <= 48 - 31
+    assert eos not in sum(out, [])
+    with pytest.raises(DataError, match="positions"):
+        generate_texts(trained, ["z" * 127])
+
+
+def test_hf_trained_lora_stops_at_eos(tmp_path):
+    """A GPT-2 LoRA trained (no DP) on short texts ends them with EOS."""
+    base = load_base_model(save_tiny_model("gpt2", tmp_path / "gpt2"))
+    n = 60
+    prompts = [f"r{i % 3}:" for i in range(n)]
+    texts = [" ok" for _ in range(n)]
+    ex = encode_examples(base.tokenizer, prompts, texts, 16)
+    train = TrainConfig(epochs=12, batch_size=20, max_physical_batch_size=20, learning_rate=2e-2, max_length=16,
+                        progress=False, lora_r=8)
+    trained = train_private(base, ex, PrivacyConfig(epsilon=None), train)
+    got = generate_texts(trained, ["r1:", "r2:", "r0:"], max_new_tokens=10, **GREEDY)
+    assert got == [" ok"] * 3
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_hf_static_cache_path_matches_dynamic(family, lora_models):
+    """The GPU-only static-cache branch, run on CPU (transformers compiles it only on a GPU)."""
+    from synthtext.generate import _clean_generation_config, _inference_model, _sample_hf
+
+    trained = lora_models[family]
+    tok = trained.tokenizer
+    seqs = _encode_prompts(tok, _prompts(5, seed=4))
+    model = _inference_model(trained, merge_lora=True, dtype="auto")
+    kw = dict(pad_id=tok.pad_token_id, eos_id=tok.eos_token_id, temperature=0, top_p=1.0)
+    with _clean_generation_config(model, tok):
+        static = _sample_hf(model, seqs, [10] * 5, static_cache=True, **kw)
+        dynamic = _sample_hf(model, seqs, [10] * 5, static_cache=False, **kw)
+    assert static == dynamic
+
+
+def test_low_precision_copy_runs(random_builtin, lora_models):
+    """dtype='bfloat16' decodes a cast copy (the GPU default), leaving the trained weights alone."""
+    for trained in (random_builtin, lora_models["gpt2"]):
+        out = generate_token_ids(trained, _prompts(3), max_new_tokens=5, seed=0, dtype="bfloat16")
+        assert len(out) == 3 and all(len(o) <= 5 for o in out) and any(out)
+        assert next(trained.model.parameters()).dtype == torch.float32

@@ -1,0 +1,23 @@
+import subprocess
+import sys
+
+import synthtext
+
+
+def test_public_surface_is_pinned():
+    assert set(synthtext.__all__) == {
+        "ConfigError", "DataError", "ModelError", "NotFittedError", "PiiScanResult", "PiiSpan",
+        "PrivacyBudgetError", "PrivacyConfig", "PrivacyLedger", "StructuredPiiColumn", "Surrogates",
+        "SynthtextError", "TextSynthesizer", "TrainConfig", "__version__", "read_csv", "redact",
+        "scan_pii", "synthesize", "write_csv",
+    }
+    for name in synthtext.__all__:
+        assert hasattr(synthtext, name), name
+
+
+def test_import_is_light():
+    """`import synthtext` (and so `synthtext --help`) must not load torch, presidio, SDV or spaCy."""
+    code = ("import sys, synthtext; heavy = [m for m in ('torch', 'presidio_analyzer', 'opacus', 'sdv', "
+            "'spacy', 'transformers') if m in sys.modules]; print(','.join(heavy))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""

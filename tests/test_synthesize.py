@@ -1,0 +1,154 @@
+"""End to end: CSV in, CSV out, with the tiny built-in model (no downloads, a few seconds per fit)."""
+
+import json
+import re
+
+import pandas as pd
+import pytest
+
+from synthtext import cli
+from synthtext.config import TrainConfig
+from synthtext.errors import DataError, NotFittedError, PrivacyBudgetError
+from synthtext.io import read_csv, write_csv
+from synthtext.synthesizer import TextSynthesizer, synthesize
+
+PLANTED_NAME = "Zebulon Quartermaine"
+PLANTED_EMAIL = "zebulon.q@secret-mail.example"
+PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
+
+
+def table(n=120) -> pd.DataFrame:
+    from faker import Faker
+
+    fake = Faker("en_US")
+    fake.seed_instance(424242)  # not the synthesizer's seed, whose surrogates would repeat these names
+    products = ["dress", "jacket", "jeans", "sweater"]
+    rows = []
+    for i in range(n):
+        product = products[i % 4]
+        text = f"the {product} was {'great' if i % 3 else 'too small'} and i would buy it again {i}"
+        if i % 10 == 0:
+            text = f"My name is {PLANTED_NAME}, write to {PLANTED_EMAIL} about the {product}."
+        rows.append({"customer_name": fake.name(), "product": product, "rating": 1 + i % 5,
+                     "comment": text if i % 17 else None})
+    return pd.DataFrame(rows)
+
+
+def tiny(**options) -> TextSynthesizer:
+    options.setdefault("train", TrainConfig(epochs=1, batch_size=32, progress=False))
+    return TextSynthesizer(["comment"], model_size="tiny", max_new_tokens=24, **options)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return tiny(epsilon=8.0).fit(table())
+
+
+def assert_clean(out: pd.DataFrame):
+    for value in out["comment"].dropna():
+        assert PLACEHOLDER.search(value) is None, value
+    flat = out.astype(str).to_string()
+    assert PLANTED_NAME not in flat and PLANTED_EMAIL not in flat
+    assert "Zebulon" not in flat and "secret-mail" not in flat
+
+
+def test_fit_sample_keeps_the_schema_and_leaks_no_planted_pii(fitted):
+    df = table()
+    out = fitted.sample()
+    assert list(out.columns) == list(df.columns)
+    assert list(out.dtypes) == list(df.dtypes)
+    assert len(out) == len(df)
+    assert_clean(out)
+    assert set(out["product"].dropna()) <= set(df["product"])
+    assert not set(out["customer_name"]) & set(df["customer_name"])  # PII column replaced
+    ledger = fitted.privacy_ledger_
+    assert ledger["dp"] and 0 < ledger["epsilon"] <= 8.0 + 1e-9
+    assert fitted.pii_columns_ == {"customer_name": "PERSON"}
+    assert fitted.conditioning_columns_ == ["product", "rating"]
+
+
+def test_save_load_sample_round_trip(fitted, tmp_path):
+    saved = fitted.save(tmp_path / "model")
+    assert sorted(p.suffix for p in saved.rglob("*") if p.is_file()) and all(
+        p.suffix in (".json", ".safetensors") for p in saved.rglob("*") if p.is_file())
+    for path in saved.rglob("*"):
+        if path.is_file() and path.suffix == ".json":
+            assert PLANTED_NAME not in path.read_text() and PLANTED_EMAIL not in path.read_text()
+    loaded = TextSynthesizer.load(saved)
+    conditions = table(8)[["product", "rating"]]
+    a = fitted.sample(conditions=conditions, seed=3)
+    b = loaded.sample(conditions=conditions, seed=3)
+    assert a["comment"].tolist() == b["comment"].tolist()  # same model, same seed: same text
+    again = loaded.sample(15)
+    assert len(again) == 15 and list(again.columns) == list(table().columns)
+    assert_clean(again)
+
+
+def test_keep_mode_keeps_structured_columns():
+    df = table()
+    out = tiny(structured="keep", epsilon=None).fit(df).sample()
+    assert out["product"].tolist() == df["product"].tolist()
+    assert out["rating"].tolist() == df["rating"].tolist()
+    assert not set(out["customer_name"]) & set(df["customer_name"])
+    assert_clean(out)
+
+
+def test_cli_synthesize_csv_in_csv_out(tmp_path, capsys):
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    write_csv(table(), src)
+    before = src.read_bytes()
+    code = cli.main(["synthesize", str(src), "-o", str(dst), "--text-columns", "comment", "--epochs", "1",
+                     "--seed", "1", "--model-size", "tiny", "--max-new-tokens", "24", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    assert src.read_bytes() == before  # the input is never modified
+    out = read_csv(dst)
+    assert list(out.columns) == list(table().columns) and len(out) == 120
+    assert_clean(out)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--text-columns", "nope"], "unknown column(s) 'nope'"),
+    (["--text-columns", "empty"], "text column 'empty' is empty"),
+])
+def test_cli_bad_columns_exit_2_without_output(tmp_path, capsys, argv, message):
+    src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
+    df = table()
+    df["empty"] = None
+    write_csv(df, src)
+    code = cli.main(["synthesize", str(src), "-o", str(dst), "--quiet", "--model-size", "tiny", *argv])
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and "Traceback" not in err
+    assert not dst.exists()
+
+
+def test_too_few_rows_for_dp_is_refused_before_training():
+    with pytest.raises(PrivacyBudgetError, match="100"):
+        tiny(epsilon=1.0).fit(table(40))
+
+
+def test_sample_before_fit_says_what_to_do():
+    with pytest.raises(NotFittedError, match="fit"):
+        tiny().sample(5)
+
+
+def test_no_text_column_is_a_clear_error():
+    df = pd.DataFrame({"a": range(150), "b": ["x", "y", "z"] * 50})
+    with pytest.raises(DataError, match="no text column"):
+        synthesize(df, model_size="tiny")
+
+
+def test_ledger_is_json_serialisable(fitted):
+    json.dumps(fitted.privacy_ledger_)
+
+
+def test_generated_text_is_cleaned_and_placeholders_take_the_rows_values(fitted, monkeypatch):
+    import synthtext.generate as generate
+
+    def fake_generate(trained, prompts, **kwargs):
+        return ["Dear <PERSON>,\x00 mail <EMAIL_ADDRESS>\x07 now" for _ in prompts]
+
+    monkeypatch.setattr(generate, "generate_texts", fake_generate)
+    out = fitted.sample(6)
+    for name, text in zip(out["customer_name"], out["comment"]):
+        assert text.startswith(f"Dear {name}, mail ") and text.endswith(" now")
+        assert "\x00" not in text and "\x07" not in text and "@" in text
