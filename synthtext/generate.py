@@ -232,16 +232,23 @@ def sample_next(
     tokens = _draw(probs, generator)
     if top_p >= 1.0:
         return tokens
-    rows = torch.arange(probs.shape[0], device=probs.device)
+    rows = _outside_nucleus(probs, tokens, top_p).nonzero().squeeze(-1)
     for _ in range(_MAX_REJECTION_ROUNDS):
-        p_tok = probs[rows].gather(-1, tokens[rows, None])
-        more_likely_mass = probs[rows].masked_fill(probs[rows] <= p_tok, 0.0).sum(-1)
-        rows = rows[more_likely_mass >= top_p]  # drawn outside the nucleus: draw again
         if rows.numel() == 0:  # the one host sync per round
             return tokens
-        tokens[rows] = _draw(probs[rows], generator)
-    tokens[rows] = _sample_sorted(probs[rows], top_p, generator)
+        sub = probs[rows]
+        redrawn = _draw(sub, generator)
+        tokens[rows] = redrawn
+        rows = rows[_outside_nucleus(sub, redrawn, top_p)]
+    if rows.numel():
+        tokens[rows] = _sample_sorted(probs[rows], top_p, generator)
     return tokens
+
+
+def _outside_nucleus(probs: torch.Tensor, tokens: torch.Tensor, top_p: float) -> torch.Tensor:
+    """True where the tokens more likely than the drawn one already hold ``top_p`` of the mass."""
+    p_tok = probs.gather(-1, tokens[:, None])
+    return torch.where(probs > p_tok, probs, 0.0).sum(-1) >= top_p
 
 
 _MAX_REJECTION_ROUNDS = 8
