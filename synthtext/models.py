@@ -636,6 +636,20 @@ def encode_examples(tokenizer: Any, prompts: Sequence[str], texts: Sequence[str]
 # --------------------------------------------------------------------------------------------
 
 
+def sequence_losses(logits: torch.Tensor, input_ids: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
+    """Per-record loss, shape (B,): mean next-token loss over that record's target tokens.
+
+    Position t predicts token t+1; only tokens with ``target_mask == 1`` (text + EOS) count.
+    Token losses use reduction="none", so no record's loss depends on another's (unlike HF's
+    built-in loss, which averages over all tokens of the batch).
+    """
+    pred = logits[:, :-1].float()
+    mask = target_mask[:, 1:].to(pred.dtype)
+    tok = F.cross_entropy(pred.reshape(-1, pred.shape[-1]), input_ids[:, 1:].reshape(-1), reduction="none")
+    return (tok.view_as(mask) * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+
 def _base_fingerprint(model: nn.Module) -> str:
     """Hash of the first input-embedding rows: detects loading an adapter onto another base."""
     emb = model.get_input_embeddings().weight.detach().float().cpu().flatten()[:4096]
@@ -675,6 +689,34 @@ class TrainedModel:
         with torch.no_grad():
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
         return out if isinstance(out, torch.Tensor) else out.logits
+
+    def record_losses(self, examples: EncodedExamples, batch_size: int = 32) -> "np.ndarray":
+        """Each record's loss under this model (mean next-token loss over its text tokens, as in
+        training), shape (n,). Used by membership-inference scoring and the canary audit; reading
+        private records here is evaluation, outside the DP guarantee."""
+        import numpy as np
+
+        dev = next(self.model.parameters()).device
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
+        out = []
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            for start in range(0, len(examples), batch_size):
+                ids_list = examples.input_ids[start:start + batch_size]
+                width = max(len(ids) for ids in ids_list)
+                ids = torch.full((len(ids_list), width), pad, dtype=torch.long)
+                attn = torch.zeros_like(ids)
+                target = torch.zeros_like(ids)
+                for row, seq in enumerate(ids_list):
+                    ids[row, :len(seq)] = torch.tensor(seq)
+                    attn[row, :len(seq)] = 1
+                    target[row, examples.prompt_lengths[start + row]:len(seq)] = 1
+                logits = self.logits(ids, attn)
+                out.append(sequence_losses(logits, ids.to(dev), target.to(dev)).float().cpu())
+        finally:
+            self.model.train(was_training)
+        return np.concatenate([t.numpy() for t in out]) if out else np.zeros(0)
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write ``path/`` with JSON metadata + ledger and safetensors weights (no pickle, no text)."""

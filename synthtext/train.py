@@ -46,7 +46,8 @@ from tqdm.auto import tqdm
 
 from .config import PrivacyConfig, PrivacyLedger, TrainConfig
 from .errors import ConfigError, DataError, ModelError, PrivacyBudgetError
-from .models import BaseModel, ByteTransformerLM, EncodedExamples, TrainedModel, _base_fingerprint, add_lora
+from .models import (BaseModel, ByteTransformerLM, EncodedExamples, TrainedModel, _base_fingerprint, add_lora,
+                     sequence_losses)
 
 GRAD_SAMPLE_MODE = "hooks"  # measured faster than ghost clipping for LoRA on an H100 (DESIGN.md)
 
@@ -215,19 +216,6 @@ class _PadCollate:
             attn[row, : len(x)] = 1
             target[row, int(plen) : len(x)] = 1  # text tokens + EOS; not BOS/prompt, not padding
         return ids, attn, target
-
-
-def sequence_losses(logits: torch.Tensor, input_ids: torch.Tensor, target_mask: torch.Tensor) -> torch.Tensor:
-    """Per-record loss, shape (B,): mean next-token loss over that record's target tokens.
-
-    Position t predicts token t+1; only tokens with ``target_mask == 1`` (text + EOS) count.
-    Token losses use reduction="none", so no record's loss depends on another's (unlike HF's
-    built-in loss, which averages over all tokens of the batch).
-    """
-    pred = logits[:, :-1].float()
-    mask = target_mask[:, 1:].to(pred.dtype)
-    tok = F.cross_entropy(pred.reshape(-1, pred.shape[-1]), input_ids[:, 1:].reshape(-1), reduction="none")
-    return (tok.view_as(mask) * mask).sum(1) / mask.sum(1).clamp(min=1)
 
 
 def model_logits(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

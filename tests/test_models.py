@@ -276,3 +276,27 @@ def test_load_refuses_other_base_and_pickles(tmp_path, model_dirs):
     with pytest.raises(ModelError, match="not a saved synthtext model"):
         TrainedModel.load(tmp_path)
 
+
+
+def test_record_losses_match_the_training_loss_one_record_at_a_time():
+    """record_losses (used by MIA and the canary audit) is the training loss of each record alone,
+    whatever else is in its batch."""
+    import torch
+
+    from synthtext.config import PrivacyConfig, TrainConfig
+    from synthtext.models import EncodedExamples, TrainedModel, load_base_model, sequence_losses
+
+    base = load_base_model(None, size="tiny", seed=0)
+    examples = EncodedExamples(input_ids=[[1, 5, 6, 7, 2], [1, 9, 10, 2], [1, 3, 4, 5, 6, 7, 8, 2]],
+                               prompt_lengths=[2, 1, 4])
+    trained = TrainedModel(model=base.model, tokenizer=base.tokenizer, base_name="builtin", kind="builtin",
+                           family=None, ledger=None, train_config=TrainConfig(), privacy_config=PrivacyConfig())
+    batched = trained.record_losses(examples, batch_size=3)
+    assert batched.shape == (3,)
+    for i, seq in enumerate(examples.input_ids):
+        ids = torch.tensor([seq])
+        target = torch.zeros_like(ids)
+        target[0, examples.prompt_lengths[i]:] = 1
+        alone = sequence_losses(trained.logits(ids), ids, target).item()
+        assert abs(batched[i] - alone) < 1e-4
+    assert (trained.record_losses(examples, batch_size=1) - batched).__abs__().max() < 1e-4
