@@ -187,7 +187,7 @@ def token_budgets(trained: TrainedModel, prompt_lengths: Sequence[int], max_new_
     positions; a prompt that fills them raises :class:`DataError`.
     """
     context = _context_length(trained)
-    train_limit = trained.train_config.max_length or (512 if trained.kind == "builtin" else 256)
+    train_limit = trained.max_length
     if context is not None:
         train_limit = min(train_limit, context)
     too_long = [i for i, n in enumerate(prompt_lengths) if context is not None and n >= context]

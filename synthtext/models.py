@@ -340,6 +340,11 @@ FAMILY_OF_MODEL_TYPE = {
 }
 
 
+def default_max_length(kind: str, max_positions: int | None) -> int:
+    """Default tokens per record: 512 bytes for the built-in model, 256 tokens otherwise."""
+    return min(512 if kind == "builtin" else 256, max_positions or 1_000_000)
+
+
 @dataclass
 class BaseModel:
     """A base model ready for training: the network, its tokenizer and where it came from.
@@ -360,9 +365,7 @@ class BaseModel:
 
     @property
     def default_max_length(self) -> int:
-        """Default tokens per record: 512 bytes for the built-in model, 256 tokens otherwise."""
-        limit = self.max_positions or 1_000_000
-        return min(512 if self.kind == "builtin" else 256, limit)
+        return default_max_length(self.kind, self.max_positions)
 
     def max_length(self, train: TrainConfig) -> int:
         """Tokens per record for ``train``: its max_length, or this model's default."""
@@ -689,6 +692,13 @@ class TrainedModel:
         with torch.no_grad():
             out = self.model(input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids)
         return out if isinstance(out, torch.Tensor) else out.logits
+
+    @property
+    def max_length(self) -> int:
+        """Tokens per record this model was trained with (prompt + text)."""
+        if self.train_config.max_length is not None:
+            return self.train_config.max_length
+        return default_max_length(self.kind, self.builtin_config.max_positions if self.builtin_config else None)
 
     def record_losses(self, examples: EncodedExamples, batch_size: int = 32) -> "np.ndarray":
         """Each record's loss under this model (mean next-token loss over its text tokens, as in

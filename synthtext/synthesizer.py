@@ -23,7 +23,7 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -64,6 +64,52 @@ def compose_ledgers(ledgers: Sequence[PrivacyLedger]) -> dict:
     return total
 
 
+def split_holdout(n_rows: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions (sorted) for training and for the holdout: a seeded random ``share`` of the rows,
+    rounded, kept out of training so leakage can be measured against rows the model never saw."""
+    n_holdout = int(round(n_rows * share))
+    order = np.random.default_rng(seed).permutation(n_rows)
+    return np.sort(order[n_holdout:]), np.sort(order[:n_holdout])
+
+
+def _encode_rows(fmt: prompt_format.PromptFormat, tokenizer: Any, max_length: int, records: Sequence[Mapping],
+                 column: str):
+    """The (prompt, text) training records of one text column, tokenized."""
+    from .models import encode_examples
+
+    pairs = [fmt.example(row, column) for row in records]
+    return encode_examples(tokenizer, [p for p, _ in pairs], [t for _, t in pairs], max_length=max_length)
+
+
+def _pii_values(df: pd.DataFrame, scan, positions: np.ndarray) -> dict[str, set[str]]:
+    """The PII values the scan found in the training rows (text spans and PII columns), by entity
+    type: what a leakage check searches the synthetic text for. Held in memory only."""
+    values: dict[str, set[str]] = {}
+    for column in scan.text_columns:
+        cells = df[column].tolist()
+        for i in positions:
+            text = cells[i]
+            for span in scan.spans[column][i] if isinstance(text, str) else ():
+                values.setdefault(span.entity_type, set()).add(text[span.start:span.end])
+    for column, info in scan.structured_columns.items():
+        for value in df[column].iloc[positions].dropna():
+            values.setdefault(info.entity_type, set()).add(str(value))
+    return values
+
+
+@dataclass
+class _FitData:
+    """The real data behind a fit, for evaluation and the report. In memory only, never saved."""
+
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    redacted_train: pd.DataFrame
+    redacted_holdout: pd.DataFrame
+    pii_values: dict
+    scan: Any
+    frame: pd.DataFrame
+
+
 class TextSynthesizer:
     """Learns a table with free-text columns and samples a synthetic copy.
 
@@ -83,6 +129,8 @@ class TextSynthesizer:
     train, privacy: full :class:`~synthtext.config.TrainConfig` / ``PrivacyConfig`` for fine control
         (``epsilon``/``delta`` above override the privacy config's).
     temperature, top_p, max_new_tokens: sampling settings.
+    holdout: share of rows (random, seeded) kept out of training so leakage can be measured
+        against data the model never saw (0 to 0.5; 0 turns the holdout-based metrics off).
     """
 
     def __init__(self, text_columns: Sequence[str] | None = None,
@@ -92,7 +140,7 @@ class TextSynthesizer:
                  sdv_model: str = "gaussian_copula", redact_pii: bool = True, locale: str = "en_US",
                  seed: int = 0, train: TrainConfig | None = None, privacy: PrivacyConfig | None = None,
                  temperature: float = 1.0, top_p: float = 0.95, max_new_tokens: int | None = None,
-                 progress: bool = False, analyzer: Any = None):
+                 holdout: float = 0.1, progress: bool = False, analyzer: Any = None):
         self.text_columns = None if text_columns is None else list(text_columns)
         self.conditioning_columns = None if conditioning_columns is None else list(conditioning_columns)
         self.epsilon = epsilon
@@ -109,6 +157,7 @@ class TextSynthesizer:
         self.temperature = temperature
         self.top_p = top_p
         self.max_new_tokens = max_new_tokens
+        self.holdout = holdout
         self.progress = progress
         self.analyzer = analyzer
 
@@ -128,7 +177,7 @@ class TextSynthesizer:
     def fit(self, df: pd.DataFrame) -> "TextSynthesizer":
         """Learn ``df``: scan, redact, fit the structured synthesizer, train one text model per column."""
         from . import pii
-        from .models import encode_examples, load_base_model
+        from .models import load_base_model
         from .tabular import StructuredSynthesizer
         from .train import plan_privacy, train_private
 
@@ -140,6 +189,8 @@ class TextSynthesizer:
             raise ConfigError(f"structured: must be 'sdv' or 'keep', got {self.structured!r}.")
         if self.epsilon is not None and not (isinstance(self.epsilon, (int, float)) and self.epsilon > 0):
             raise ConfigError(f"epsilon: must be a positive number (or None for no DP), got {self.epsilon!r}.")
+        if isinstance(self.holdout, bool) or not isinstance(self.holdout, (int, float)) or not 0 <= self.holdout <= 0.5:
+            raise ConfigError(f"holdout: must be a share between 0 and 0.5 (default 0.1), got {self.holdout!r}.")
         started = time.perf_counter()
         timings = {}
 
@@ -162,27 +213,28 @@ class TextSynthesizer:
             raise ConfigError(f"conditioning_columns: {clash} are text columns; a text is not conditioned on itself.")
         timings["scan"] = time.perf_counter() - started
 
+        train_pos, holdout_pos = split_holdout(len(df), self.holdout, self.seed)
         train_cfg = self._train_config()
         privacy = self._privacy_per_model(len(scan.text_columns))
-        plan_privacy(len(df), privacy, train_cfg)  # refuse too-small data before any work
+        plan_privacy(len(train_pos), privacy, train_cfg)  # refuse too-small data before any work
 
+        train_df = df.iloc[train_pos].reset_index(drop=True)
         t0 = time.perf_counter()
         structured = StructuredSynthesizer(method=self.structured, sdv_model=self.sdv_model,
                                            pii_columns=pii_columns, text_columns=scan.text_columns,
-                                           seed=self.seed, locale=self.locale).fit(df)
+                                           seed=self.seed, locale=self.locale)
+        structured.fit(df if self.structured == "keep" else train_df)  # keep: every given row is kept
         timings["structured"] = time.perf_counter() - t0
 
-        training_frame = pii.redact_frame(df, scan) if self.redact_pii else df
+        redacted = pii.redact_frame(df, scan) if self.redact_pii else df
         fmt = prompt_format.PromptFormat(conditioning_columns=list(conditioning),
                                          text_columns=list(scan.text_columns))
         models = {}
         t0 = time.perf_counter()
-        records = training_frame.to_dict("records")
+        records = redacted.iloc[train_pos].to_dict("records")
         for column in scan.text_columns:
             base = load_base_model(self.model, size=self.model_size, seed=self.seed)
-            pairs = [fmt.example(row, column) for row in records]
-            examples = encode_examples(base.tokenizer, [p for p, _ in pairs], [t for _, t in pairs],
-                                       max_length=base.max_length(train_cfg))
+            examples = _encode_rows(fmt, base.tokenizer, base.max_length(train_cfg), records, column)
             models[column] = train_private(base, examples, privacy, train_cfg)
         timings["train"] = time.perf_counter() - t0
 
@@ -198,7 +250,13 @@ class TextSynthesizer:
         self.structured_pool_ = None
         self.models_ = models
         self.privacy_ledger_ = compose_ledgers([models[c].ledger for c in self.text_columns_])
+        self.n_train_, self.n_holdout_ = len(train_pos), len(holdout_pos)
         self.timings_ = timings
+        # Real rows, kept in memory for evaluate()/write_report() only: never saved.
+        self._fit_data = _FitData(train=train_df, holdout=df.iloc[holdout_pos].reset_index(drop=True),
+                                  redacted_train=redacted.iloc[train_pos].reset_index(drop=True),
+                                  redacted_holdout=redacted.iloc[holdout_pos].reset_index(drop=True),
+                                  pii_values=_pii_values(df, scan, train_pos), scan=scan, frame=df)
         return self
 
     # -- sample -----------------------------------------------------------------------------------------
@@ -282,6 +340,109 @@ class TextSynthesizer:
                     pass  # e.g. SDV produced a float for an int column with missing values: keep it
         return frame
 
+    # -- evaluate / report --------------------------------------------------------------------------------
+
+    def _membership(self, max_records: int = 1000) -> dict | None:
+        """Per text column, each model's loss on (a sample of) its training rows and on the holdout:
+        the input of the loss-based membership-inference attack."""
+        data = getattr(self, "_fit_data", None)
+        if data is None or len(data.holdout) == 0:
+            return None
+        rng = np.random.default_rng(self.seed)
+        out = {}
+        for column in self.text_columns_:
+            trained = self.models_[column]
+            losses = {}
+            for name, frame in (("train", data.redacted_train), ("holdout", data.redacted_holdout)):
+                rows = frame[frame[column].map(lambda v: isinstance(v, str) and bool(v.strip()))]
+                if len(rows) > max_records:
+                    rows = rows.iloc[np.sort(rng.choice(len(rows), size=max_records, replace=False))]
+                examples = _encode_rows(self.prompt_format_, trained.tokenizer, trained.max_length,
+                                        rows.to_dict("records"), column)
+                losses[name] = trained.record_losses(examples)
+            ledger = trained.ledger
+            out[column] = {"train_losses": losses["train"], "holdout_losses": losses["holdout"],
+                           "claimed_epsilon": ledger.epsilon if ledger.dp else None,
+                           "delta": ledger.delta if ledger.dp else None}
+        return out
+
+    def evaluate(self, synthetic: pd.DataFrame, *, real: pd.DataFrame | None = None, embedding: str = "auto",
+                 membership: bool = True, max_rows: int = 5000):
+        """Fidelity and leakage of ``synthetic`` (see :func:`synthtext.evaluate`), against the rows this
+        synthesizer was trained on and its holdout, with the membership-inference attack on its models.
+
+        A loaded synthesizer holds no real data: pass ``real=`` (then holdout-based and model-based
+        metrics are not available)."""
+        from .evaluate import evaluate as evaluate_frames
+        from .evaluate import structured_quality
+
+        self._check_fitted()
+        data = getattr(self, "_fit_data", None)
+        if data is None and real is None:
+            raise NotFittedError("this synthesizer was loaded from disk and holds no real data: pass "
+                                 "real=<the table it was fitted on> to evaluate against it.")
+        train = data.train if data is not None else real
+        holdout = data.holdout if data is not None and len(data.holdout) else None
+        quality = None
+        structured_columns = [c for c in self.conditioning_columns_ if c not in self.pii_columns_]
+        if self.structured == "sdv" and structured_columns:
+            quality = structured_quality(train, synthetic, structured_columns)
+        return evaluate_frames(
+            train, synthetic, self.text_columns_, self.conditioning_columns_, holdout=holdout,
+            pii_values=data.pii_values if data is not None else None,
+            membership=self._membership() if membership and data is not None else None,
+            embedding=embedding, seed=self.seed, max_rows=max_rows, structured_quality=quality)
+
+    def report_inputs(self) -> dict:
+        """What the privacy report needs besides the evaluation: data summary, PII summary, ledger,
+        model. Holds counts and redacted examples only, never raw text or PII."""
+        from .pii import redacted_examples
+
+        self._check_fitted()
+        dp = self.privacy_ledger_["dp"]
+        text_protection = (f"DP (epsilon={self.privacy_ledger_['epsilon']:.3g} for all text columns)" if dp
+                           else "not DP (trained without differential privacy)")
+        other = "SDV (not DP)" if self.structured == "sdv" else "kept as given (not protected)"
+        columns = []
+        for column in self.columns_:
+            if column in self.text_columns_:
+                role, protected = "text", text_protection
+            elif column in self.pii_columns_:
+                role, protected = "pii", "Faker surrogate (not derived from data)"
+            else:
+                role = "conditioning" if column in self.conditioning_columns_ else "structured"
+                protected = other
+            columns.append({"name": str(column), "dtype": str(self.dtypes_[column]), "role": role,
+                            "protected_by": protected})
+        data = getattr(self, "_fit_data", None)
+        examples = ({c: redacted_examples(data.frame, data.scan, c) for c in self.text_columns_}
+                    if data is not None else {})
+        models = {c: self.models_[c].base_name for c in self.text_columns_}
+        return {
+            "data_summary": {"n_rows": self.n_rows_, "n_train": self.n_train_, "n_holdout": self.n_holdout_,
+                             "columns": columns, "text_columns": list(self.text_columns_),
+                             "conditioning_columns": list(self.conditioning_columns_),
+                             "structured": self.structured, "model": ", ".join(sorted(set(models.values())))},
+            "pii_summary": {"counts": self.pii_scan_["counts"],
+                            "structured_columns": dict(self.pii_columns_), "examples": examples},
+            "ledger": self.privacy_ledger_,
+            "model_info": {"models": models, "redact_pii": self.redact_pii,
+                           "sampling": {"temperature": self.temperature, "top_p": self.top_p,
+                                        "max_new_tokens": self.max_new_tokens}},
+        }
+
+    def write_report(self, synthetic: pd.DataFrame, out_dir: str | os.PathLike = "privacy_reports", *,
+                     evaluation=None, audit: Mapping | None = None, real: pd.DataFrame | None = None,
+                     run_id: str | None = None) -> Path:
+        """Evaluate ``synthetic`` (unless ``evaluation`` is given) and write the privacy audit report,
+        ``out_dir/<run-id>/report.json`` and ``report.html``; returns the run directory."""
+        from .report import write_report
+
+        if evaluation is None:
+            evaluation = self.evaluate(synthetic, real=real)
+        inputs = self.report_inputs()
+        return write_report(out_dir, evaluation=evaluation.to_dict(), audit=audit, run_id=run_id, **inputs)
+
     # -- save / load ------------------------------------------------------------------------------------
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -321,7 +482,7 @@ class TextSynthesizer:
             raise ModelError("only tables with string column names can be saved.")
         settings = {k: getattr(self, k) for k in ("epsilon", "delta", "model", "model_size", "structured", "sdv_model",
                                                  "redact_pii", "locale", "seed", "temperature", "top_p",
-                                                 "max_new_tokens")}
+                                                 "max_new_tokens", "holdout")}
         return {
             "format": SAVE_FORMAT, "version": SAVE_VERSION, "settings": settings,
             "columns": self.columns_, "dtypes": [str(self.dtypes_[c]) for c in self.columns_],
@@ -331,6 +492,7 @@ class TextSynthesizer:
             "text_models": {c: f"text_model_{i}" for i, c in enumerate(self.text_columns_)},
             "privacy_ledger": self.privacy_ledger_,
             "pii_counts": self.pii_scan_["counts"],
+            "n_train": self.n_train_, "n_holdout": self.n_holdout_,
         }
 
     @classmethod
@@ -354,6 +516,7 @@ class TextSynthesizer:
         synth.dtypes_ = pd.Series([pd.api.types.pandas_dtype(d) for d in state["dtypes"]],
                                   index=synth.columns_, dtype=object)
         synth.n_rows_ = state["n_rows"]
+        synth.n_train_, synth.n_holdout_ = state.get("n_train", synth.n_rows_), state.get("n_holdout", 0)
         synth.text_columns_ = state["text_columns"]
         synth.conditioning_columns_ = state["conditioning_columns"]
         synth.pii_columns_ = state["pii_columns"]
@@ -377,11 +540,18 @@ class TextSynthesizer:
 
 def synthesize(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilon: float | None = 8.0,
                num_rows: int | None = None, model: str | None = None, structured: str = "sdv",
-               **options) -> pd.DataFrame:
+               report: str | os.PathLike | None = None, **options) -> pd.DataFrame:
     """Fit a :class:`TextSynthesizer` on ``df`` and return a synthetic table with the same columns,
-    order and dtypes. ``options`` are passed to :class:`TextSynthesizer`."""
+    order and dtypes. ``options`` are passed to :class:`TextSynthesizer`.
+
+    ``report="privacy_reports"`` also evaluates the result and writes the privacy audit report to
+    ``privacy_reports/<run-id>/``; its directory is in ``result.attrs["synthtext_report"]``.
+    """
     synth = TextSynthesizer(text_columns, epsilon=epsilon, model=model, structured=structured, **options)
-    return synth.fit(df).sample(num_rows)
+    out = synth.fit(df).sample(num_rows)
+    if report is not None:
+        out.attrs["synthtext_report"] = str(synth.write_report(out, report))
+    return out
 
 
 __all__ = ["TextSynthesizer", "compose_ledgers", "synthesize"]

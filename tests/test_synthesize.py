@@ -8,7 +8,7 @@ import pytest
 
 from synthtext import cli
 from synthtext.config import TrainConfig
-from synthtext.errors import DataError, NotFittedError, PrivacyBudgetError
+from synthtext.errors import ConfigError, DataError, NotFittedError, PrivacyBudgetError
 from synthtext.io import read_csv, write_csv
 from synthtext.synthesizer import TextSynthesizer, synthesize
 
@@ -152,3 +152,36 @@ def test_generated_text_is_cleaned_and_placeholders_take_the_rows_values(fitted,
     for name, text in zip(out["customer_name"], out["comment"]):
         assert text.startswith(f"Dear {name}, mail ") and text.endswith(" now")
         assert "\x00" not in text and "\x07" not in text and "@" in text
+
+
+def test_holdout_rows_are_kept_out_of_training(fitted):
+    from synthtext.synthesizer import split_holdout
+
+    train, holdout = split_holdout(120, 0.1, seed=0)
+    assert len(holdout) == 12 and len(train) == 108
+    assert not set(train) & set(holdout) and set(train) | set(holdout) == set(range(120))
+    assert (split_holdout(120, 0.1, seed=0)[1] == holdout).all()  # seeded: the same split again
+    # the fixture fits table() (120 rows) with the default 10% holdout and seed 0
+    assert (fitted.n_train_, fitted.n_holdout_) == (108, 12)
+    assert fitted.models_["comment"].ledger.n_records == 108  # the accountant's n is the training rows
+    held = table().iloc[holdout]
+    assert fitted._fit_data.holdout["comment"].tolist() == held["comment"].tolist()
+
+
+def test_holdout_zero_trains_on_every_row_and_bad_shares_are_refused():
+    synth = tiny(epsilon=None, holdout=0).fit(table())
+    assert (synth.n_train_, synth.n_holdout_) == (120, 0)
+    assert synth.models_["comment"].ledger.n_records == 120
+    assert synth._membership() is None  # no holdout: no membership-inference attack to run
+    for bad in (-0.1, 0.6, "10%", True):
+        with pytest.raises(ConfigError, match="holdout"):
+            tiny(holdout=bad).fit(table())
+
+
+def test_membership_losses_cover_train_and_holdout_rows(fitted):
+    membership = fitted._membership()["comment"]
+    n_holdout_text = fitted._fit_data.holdout["comment"].notna().sum()
+    assert len(membership["holdout_losses"]) == n_holdout_text
+    assert len(membership["train_losses"]) == fitted._fit_data.train["comment"].notna().sum()
+    assert membership["claimed_epsilon"] == fitted.models_["comment"].ledger.epsilon
+    assert all(loss > 0 for loss in membership["train_losses"])
