@@ -129,6 +129,10 @@ def _empty_like(dtype, n: int, index) -> pd.Series:
         return series
 
 
+RARE_CATEGORY = "_RARE_"
+"""What a categorical value seen fewer than ``min_category_count`` times becomes under SDV."""
+
+
 class StructuredSynthesizer:
     """Makes the non-text columns of a synthetic table (see the module docstring for the contract).
 
@@ -150,7 +154,7 @@ class StructuredSynthesizer:
     def __init__(self, method: str = "sdv", sdv_model: str = "gaussian_copula",
                  pii_columns: Mapping[Any, Any] | None = None, text_columns: Iterable = (),
                  seed: int | None = None, locale: str = "en_US", sdv_params: Mapping | None = None,
-                 surrogates: Any = None):
+                 surrogates: Any = None, min_category_count: int = 5):
         if method not in METHODS:
             raise ConfigError(f"method: must be one of {list(METHODS)}, got {method!r}.")
         if sdv_model not in SDV_MODELS:
@@ -172,6 +176,9 @@ class StructuredSynthesizer:
         self.locale = locale
         self.sdv_params = dict(sdv_params or {})
         self.surrogates = surrogates
+        if isinstance(min_category_count, bool) or not isinstance(min_category_count, int) or min_category_count < 1:
+            raise ConfigError(f"min_category_count: must be a positive integer, got {min_category_count!r}.")
+        self.min_category_count = min_category_count
 
     # ----------------------------------------------------------------------------------------------
     # fit
@@ -201,6 +208,7 @@ class StructuredSynthesizer:
                                   if c not in self.pii_columns and c not in self.text_columns]
         self.data_ = None
         self.sdv_ = None
+        self.rare_suppressed_: dict[Any, dict] = {}
         self.missing_flags_: dict[Any, _MissingFlag] = {}
         self.sdv_names_: dict[Any, str] = {}
         if self.method == "keep":
@@ -238,6 +246,9 @@ class StructuredSynthesizer:
             # no primary-key inference: SDV would make the first unique column (say, an income
             # column in a small table) a generated key instead of modelling it
             metadata = Metadata.detect_from_dataframes({_TABLE: frame}, infer_keys=None)
+            frame = self._suppress_rare_categories(frame, metadata)
+            if self.rare_suppressed_:  # detect again: the old metadata lists the suppressed values
+                metadata = Metadata.detect_from_dataframes({_TABLE: frame}, infer_keys=None)
             synthesizer_class = getattr(single_table, SDV_MODELS[self.sdv_model])
             params = dict(self.sdv_params)
             if "locales" in inspect.signature(synthesizer_class).parameters:
@@ -250,6 +261,30 @@ class StructuredSynthesizer:
             # SDV samples from a fixed seed unless told otherwise; its only hook is this private method
             synthesizer._set_random_state(self.seed_)
         self.sdv_ = synthesizer
+
+    def _suppress_rare_categories(self, frame: pd.DataFrame, metadata) -> pd.DataFrame:
+        """Categories seen fewer than ``min_category_count`` times become ``RARE_CATEGORY``.
+
+        SDV samples a categorical column from the real values it saw, so a near-unique string (a
+        review title, a zip code, a free-text note too short to count as text) would come out
+        verbatim. Rare-category protection, as in MOSTLY AI's engine, keeps such values out of the
+        output; the counts are in ``rare_suppressed_`` (and the report)."""
+        self.rare_suppressed_ = {}
+        names = {sdv_name: column for column, sdv_name in self.sdv_names_.items()}
+        columns = metadata.to_dict()["tables"][_TABLE]["columns"]
+        frame = frame.copy()
+        for sdv_name, info in columns.items():
+            series = frame[sdv_name]
+            if info.get("sdtype") != "categorical" or not (
+                    pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series)):
+                continue
+            counts = series.value_counts()
+            rare = counts.index[counts < self.min_category_count]
+            if len(rare):
+                frame[sdv_name] = series.where(~series.isin(rare), RARE_CATEGORY)
+                self.rare_suppressed_[names[sdv_name]] = {"values": int(len(rare)),
+                                                          "rows": int(counts[rare].sum())}
+        return frame
 
     def _check_fitted(self) -> None:
         if not hasattr(self, "columns_"):

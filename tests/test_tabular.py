@@ -248,3 +248,26 @@ def test_neural_sdv_models_keep_schema_and_seed(model, table):
     first = run()
     assert_same_schema(first, table)
     pd.testing.assert_frame_equal(first, run())
+
+
+def test_sdv_never_reproduces_rare_categories():
+    """A near-unique string column (think review titles) would come out of SDV verbatim: values
+    seen fewer than min_category_count times are suppressed, frequent ones survive."""
+    from synthtext.tabular import RARE_CATEGORY, StructuredSynthesizer
+
+    rng = np.random.default_rng(0)
+    n = 200
+    df = pd.DataFrame({"title": [f"unique title {i}" for i in range(n)],
+                       "size": rng.choice(["S", "M", "L"], size=n),
+                       "score": rng.integers(1, 6, size=n)})
+    df.loc[:9, "size"] = "XXL-rare"  # 10 rows: frequent enough at k=5, rare at k=20
+    synth = StructuredSynthesizer(method="sdv", seed=0).fit(df)
+    out = synth.sample(400)
+    assert set(out["title"].dropna()) == {RARE_CATEGORY}
+    assert synth.rare_suppressed_["title"] == {"values": n, "rows": n}
+    assert "XXL-rare" in set(out["size"]) and {"S", "M", "L"} <= set(out["size"])
+    strict = StructuredSynthesizer(method="sdv", seed=0, min_category_count=20).fit(df)
+    assert "XXL-rare" not in set(strict.sample(400)["size"])
+    assert strict.rare_suppressed_["size"] == {"values": 1, "rows": 10}
+    with pytest.raises(ConfigError, match="min_category_count"):
+        StructuredSynthesizer(method="sdv", min_category_count=0)
