@@ -279,3 +279,16 @@ def test_dates_and_places_are_not_structured_pii(analyzer):
     found = pii.detect_structured_pii(df, analyzer=analyzer, n_jobs=1)
     assert "opened" not in found and "city" not in found
     assert found["home_address"].entity_type == "LOCATION"
+
+
+def test_found_values_collects_span_and_column_values_for_the_chosen_rows():
+    from synthtext.pii import PiiScanResult, PiiSpan, StructuredPiiColumn, found_values
+
+    df = pd.DataFrame({"note": ["call Ann Lee now", None, "mail bo@x.org"], "who": ["Ann Lee", "Cy Ro", None]})
+    scan = PiiScanResult(
+        text_columns=["note"],
+        spans={"note": [[PiiSpan(5, 12, "PERSON", 0.9)], [], [PiiSpan(5, 13, "EMAIL_ADDRESS", 1.0)]]},
+        structured_columns={"who": StructuredPiiColumn("who", "PERSON", 1.0, "values")},
+        n_rows=3, engine="test")
+    assert found_values(df, scan) == {"PERSON": {"Ann Lee", "Cy Ro"}, "EMAIL_ADDRESS": {"bo@x.org"}}
+    assert found_values(df, scan, rows=[1, 2]) == {"PERSON": {"Cy Ro"}, "EMAIL_ADDRESS": {"bo@x.org"}}

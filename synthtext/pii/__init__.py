@@ -720,6 +720,23 @@ def _mask_word(match: re.Match) -> str:
     return word if word.lower() in STOP_WORDS else match.group(1) + "\u2026"
 
 
+def found_values(df: pd.DataFrame, scan: PiiScanResult, rows: Iterable[int] | None = None) -> dict[str, set[str]]:
+    """The PII values the scan found (text spans and whole PII columns) in ``rows`` (positions; default
+    all), by entity type: what a leakage check searches synthetic text for. Raw PII: keep it in memory."""
+    positions = range(len(df)) if rows is None else list(rows)
+    values: dict[str, set[str]] = {}
+    for column in scan.text_columns:
+        cells = df[column].tolist()
+        for i in positions:
+            text = cells[i]
+            for span in scan.spans[column][i] if isinstance(text, str) else ():
+                values.setdefault(span.entity_type, set()).add(text[span.start:span.end])
+    for column, info in scan.structured_columns.items():
+        for value in df[column].iloc[list(positions)].dropna():
+            values.setdefault(info.entity_type, set()).add(str(value))
+    return values
+
+
 def redacted_examples(df: pd.DataFrame, scan: PiiScanResult, column: str, limit: int = 3,
                       width: int = 100) -> list[str]:
     """Up to ``limit`` redacted snippets of cells with PII, for people to look at.
@@ -743,6 +760,6 @@ def redacted_examples(df: pd.DataFrame, scan: PiiScanResult, column: str, limit:
 
 __all__ = [
     "PiiSpan", "PiiScanResult", "StructuredPiiColumn", "Surrogates", "analyze_texts", "build_analyzer",
-    "detect_structured_pii", "detect_text_columns", "find_spacy_pipeline", "redact", "redact_frame",
+    "detect_structured_pii", "detect_text_columns", "found_values", "find_spacy_pipeline", "redact", "redact_frame",
     "redacted_examples", "resolve_overlaps", "scan_pii",
 ]
