@@ -292,3 +292,12 @@ def test_found_values_collects_span_and_column_values_for_the_chosen_rows():
         n_rows=3, engine="test")
     assert found_values(df, scan) == {"PERSON": {"Ann Lee", "Cy Ro"}, "EMAIL_ADDRESS": {"bo@x.org"}}
     assert found_values(df, scan, rows=[1, 2]) == {"PERSON": {"Cy Ro"}, "EMAIL_ADDRESS": {"bo@x.org"}}
+
+
+def test_mask_undetected_masks_lower_case_contacts_the_scan_missed():
+    from synthtext.pii import mask_undetected
+
+    masked = mask_undetected("write to zebulon.q@secret-mail.example or see www.shop.example/x, <PERSON> said")
+    assert "zebulon" not in masked and "secret-mail" not in masked and "shop.example" not in masked
+    assert "<PERSON>" in masked and "write to" in masked
+    assert mask_undetected(masked) .count("@") == masked.count("@")  # masking twice changes nothing more

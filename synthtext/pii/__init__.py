@@ -702,13 +702,24 @@ def redact_frame(df: pd.DataFrame, scan: PiiScanResult) -> pd.DataFrame:
 _CAPITALISED_WORD = re.compile(r"(?<![<\w])([A-Z\u00C0-\u00DE])[\w'\u00C0-\u024F-]*")
 
 
+# A token (up to whitespace, a placeholder's brackets or closing punctuation) with an @, a scheme, www.,
+# or a dot between letters (domain-like: "secret-mail.example").
+_CONTACT_LIKE = re.compile(r"[^\s<>]*(?:@|://|www\.|[^\W\d_]\.[^\W\d_]{2})[^\s<>]*?(?=[.,;:!?)\]]*(?:\s|<|$))")
+
+
+def mask_contacts(text: str) -> str:
+    """Mask email-, URL- and domain-like tokens (``bo@x.org`` -> ``…@…``, ``www.x.org`` -> ``…``),
+    lower-case ones included: presidio skips addresses on some domains (``.example``)."""
+    return _CONTACT_LIKE.sub(lambda m: "\u2026@\u2026" if "@" in m.group(0) else "\u2026", text)
+
+
 def mask_undetected(redacted_text: str) -> str:
     """Mask what could still be PII that the scan missed: digits become ``#``, capitalised words
     their initial (``Valbergsdóttir`` -> ``V…``) unless they are English stop words ("The").
     Placeholders stay readable."""
     pieces = re.split(r"(<[A-Z][A-Z0-9_]*>)", redacted_text)
     for i in range(0, len(pieces), 2):  # even pieces lie outside placeholders
-        masked = _DIGIT.sub("#", pieces[i])
+        masked = _DIGIT.sub("#", mask_contacts(pieces[i]))
         pieces[i] = _CAPITALISED_WORD.sub(_mask_word, masked)
     return "".join(pieces)
 
@@ -761,5 +772,5 @@ def redacted_examples(df: pd.DataFrame, scan: PiiScanResult, column: str, limit:
 __all__ = [
     "PiiSpan", "PiiScanResult", "StructuredPiiColumn", "Surrogates", "analyze_texts", "build_analyzer",
     "detect_structured_pii", "detect_text_columns", "found_values", "find_spacy_pipeline", "redact", "redact_frame",
-    "redacted_examples", "resolve_overlaps", "scan_pii",
+    "mask_contacts", "mask_undetected", "redacted_examples", "resolve_overlaps", "scan_pii",
 ]
