@@ -15,12 +15,16 @@ from .config import PrivacyConfig, PrivacyLedger, TrainConfig
 from .io import read_csv, write_csv
 from .pii import PiiScanResult, PiiSpan, StructuredPiiColumn, Surrogates, redact, scan_pii
 from .synthesizer import TextSynthesizer, synthesize
+from .audit import AuditResult, audit  # light: torch/scipy load inside audit()
+from .evaluate import Evaluation, evaluate  # light: scikit-learn/scipy load inside evaluate()
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuditResult",
     "ConfigError",
     "DataError",
+    "Evaluation",
     "ModelError",
     "NotFittedError",
     "PiiScanResult",
@@ -34,6 +38,8 @@ __all__ = [
     "TextSynthesizer",
     "TrainConfig",
     "__version__",
+    "audit",
+    "evaluate",
     "read_csv",
     "redact",
     "scan_pii",

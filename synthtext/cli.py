@@ -7,9 +7,11 @@ failure (message on stderr; ``SYNTHTEXT_DEBUG=1`` shows the traceback); 130 inte
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
+import shutil
 import sys
 import traceback
 from typing import Sequence
@@ -77,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("-o", "--output", required=True, metavar="OUT.csv", help="where to write the synthetic table")
     synth.add_argument("--rows", type=int, default=None, metavar="N", help="rows to write (default: as many as IN.csv)")
     synth.add_argument("--save-model", metavar="DIR", help="also save the fitted synthesizer here")
+    _add_formula_option(synth)
+    synth.add_argument("--report", metavar="DIR", default=None,
+                       help="evaluate the result and write the privacy audit report to DIR/<run-id>/ "
+                            "(report.html + report.json), e.g. --report privacy_reports")
+    synth.add_argument("--audit-result", metavar="AUDIT.json", default=None,
+                       help="a 'synthtext audit -o AUDIT.json' result to include in the report")
     _add_fit_options(synth)
     synth.set_defaults(handler=_run_synthesize)
 
@@ -96,14 +104,121 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--conditions", metavar="ROWS.csv",
                         help="your own rows for the conditioning columns: one synthetic row per row")
     sample.add_argument("--seed", type=int, default=None, help="sampling seed (default: the fitted one)")
+    _add_formula_option(sample)
     sample.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     sample.set_defaults(handler=_run_sample)
+
+    report = commands.add_parser(
+        "report", help="score a synthetic CSV against the real one and write the audit report",
+        description=("Evaluate any real/synthetic pair: fidelity (lengths, n-grams, a real-vs-synthetic "
+                     "discriminator, embeddings, does the text follow its row) and leakage (PII replay, "
+                     "verbatim copying, distance to closest record). Model-based metrics (membership "
+                     "inference) need the model: use 'synthtext synthesize --report DIR' for those."),
+        epilog="Example:\n  synthtext report examples/reviews_500.csv synthetic.csv -o privacy_reports",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    report.add_argument("real", metavar="REAL.csv", help="the real table")
+    report.add_argument("synthetic", metavar="SYNTH.csv", help="the synthetic table (same columns)")
+    report.add_argument("--text-columns", type=_comma_list, metavar="A,B",
+                        help="free-text columns to score (default: detected in REAL.csv)")
+    report.add_argument("--conditioning-columns", type=_comma_list, metavar="A,B",
+                        help="columns the text should follow (default: the other non-PII columns)")
+    report.add_argument("-o", "--output", default="privacy_reports", metavar="DIR",
+                        help="the report goes to DIR/<run-id>/ (default: privacy_reports)")
+    report.add_argument("--embedding", choices=("auto", "minilm", "tfidf"), default="auto",
+                        help="text embedding for distances: MiniLM when installed (auto), or TF-IDF + SVD")
+    report.add_argument("--encoding", default="utf-8", help="text encoding of both files (default: utf-8)")
+    report.add_argument("--audit-result", metavar="AUDIT.json", default=None,
+                        help="a 'synthtext audit -o AUDIT.json' result to include in the report")
+    report.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    report.set_defaults(handler=_run_report)
+
+    audit = commands.add_parser(
+        "audit", help="check the DP claim empirically with random canaries (one-run audit)",
+        description=("Train the text model as 'synthesize' would, with random canary records each inserted "
+                     "with probability 1/2, score every canary by the model's loss, and report the empirical "
+                     "epsilon lower bound at 95% confidence (Steinke, Nasr & Jagielski 2023) beside the "
+                     "claimed epsilon, plus canary exposure (Carlini et al. 2019). The audit model is thrown "
+                     "away: canaries never reach synthetic output. A lower bound at or below the claim is "
+                     "consistent with it, not a proof."),
+        epilog=("Examples:\n  synthtext audit examples/reviews_500.csv --epsilon 8 -o audit.json\n"
+                "  synthtext audit examples/reviews_500.csv --epsilon none --epochs 20   # the audit's power"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    audit.add_argument("csv", metavar="IN.csv", help="the table to audit training on")
+    audit.add_argument("--text-columns", type=_comma_list, metavar="A,B",
+                       help="free-text columns (default: detected); the budget is split over them as in fit")
+    audit.add_argument("--column", default=None, help="the text column whose model is audited (default: the first)")
+    audit.add_argument("--conditioning-columns", type=_comma_list, metavar="A,B",
+                       help="columns each text is conditioned on (default: every non-text, non-PII column)")
+    audit.add_argument("--epsilon", type=_epsilon, default=8.0,
+                       help="DP budget for the whole table (default 8); 'none' audits training without DP")
+    audit.add_argument("--delta", type=float, default=None, help="DP delta (default: min(1e-5, 1/(10 n)))")
+    audit.add_argument("--canaries", type=int, default=1000, metavar="M",
+                       help="random canaries, each inserted with probability 1/2 (default 1000)")
+    audit.add_argument("--canary-digits", type=int, default=10, metavar="D",
+                       help="length of each canary's random digit secret (default 10)")
+    audit.add_argument("--model", default=None, help="hub id or local directory of a causal LM (default: built-in)")
+    audit.add_argument("--model-size", choices=("auto", "tiny", "small", "base"), default="auto",
+                       help="built-in model size: small on CPU, base on a GPU (auto); tiny for smoke tests")
+    audit.add_argument("--epochs", type=int, default=None, help="training epochs (default 3)")
+    audit.add_argument("--batch-size", type=int, default=None, help="training batch size (default 64)")
+    audit.add_argument("--seed", type=int, default=0, help="seed for canaries and training (default 0)")
+    audit.add_argument("-o", "--output", metavar="audit.json", help="write the full result as JSON here")
+    audit.add_argument("--encoding", default="utf-8", help="text encoding of IN.csv (default: utf-8)")
+    audit.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    audit.set_defaults(handler=_run_audit)
     return parser
+
+
+def _add_formula_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--neutralize-formulas", action=argparse.BooleanOptionalAction, default=True,
+        help="prefix ' to generated text cells that start with = + - @ tab or CR, so spreadsheet programs "
+             "show them instead of running them as formulas (OWASP 'CSV injection'; default: on). Only the "
+             "generated text columns: the other columns keep their values (-3, +1 555 0100). "
+             "--no-neutralize-formulas writes the text exactly as generated")
+
+
+def _check_outputs(inputs: Sequence[str | None], output: str | None = None, *, save_model: str | None = None,
+                   overwrite: bool = False, report: str | None = None) -> None:
+    """Fail before any work (training takes hours) when an output cannot be written or would replace
+    an input: one clear message, nothing written."""
+    from pathlib import Path
+
+    from .errors import DataError
+    from .io import check_writable
+
+    if output is not None:
+        check_writable(output)
+        for source in inputs:
+            if source and Path(source).exists() and Path(output).exists() and os.path.samefile(source, output):
+                raise DataError(f"the output {output} is the input file {source}; synthtext never modifies its "
+                                "input. Choose another output path.")
+    if save_model is not None:
+        from .synthesizer import check_save_target
+
+        if output is not None and Path(save_model).resolve() == Path(output).resolve():
+            raise DataError(f"--save-model {save_model} is also the output file; give the model its own directory.")
+        check_save_target(save_model, overwrite=overwrite)
+    if report is not None:
+        import tempfile
+
+        target = Path(report)
+        if target.exists() and not target.is_dir():
+            raise DataError(f"cannot write the report to {target}: it is a file. Give a directory.")
+        existing = target
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".synthtext-", dir=existing))
+        except OSError as exc:
+            raise DataError(f"cannot write the report to {target}: {exc.strerror or exc} in {existing}.") from exc
 
 
 def _add_fit_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--text-columns", type=_comma_list, metavar="A,B",
                          help="free-text columns to regenerate (default: detected)")
+    command.add_argument("--conditioning-columns", type=_comma_list, metavar="A,B",
+                         help="columns each text is conditioned on (default: every non-text, non-PII column)")
     command.add_argument("--epsilon", type=_epsilon, default=8.0,
                          help="DP budget for the whole table (default 8); 'none' trains without DP")
     command.add_argument("--delta", type=float, default=None, help="DP delta (default: min(1e-5, 1/(10 n)))")
@@ -115,6 +230,8 @@ def _add_fit_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--structured", choices=("sdv", "keep"), default="sdv",
                          help="sdv: synthesize the other columns (not DP); keep: keep them as given")
     command.add_argument("--epochs", type=int, default=None, help="training epochs (default 3)")
+    command.add_argument("--holdout", type=float, default=0.1, metavar="SHARE",
+                         help="share of rows kept out of training to measure leakage against (default 0.1)")
     command.add_argument("--seed", type=int, default=0, help="seed for training and sampling (default 0)")
     command.add_argument("--encoding", default="utf-8", help="text encoding of IN.csv (default: utf-8)")
     command.add_argument("--overwrite", action="store_true", help="replace an existing --save-model directory")
@@ -136,9 +253,10 @@ def _synthesizer_from(args: argparse.Namespace):
 
     show = not args.quiet and sys.stderr.isatty()
     train = TrainConfig(progress=show) if args.epochs is None else TrainConfig(epochs=args.epochs, progress=show)
-    return TextSynthesizer(args.text_columns, epsilon=args.epsilon, delta=args.delta, model=args.model,
+    return TextSynthesizer(args.text_columns, args.conditioning_columns, epsilon=args.epsilon, delta=args.delta, model=args.model,
                            model_size=args.model_size, max_new_tokens=args.max_new_tokens,
-                           structured=args.structured, seed=args.seed, train=train, progress=show)
+                           structured=args.structured, seed=args.seed, train=train, holdout=args.holdout,
+                           progress=show)
 
 
 def _summary(what: str, rows: int | None, synth, started: float, extra: str = "") -> str:
@@ -158,15 +276,32 @@ def _run_synthesize(args: argparse.Namespace) -> int:
     from .io import read_csv, write_csv
 
     started = time.perf_counter()
+    _check_outputs([args.csv], args.output, save_model=args.save_model, overwrite=args.overwrite,
+                   report=args.report)
+    audit = _read_audit_result(args.audit_result)  # a bad file fails now, not after training
     df = read_csv(args.csv, encoding=args.encoding)
     synth = _synthesizer_from(args).fit(df)
     out = synth.sample(args.rows)
-    write_csv(out, args.output, neutralize_formulas=True)
-    if args.save_model:
-        synth.save(args.save_model, overwrite=args.overwrite)
+    extra = []
+    # the report first: evaluation is what may still fail, and then nothing at all is written
+    report_dir = synth.write_report(out, args.report, audit=audit) if args.report else None
+    existed = os.path.exists(args.output)
+    try:
+        write_csv(out, args.output, neutralize_formulas=synth.text_columns_ if args.neutralize_formulas else False)
+        if args.save_model:
+            synth.save(args.save_model, overwrite=args.overwrite)
+            extra.append(f"  model saved to {args.save_model}")
+    except BaseException:  # all outputs or none
+        if not existed:
+            with contextlib.suppress(OSError):
+                os.unlink(args.output)
+        if report_dir is not None:
+            shutil.rmtree(report_dir, ignore_errors=True)
+        raise
+    if report_dir is not None:
+        extra.append(f"  report: {report_dir / 'report.html'}")
     if not args.quiet:
-        saved = f"  model saved to {args.save_model}" if args.save_model else ""
-        print(_summary(f"wrote {args.output}:", len(out), synth, started, saved), file=sys.stderr)
+        print(_summary(f"wrote {args.output}:", len(out), synth, started, "\n".join(extra)), file=sys.stderr)
     return EXIT_OK
 
 
@@ -176,6 +311,7 @@ def _run_fit(args: argparse.Namespace) -> int:
     from .io import read_csv
 
     started = time.perf_counter()
+    _check_outputs([args.csv], save_model=args.save_model, overwrite=args.overwrite)
     df = read_csv(args.csv, encoding=args.encoding)
     synth = _synthesizer_from(args).fit(df)
     synth.save(args.save_model, overwrite=args.overwrite)
@@ -191,13 +327,68 @@ def _run_sample(args: argparse.Namespace) -> int:
     from .synthesizer import TextSynthesizer
 
     started = time.perf_counter()
+    _check_outputs([args.conditions], args.output)
     synth = TextSynthesizer.load(args.model_dir)
     synth.progress = not args.quiet and sys.stderr.isatty()
     conditions = read_csv(args.conditions) if args.conditions else None
     out = synth.sample(args.rows, conditions=conditions, seed=args.seed)
-    write_csv(out, args.output, neutralize_formulas=True)
+    write_csv(out, args.output, neutralize_formulas=synth.text_columns_ if args.neutralize_formulas else False)
     if not args.quiet:
         print(_summary(f"wrote {args.output}:", len(out), synth, started), file=sys.stderr)
+    return EXIT_OK
+
+
+def _read_audit_result(path: str | None) -> dict | None:
+    """A JSON file written by ``synthtext audit -o``, for the report's canary-audit section."""
+    from .errors import DataError
+
+    if path is None:
+        return None
+    try:
+        result = json.loads(open(path, encoding="utf-8").read())
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read the audit result {path}: {exc}. Pass a file written by "
+                        "'synthtext audit -o AUDIT.json'.") from exc
+    if not isinstance(result, dict) or "empirical_epsilon_lower_bound" not in result:
+        raise DataError(f"{path} is not a 'synthtext audit' result (no empirical_epsilon_lower_bound).")
+    return result
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    from .io import read_csv
+    from .report import report_pair
+
+    _check_outputs([args.real, args.synthetic], report=args.output)
+    real = read_csv(args.real, encoding=args.encoding)
+    synthetic = read_csv(args.synthetic, encoding=args.encoding)
+    run_dir = report_pair(real, synthetic, args.output, text_columns=args.text_columns,
+                          conditioning_columns=args.conditioning_columns, embedding=args.embedding,
+                          audit=_read_audit_result(args.audit_result))
+    if not args.quiet:
+        print(f"synthtext: wrote the report to {run_dir / 'report.html'}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _run_audit(args: argparse.Namespace) -> int:
+    from .audit import audit
+    from .config import TrainConfig
+    from .io import read_csv, write_text
+
+    if args.output:
+        _check_outputs([args.csv], args.output)
+    df = read_csv(args.csv, encoding=args.encoding)
+    show = not args.quiet and sys.stderr.isatty()
+    options = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size)) if v is not None}
+    result = audit(df, args.text_columns, epsilon=args.epsilon, delta=args.delta, canaries=args.canaries,
+                   column=args.column, conditioning_columns=args.conditioning_columns, model=args.model,
+                   model_size=args.model_size, train=TrainConfig(progress=show, **options),
+                   canary_digits=args.canary_digits, seed=args.seed, progress=show)
+    if args.output:
+        write_text(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n", args.output)
+    if not args.quiet:
+        print(result.summary())
+        if args.output:
+            print(f"synthtext: wrote {args.output}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -205,6 +396,8 @@ def _run_scan(args: argparse.Namespace) -> int:
     from . import pii
     from .io import read_csv, write_text
 
+    if args.output:
+        _check_outputs([args.csv], args.output)
     df = read_csv(args.csv, encoding=args.encoding)
     threshold = pii.DEFAULT_SCORE_THRESHOLD if args.threshold is None else args.threshold
     show_progress = not args.quiet and sys.stderr.isatty()

@@ -157,7 +157,9 @@ class TrainConfig:
     """"auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:1", ..."""
 
     precision: str = "auto"
-    """"auto" (bf16 autocast on a CUDA GPU that supports it, else fp32), "fp32" or "bf16"."""
+    """"auto" (bf16 autocast on a CUDA GPU that supports it and on a CPU with native bf16
+    instructions, AVX512-BF16 or AMX; else fp32), "fp32" or "bf16". Weights, loss, clipping and
+    noise stay fp32 either way."""
 
     progress: bool = True
     """Show a progress bar (stderr) with loss and epsilon spent."""

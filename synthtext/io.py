@@ -61,13 +61,13 @@ import stat
 import tempfile
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable, Iterator, TextIO
+from typing import Any, Callable, Iterable, Iterator, TextIO
 
 import pandas as pd
 
 from synthtext.errors import DataError
 
-__all__ = ["read_csv", "write_csv", "neutralize_formula"]
+__all__ = ["read_csv", "write_csv", "neutralize_formula", "check_writable"]
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -288,12 +288,18 @@ def neutralize_formula(value: Any) -> Any:
 
 
 def write_csv(
-    df: pd.DataFrame, path: str | os.PathLike[str], *, neutralize_formulas: bool = False
+    df: pd.DataFrame,
+    path: str | os.PathLike[str],
+    *,
+    neutralize_formulas: bool | Iterable[Any] = False,
 ) -> Path:
     """Write ``df`` to ``path`` atomically (see the module docstring) and return the path.
 
-    With ``neutralize_formulas=True`` string cells go through :func:`neutralize_formula`
-    (the frame passed in is not modified); the file then no longer round-trips exactly.
+    With ``neutralize_formulas=True`` the string cells of every text column go through
+    :func:`neutralize_formula`; with a list of column names, only those columns' (the CLI passes
+    the generated text columns, so that values such as ``"-1.50"`` or ``"+1 555 0100"`` in the
+    other columns are written as they were read). The frame passed in is not modified; the
+    neutralised cells no longer round-trip exactly.
 
     Raises:
         DataError: the frame has no columns, duplicate column names or NUL characters,
@@ -303,10 +309,18 @@ def write_csv(
     if len(df.columns) == 0:
         raise DataError(f"nothing to write to {target}: the table has no columns.")
     _check_unique_names(list(df.columns), "in the table to write")
-    if neutralize_formulas:
+    if isinstance(neutralize_formulas, bool):
+        chosen = [name for name, dtype in df.dtypes.items()
+                  if neutralize_formulas and not _is_non_text_dtype(dtype)]
+    else:
+        chosen = [neutralize_formulas] if isinstance(neutralize_formulas, str) else list(neutralize_formulas)
+    if chosen:
+        unknown = [name for name in chosen if name not in df.columns]
+        if unknown:
+            raise DataError(f"neutralize_formulas: unknown column(s) {unknown}.")
         df = df.copy()
-        for name, dtype in df.dtypes.items():
-            if not _is_non_text_dtype(dtype):
+        for name in chosen:
+            if not _is_non_text_dtype(df[name].dtype):
                 df[name] = df[name].map(neutralize_formula)
     quoting = csv.QUOTE_ALL if _needs_full_quoting(df) else csv.QUOTE_MINIMAL
 
@@ -338,14 +352,7 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[TextIO]:
     An unwritable location raises :class:`DataError` before anything is written.
     """
     target = Path(path)
-    directory = target.parent
-    if not directory.is_dir():
-        raise DataError(
-            f"cannot write to {target}: directory {directory} does not exist. "
-            "Create it first or choose another output path."
-        )
-    if target.is_dir():
-        raise DataError(f"cannot write to {target}: it is a directory. Give a file name.")
+    directory = _check_target(target)
     try:
         mode = _new_file_mode(target)
         fd, temp = tempfile.mkstemp(dir=directory, prefix=".synthtext-", suffix=".tmp")
@@ -365,6 +372,37 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[TextIO]:
             raise DataError(f"cannot write to {target}: {exc.strerror or exc}.") from exc
         raise
     _fsync_directory(directory)
+
+
+def _check_target(target: Path) -> Path:
+    """The directory ``target`` will be written in, or DataError when it cannot be a file there."""
+    directory = target.parent
+    if not directory.is_dir():
+        raise DataError(
+            f"cannot write to {target}: directory {directory} does not exist. "
+            "Create it first or choose another output path."
+        )
+    if target.is_dir():
+        raise DataError(f"cannot write to {target}: it is a directory. Give a file name.")
+    return directory
+
+
+def check_writable(path: str | os.PathLike[str]) -> Path:
+    """Raise :class:`DataError` now if :func:`write_csv` / :func:`write_text` could not write
+    ``path``: call it before hours of work, not after. Creates and removes a temporary file next
+    to ``path`` (the only portable test: mode bits say nothing to root or about read-only mounts);
+    ``path`` itself is not touched. Returns ``path`` as a Path.
+    """
+    target = Path(path)
+    directory = _check_target(target)
+    try:
+        fd, temp = tempfile.mkstemp(dir=directory, prefix=".synthtext-", suffix=".tmp")
+    except OSError as exc:
+        raise DataError(f"cannot write to {target}: {exc.strerror or exc}.") from exc
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(temp)
+    return target
 
 
 def _new_file_mode(target: Path) -> int:

@@ -653,6 +653,36 @@ def sequence_losses(logits: torch.Tensor, input_ids: torch.Tensor, target_mask: 
 
 
 
+SAVED_SUFFIXES = (".json", ".safetensors")
+
+
+def check_saved_files(directory: str | os.PathLike) -> None:
+    """Refuse a saved directory holding anything but JSON and safetensors files (and folders).
+
+    Pickles (.bin, .pt, .pkl) can run code when loaded, and a file this version does not write
+    could be anything, so loading stops before reading a byte of it. Links are refused too: they
+    could point outside the directory.
+    """
+    root = Path(directory)
+    for entry in sorted(root.rglob("*")):
+        name = entry.relative_to(root).as_posix()
+        if entry.is_symlink():
+            problem = "is a symbolic link"
+        elif entry.is_dir():
+            continue
+        elif not entry.is_file():
+            problem = "is not a regular file"
+        elif entry.suffix.lower() in SAVED_SUFFIXES:
+            continue
+        else:
+            problem = "is not a JSON or safetensors file"
+        raise ModelError(
+            f"{root} holds {name}, which {problem}. A saved synthtext model holds only JSON and safetensors "
+            "files, and synthtext never loads pickled or unknown files (they can run code). Remove the file "
+            "if you know where it came from, or save the model again with synthtext."
+        )
+
+
 def _base_fingerprint(model: nn.Module) -> str:
     """Hash of the first input-embedding rows: detects loading an adapter onto another base."""
     emb = model.get_input_embeddings().weight.detach().float().cpu().flatten()[:4096]
@@ -754,6 +784,7 @@ class TrainedModel:
             save_file(state, str(out / BUILTIN_WEIGHTS), metadata={"format": FORMAT_NAME})
         else:
             self.model.save_pretrained(str(out / ADAPTER_DIR), safe_serialization=True)
+            (out / ADAPTER_DIR / "README.md").unlink(missing_ok=True)  # peft's model card: only JSON + safetensors
         (out / LEDGER_FILE).write_text(json.dumps(self.ledger.to_dict(), indent=2) + "\n")
         (out / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")  # written last: marks a complete save
         return out
@@ -774,45 +805,61 @@ class TrainedModel:
         meta_path = src / META_FILE
         if not meta_path.is_file():
             raise ModelError(f"{src} is not a saved synthtext model (no {META_FILE}).")
+        check_saved_files(src)
         try:
-            meta = json.loads(meta_path.read_text())
-            ledger = PrivacyLedger.from_dict(json.loads((src / LEDGER_FILE).read_text()))
-        except (OSError, ValueError) as e:
-            raise ModelError(f"cannot read the metadata in {src}: {e}") from e
-        if meta.get("format") != FORMAT_NAME or meta.get("format_version") != FORMAT_VERSION:
-            raise ModelError(f"{src}: unsupported format {meta.get('format')!r} v{meta.get('format_version')!r}.")
-        train_cfg = TrainConfig.from_dict(meta["train_config"])
-        priv_cfg = PrivacyConfig.from_dict(meta["privacy_config"])
-        if meta["kind"] == "builtin":
-            bcfg = ByteLMConfig(**meta["builtin_config"])
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            ledger = PrivacyLedger.from_dict(json.loads((src / LEDGER_FILE).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError, KeyError, AttributeError) as e:
+            raise ModelError(f"cannot read the metadata in {src} ({type(e).__name__}: {_first_line(e)}): the "
+                             "directory is damaged. Save or train the model again.") from e
+        if not isinstance(meta, dict) or meta.get("format") != FORMAT_NAME or meta.get("format_version") != FORMAT_VERSION:
+            found = (meta.get("format"), meta.get("format_version")) if isinstance(meta, dict) else (None, None)
+            raise ModelError(f"{src}: unsupported format {found[0]!r} v{found[1]!r} (this synthtext reads "
+                             f"{FORMAT_NAME!r} v{FORMAT_VERSION}). Load it with the synthtext version that saved it, "
+                             "or train it again with this one.")
+        try:
+            train_cfg = TrainConfig.from_dict(meta["train_config"])
+            priv_cfg = PrivacyConfig.from_dict(meta["privacy_config"])
+            kind, base_name = meta["kind"], str(meta["base_model"])
+            bcfg = ByteLMConfig(**meta["builtin_config"]) if kind == "builtin" else None
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
+            raise ModelError(f"the metadata in {meta_path} is damaged ({type(e).__name__}: {_first_line(e)}). "
+                             "Save or train the model again.") from e
+        if kind == "builtin":
             net = ByteTransformerLM(bcfg)
             try:
                 net.load_state_dict(load_file(str(src / BUILTIN_WEIGHTS)), strict=True)
-            except (OSError, RuntimeError) as e:
-                raise ModelError(f"cannot load the weights in {src / BUILTIN_WEIGHTS}: {e}") from e
+            except Exception as e:  # safetensors raises its own SafetensorError (an Exception) on damage
+                raise ModelError(f"cannot load the weights in {src / BUILTIN_WEIGHTS} ({_first_line(e)}): the file "
+                                 "is damaged or belongs to another model. Save or train the model again.") from e
             tok, family, fp = ByteTokenizer(), meta.get("family"), None
-        elif meta["kind"] == "pretrained":
+        elif kind == "pretrained":
             from peft import PeftModel
 
             adapter = src / ADAPTER_DIR
             if (adapter / "adapter_model.bin").exists() or not (adapter / "adapter_model.safetensors").is_file():
                 raise ModelError(f"{adapter} must hold adapter_model.safetensors (pickled .bin files are refused).")
-            base = load_base_model(base_model if base_model is not None else meta["base_model"])
+            base = load_base_model(base_model if base_model is not None else base_name)
             fp = _base_fingerprint(base.model)
             if meta.get("base_fingerprint") and fp != meta["base_fingerprint"]:
                 raise ModelError(
                     f"the base model {base.name} differs from the one this adapter was trained on "
                     f"({meta['base_model']}): its embedding weights do not match."
                 )
-            with warnings.catch_warnings():
-                warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
-                net = PeftModel.from_pretrained(base.model, str(adapter), is_trainable=False)
+            try:
+                with warnings.catch_warnings():
+                    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*")
+                    net = PeftModel.from_pretrained(base.model, str(adapter), is_trainable=False)
+            except Exception as e:  # a damaged adapter file or config: SafetensorError, ValueError, KeyError...
+                raise ModelError(f"cannot load the adapter in {adapter} ({type(e).__name__}: {_first_line(e)}): "
+                                 "it is damaged. Save or train the model again.") from e
             tok, family, bcfg = base.tokenizer, base.family, None
         else:
-            raise ModelError(f"{src}: unknown model kind {meta['kind']!r}.")
+            raise ModelError(f"{src}: unknown model kind {kind!r}; it was saved by another synthtext version. "
+                             "Load it with that version, or train the model again.")
         net.to(device).eval()
         return cls(
-            model=net, tokenizer=tok, base_name=meta["base_model"], kind=meta["kind"], family=family,
+            model=net, tokenizer=tok, base_name=base_name, kind=kind, family=family,
             ledger=ledger, train_config=train_cfg, privacy_config=priv_cfg, builtin_config=bcfg,
             base_fingerprint=fp, extra=meta.get("extra", {}),
         )

@@ -32,7 +32,7 @@ import pandas as pd
 
 from . import prompts as prompt_format
 from .config import PrivacyConfig, PrivacyLedger, TrainConfig
-from .errors import ConfigError, DataError, ModelError, NotFittedError
+from .errors import ConfigError, DataError, ModelError, NotFittedError, PrivacyBudgetError
 
 SAVE_FORMAT = "synthtext-synthesizer"
 SAVE_VERSION = 1
@@ -79,22 +79,6 @@ def _encode_rows(fmt: prompt_format.PromptFormat, tokenizer: Any, max_length: in
 
     pairs = [fmt.example(row, column) for row in records]
     return encode_examples(tokenizer, [p for p, _ in pairs], [t for _, t in pairs], max_length=max_length)
-
-
-def _pii_values(df: pd.DataFrame, scan, positions: np.ndarray) -> dict[str, set[str]]:
-    """The PII values the scan found in the training rows (text spans and PII columns), by entity
-    type: what a leakage check searches the synthetic text for. Held in memory only."""
-    values: dict[str, set[str]] = {}
-    for column in scan.text_columns:
-        cells = df[column].tolist()
-        for i in positions:
-            text = cells[i]
-            for span in scan.spans[column][i] if isinstance(text, str) else ():
-                values.setdefault(span.entity_type, set()).add(text[span.start:span.end])
-    for column, info in scan.structured_columns.items():
-        for value in df[column].iloc[positions].dropna():
-            values.setdefault(info.entity_type, set()).add(str(value))
-    return values
 
 
 @dataclass
@@ -174,6 +158,36 @@ class TextSynthesizer:
         train = self.train or TrainConfig()
         return replace(train, seed=self.seed, progress=self.progress and train.progress)
 
+    def _scan_columns(self, df: pd.DataFrame) -> tuple[Any, dict[str, str], list]:
+        """Scan ``df`` for PII; decide its text, PII and conditioning columns (fit and the canary audit)."""
+        from . import pii
+
+        scan = pii.scan_pii(df, columns=self.text_columns, analyzer=self.analyzer, progress=self.progress)
+        if not scan.text_columns:
+            raise DataError("no text column found (a text column holds strings of 3+ words on average, "
+                            "mostly distinct); name them with text_columns=[...] (--text-columns).")
+        for column in scan.text_columns:
+            if df[column].isna().all() or not df[column].map(lambda v: isinstance(v, str) and v.strip()).any():
+                raise DataError(f"text column {column!r} is empty: every cell is missing or blank.")
+            # the scan reads strings only: anything else would be trained on unredacted
+            odd = [(i, v) for i, v in enumerate(df[column].tolist())
+                   if not isinstance(v, str) and not prompt_format.is_missing(v)]
+            if odd:
+                raise DataError(f"text column {column!r} holds {len(odd)} value(s) that are not text (first: "
+                                f"{type(odd[0][1]).__name__} in row {odd[0][0]}); the PII scan reads text only. "
+                                "Convert them to strings first, keeping missing cells missing.")
+        pii_columns = {c: s.entity_type for c, s in scan.structured_columns.items()}
+        conditioning = self.conditioning_columns
+        if conditioning is None:
+            conditioning = [c for c in df.columns if c not in scan.text_columns and c not in pii_columns]
+        unknown = [c for c in conditioning if c not in df.columns]
+        if unknown:
+            raise DataError(f"conditioning_columns: unknown column(s) {unknown}; the table has {list(df.columns)}.")
+        clash = [c for c in conditioning if c in scan.text_columns]
+        if clash:
+            raise ConfigError(f"conditioning_columns: {clash} are text columns; a text is not conditioned on itself.")
+        return scan, pii_columns, list(conditioning)
+
     def fit(self, df: pd.DataFrame) -> "TextSynthesizer":
         """Learn ``df``: scan, redact, fit the structured synthesizer, train one text model per column."""
         from . import pii
@@ -194,29 +208,19 @@ class TextSynthesizer:
         started = time.perf_counter()
         timings = {}
 
-        scan = pii.scan_pii(df, columns=self.text_columns, analyzer=self.analyzer, progress=self.progress)
-        if not scan.text_columns:
-            raise DataError("no text column found (a text column holds strings of 3+ words on average, "
-                            "mostly distinct); name them with text_columns=[...] (--text-columns).")
-        for column in scan.text_columns:
-            if df[column].isna().all() or not df[column].map(lambda v: isinstance(v, str) and v.strip()).any():
-                raise DataError(f"text column {column!r} is empty: every cell is missing or blank.")
-        pii_columns = {c: s.entity_type for c, s in scan.structured_columns.items()}
-        conditioning = self.conditioning_columns
-        if conditioning is None:
-            conditioning = [c for c in df.columns if c not in scan.text_columns and c not in pii_columns]
-        unknown = [c for c in conditioning if c not in df.columns]
-        if unknown:
-            raise DataError(f"conditioning_columns: unknown column(s) {unknown}; the table has {list(df.columns)}.")
-        clash = [c for c in conditioning if c in scan.text_columns]
-        if clash:
-            raise ConfigError(f"conditioning_columns: {clash} are text columns; a text is not conditioned on itself.")
+        scan, pii_columns, conditioning = self._scan_columns(df)
         timings["scan"] = time.perf_counter() - started
 
         train_pos, holdout_pos = split_holdout(len(df), self.holdout, self.seed)
         train_cfg = self._train_config()
         privacy = self._privacy_per_model(len(scan.text_columns))
-        plan_privacy(len(train_pos), privacy, train_cfg)  # refuse too-small data before any work
+        try:
+            plan_privacy(len(train_pos), privacy, train_cfg)  # refuse too-small data before any work
+        except PrivacyBudgetError as exc:
+            if len(holdout_pos) == 0:
+                raise
+            raise PrivacyBudgetError(f"{exc} (Training rows: the {len(df)} rows minus a {len(holdout_pos)}-row "
+                                     "holdout; holdout=0, --holdout 0, trains on every row.)") from None
 
         train_df = df.iloc[train_pos].reset_index(drop=True)
         t0 = time.perf_counter()
@@ -256,7 +260,7 @@ class TextSynthesizer:
         self._fit_data = _FitData(train=train_df, holdout=df.iloc[holdout_pos].reset_index(drop=True),
                                   redacted_train=redacted.iloc[train_pos].reset_index(drop=True),
                                   redacted_holdout=redacted.iloc[holdout_pos].reset_index(drop=True),
-                                  pii_values=_pii_values(df, scan, train_pos), scan=scan, frame=df)
+                                  pii_values=pii.found_values(df, scan, train_pos), scan=scan, frame=df)
         return self
 
     # -- sample -----------------------------------------------------------------------------------------
@@ -422,7 +426,8 @@ class TextSynthesizer:
             "data_summary": {"n_rows": self.n_rows_, "n_train": self.n_train_, "n_holdout": self.n_holdout_,
                              "columns": columns, "text_columns": list(self.text_columns_),
                              "conditioning_columns": list(self.conditioning_columns_),
-                             "structured": self.structured, "model": ", ".join(sorted(set(models.values())))},
+                             "structured": self.structured, "model": ", ".join(sorted(set(models.values()))),
+                             "rare_categories_suppressed": self._rare_suppressed()},
             "pii_summary": {"counts": self.pii_scan_["counts"],
                             "structured_columns": dict(self.pii_columns_), "examples": examples},
             "ledger": self.privacy_ledger_,
@@ -430,6 +435,10 @@ class TextSynthesizer:
                            "sampling": {"temperature": self.temperature, "top_p": self.top_p,
                                         "max_new_tokens": self.max_new_tokens}},
         }
+
+    def _rare_suppressed(self) -> dict:
+        structured = getattr(self, "structured_", None)
+        return {str(c): v for c, v in getattr(structured, "rare_suppressed_", {}).items()}
 
     def write_report(self, synthetic: pd.DataFrame, out_dir: str | os.PathLike = "privacy_reports", *,
                      evaluation=None, audit: Mapping | None = None, real: pd.DataFrame | None = None,
@@ -453,12 +462,7 @@ class TextSynthesizer:
         rows: sampling a loaded one needs ``conditions=``.
         """
         self._check_fitted()
-        target = Path(path)
-        if target.exists() and (not target.is_dir() or any(target.iterdir())) and not overwrite:
-            raise ModelError(f"{target} exists and is not empty; pass overwrite=True (--overwrite) "
-                             "or choose another directory.")
-        if not target.parent.is_dir():
-            raise DataError(f"cannot save to {target}: directory {target.parent} does not exist.")
+        target = check_save_target(path, overwrite=overwrite)
         staging = Path(tempfile.mkdtemp(prefix=".synthtext-save-", dir=target.parent))
         try:
             for i, column in enumerate(self.text_columns_):
@@ -497,20 +501,40 @@ class TextSynthesizer:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TextSynthesizer":
-        """Load a directory written by :meth:`save`. Reads JSON and safetensors only."""
-        from .models import TrainedModel
+        """Load a directory written by :meth:`save`. Reads JSON and safetensors only: a directory
+        holding any other file (a pickle, say) is refused before anything is read."""
+        from .models import check_saved_files
 
         source = Path(path)
+        if not source.is_dir():
+            what = "is a file, not a directory" if source.exists() else "does not exist"
+            raise ModelError(f"{source} {what}. Pass the directory written by TextSynthesizer.save "
+                             "(synthtext fit --save-model DIR).")
         state_file = source / "synthesizer.json"
         if not state_file.is_file():
             raise ModelError(f"{source} is not a saved synthtext synthesizer (no synthesizer.json).")
+        check_saved_files(source)
         try:
-            state = json.loads(state_file.read_text())
+            state = json.loads(state_file.read_text(encoding="utf-8"))
         except ValueError as exc:
-            raise ModelError(f"{state_file} is corrupt: {exc}") from exc
-        if state.get("format") != SAVE_FORMAT or state.get("version") != SAVE_VERSION:
-            raise ModelError(f"{source} was written by another synthtext version (format "
-                             f"{state.get('format')!r} v{state.get('version')!r}; this one reads v{SAVE_VERSION}).")
+            raise ModelError(f"{state_file} is corrupt ({exc}); save the synthesizer again.") from exc
+        found = (state.get("format"), state.get("version")) if isinstance(state, dict) else (None, None)
+        if found != (SAVE_FORMAT, SAVE_VERSION):
+            raise ModelError(f"{source} was written by another synthtext version (format {found[0]!r} "
+                             f"v{found[1]!r}; this one reads v{SAVE_VERSION}). Load it with the version that "
+                             "saved it, or fit the synthesizer again with this one.")
+        try:
+            synth = cls._from_state(state, source)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ModelError(f"{source} is damaged: synthesizer.json or structured_pool.json cannot be read "
+                             f"({type(exc).__name__}: {exc}). Save the synthesizer again.") from exc
+        synth.timings_ = {}
+        return synth
+
+    @classmethod
+    def _from_state(cls, state: dict, source: Path) -> "TextSynthesizer":
+        from .models import TrainedModel
+
         synth = cls(**{k: v for k, v in state["settings"].items()})
         synth.columns_ = state["columns"]
         synth.dtypes_ = pd.Series([pd.api.types.pandas_dtype(d) for d in state["dtypes"]],
@@ -522,6 +546,9 @@ class TextSynthesizer:
         synth.pii_columns_ = state["pii_columns"]
         synth.pii_scan_ = {"counts": state["pii_counts"]}
         synth.prompt_format_ = prompt_format.PromptFormat.from_dict(state["prompt_format"])
+        if not all(isinstance(d, str) and d == Path(d).name and not d.startswith(".")
+                   for d in state["text_models"].values()):
+            raise ValueError("text_models must name subdirectories of the saved directory")
         synth.models_ = {c: TrainedModel.load(source / d) for c, d in state["text_models"].items()}
         synth.privacy_ledger_ = state["privacy_ledger"]
         synth.structured_ = None
@@ -534,8 +561,33 @@ class TextSynthesizer:
 
             synth.structured_ = StructuredSynthesizer(method="keep", pii_columns=synth.pii_columns_,
                                                       text_columns=synth.text_columns_)
-        synth.timings_ = {}
         return synth
+
+
+def check_save_target(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Raise now if :meth:`TextSynthesizer.save` could not save to ``path``: call it before training.
+
+    ``overwrite`` replaces a directory only if it is a saved synthesizer (or empty): a mistyped path
+    must not wipe an unrelated directory.
+    """
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise ModelError(f"cannot save to {target}: it is a file, not a directory. Choose a directory path.")
+    if target.is_dir() and any(target.iterdir()):
+        if not overwrite:
+            raise ModelError(f"{target} exists and is not empty; pass overwrite=True (--overwrite) "
+                             "or choose another directory.")
+        if not (target / "synthesizer.json").is_file():
+            raise ModelError(f"refusing to replace {target}: it is not a saved synthesizer (no synthesizer.json), "
+                             "and overwrite would delete everything in it. Choose a new or empty directory.")
+    if not target.parent.is_dir():
+        raise DataError(f"cannot save to {target}: directory {target.parent} does not exist. "
+                        "Create it first or choose another directory.")
+    try:  # the save stages its files next to the target, then renames
+        os.rmdir(tempfile.mkdtemp(prefix=".synthtext-save-", dir=target.parent))
+    except OSError as exc:
+        raise DataError(f"cannot save to {target}: {exc.strerror or exc} in {target.parent}.") from exc
+    return target
 
 
 def synthesize(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilon: float | None = 8.0,
@@ -554,4 +606,4 @@ def synthesize(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, e
     return out
 
 
-__all__ = ["TextSynthesizer", "compose_ledgers", "synthesize"]
+__all__ = ["TextSynthesizer", "check_save_target", "compose_ledgers", "synthesize"]

@@ -97,13 +97,42 @@ def test_cli_synthesize_csv_in_csv_out(tmp_path, capsys):
     src, dst = tmp_path / "in.csv", tmp_path / "out.csv"
     write_csv(table(), src)
     before = src.read_bytes()
+    reports = tmp_path / "reports"
     code = cli.main(["synthesize", str(src), "-o", str(dst), "--text-columns", "comment", "--epochs", "1",
-                     "--seed", "1", "--model-size", "tiny", "--max-new-tokens", "24", "--quiet"])
+                     "--seed", "1", "--model-size", "tiny", "--max-new-tokens", "24", "--quiet",
+                     "--report", str(reports)])
     assert code == 0, capsys.readouterr().err
     assert src.read_bytes() == before  # the input is never modified
     out = read_csv(dst)
     assert list(out.columns) == list(table().columns) and len(out) == 120
     assert_clean(out)
+
+    [run_dir] = list(reports.iterdir())
+    assert sorted(p.name for p in run_dir.iterdir()) == ["report.html", "report.json"]
+    report = json.loads((run_dir / "report.json").read_text())
+    assert report["privacy"]["dp"] is True and report["privacy"]["epsilon"] <= 8.0
+    assert report["data"]["n_train"] == 108 and report["data"]["n_holdout"] == 12
+    membership = report["evaluation"]["membership"]["comment"]
+    assert membership["n_train"] > 0 and membership["claimed_epsilon"] == report["privacy"]["epsilon"]
+    for name in ("report.json", "report.html"):  # the report never holds the PII planted in the training text
+        text = (run_dir / name).read_text()
+        assert PLANTED_NAME not in text and PLANTED_EMAIL not in text and "Zebulon" not in text
+
+    # any real/synthetic pair: no model, so no ledger and no membership inference; an audit result joins in
+    audit_json = tmp_path / "audit.json"
+    audit_json.write_text(json.dumps({"method": "one-run canary audit", "claimed_epsilon": 8.0,
+                                      "empirical_epsilon_lower_bound": 0.0, "n_canaries": 100}))
+    code = cli.main(["report", str(src), str(dst), "--text-columns", "comment", "-o", str(reports),
+                     "--embedding", "tfidf", "--quiet", "--audit-result", str(audit_json)])
+    assert code == 0, capsys.readouterr().err
+    [pair_dir] = [p for p in reports.iterdir() if p != run_dir]
+    pair = json.loads((pair_dir / "report.json").read_text())
+    assert pair["privacy"] is None and pair["evaluation"]["membership"] is None
+    assert pair["audit"]["empirical_epsilon_lower_bound"] == 0.0
+    assert "Canary audit" in (pair_dir / "report.html").read_text()
+    code = cli.main(["report", str(src), str(dst), "-o", str(reports), "--audit-result", str(src)])
+    assert code == 2 and "cannot read the audit result" in capsys.readouterr().err
+    assert pair["evaluation"]["columns"]["comment"]["leakage"]["pii_replay"]["n_values_searched"] > 0
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -122,8 +151,9 @@ def test_cli_bad_columns_exit_2_without_output(tmp_path, capsys, argv, message):
 
 
 def test_too_few_rows_for_dp_is_refused_before_training():
-    with pytest.raises(PrivacyBudgetError, match="100"):
+    with pytest.raises(PrivacyBudgetError, match="100") as refused:
         tiny(epsilon=1.0).fit(table(40))
+    assert "the 40 rows minus a 4-row holdout" in str(refused.value)  # the count the user knows
 
 
 def test_sample_before_fit_says_what_to_do():

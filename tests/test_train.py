@@ -150,6 +150,52 @@ def test_dp_step_equals_plain_step_without_noise_and_clipping(kind, model_dirs):
     assert moved == len(params)
 
 
+def test_pad_collate_rounds_widths_up_to_the_limit():
+    items = [(torch.tensor([5, 6, 7]), torch.tensor(1)), (torch.tensor([5] * 10), torch.tensor(2))]
+    ids, attn, target = T._PadCollate(0, multiple=8, limit=12)(items)
+    assert ids.shape == (2, 12) and attn.sum().item() == 13 and target[0].tolist() == [0, 1, 1] + [0] * 9
+    assert T._PadCollate(0, multiple=8, limit=64)(items)[0].shape == (2, 16)
+    assert T._PadCollate(0)(items)[0].shape == (2, 10)
+
+
+def test_length_sorted_layout_pads_less_and_gives_the_same_clipped_sum(monkeypatch):
+    """train_private lays records out shortest first, so Opacus' physical batches hold similar
+    lengths. That only changes how a logical batch is split: with clipping active (tiny C), no
+    noise and q=1, one DP step gives the same update as the plain layout."""
+    base, model = _trainable_model("builtin", None)
+    twin = copy.deepcopy(model)
+    n = 12
+    ex = encode_examples(base.tokenizer, [f"rating {i % 5} :" for i in range(n)],
+                         [" fits" * (1 + (7 * i) % n) for i in range(n)], 96)  # lengths out of order
+    order = T.length_order(ex)
+    assert [len(ex.input_ids[i]) for i in order] == sorted(len(ids) for ids in ex.input_ids)
+    cpu, plan = torch.device("cpu"), _plan(n, n, sigma=0.0, steps=1)
+    cfg = TrainConfig(epochs=1, batch_size=n, max_physical_batch_size=4, progress=False)
+    widths, real = [], T.backward_batch
+    monkeypatch.setattr(T, "backward_batch", lambda m, b, *a: (widths[-1].append(b[0].shape[1]), real(m, b, *a))[1])
+    updated = []
+    for net, layout in ((model, order), (twin, None)):
+        widths.append([])
+        params = [p for p in net.parameters() if p.requires_grad]
+        before = [p.detach().clone() for p in params]
+        loader = DataLoader(T._Records(ex, layout), batch_size=n, collate_fn=T._PadCollate(base.tokenizer.pad_token_id))
+        engine, hooks, dp_opt, dp_loader = T.make_private_objects(
+            net, torch.optim.SGD(params, lr=1.0), loader, plan, 1e-3, 0, cpu)
+        try:
+            assert T.dp_loop(net, dp_opt, dp_loader, engine, plan, cfg, cpu) == (1, n)
+        finally:
+            hooks.cleanup()
+        assert all(not torch.equal(p, p0) for p, p0 in zip(params, before))
+        updated.append(params)
+    sorted_widths, plain_widths = widths
+    assert len(sorted_widths) == 3 and sorted_widths == sorted(sorted_widths)
+    assert sum(sorted_widths) < sum(plain_widths)  # less padding
+    for p, q in zip(*updated):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-7)
+    with pytest.raises(ValueError, match="permutation"):
+        T._Records(ex, [0] * n)
+
+
 # ------------------------------------------------------------------ end-to-end training
 
 
@@ -252,6 +298,30 @@ def test_bf16_autocast_path_trains_on_cpu():
     trained = T.train_private(base, _examples(base.tokenizer), FAST, cfg)
     assert trained.ledger.steps == 6
     assert all(torch.isfinite(p).all() for p in trained.model.parameters())
+
+
+def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch):
+    cpu = torch.device("cpu")
+    assert not T._use_bf16("fp32", cpu) and T._use_bf16("bf16", cpu)
+    for native in (True, False):
+        monkeypatch.setattr(T, "_cpu_has_native_bf16", lambda: native)
+        assert T._use_bf16("auto", cpu) is native
+    base = load_base_model(None, size="tiny")
+    trained = T.train_private(base, _examples(base.tokenizer), FAST, QUICK)  # auto, patched: no native bf16
+    assert trained.train_log["precision"] == "fp32"
+
+
+def test_bf16_per_sample_gradients_are_clipped_in_fp32(monkeypatch):
+    """Under bf16 autocast Opacus would take some per-sample norms in bf16 (8 significant bits), so a
+    clipped gradient could exceed C; they are cast to the fp32 parameters' dtype first."""
+    from opacus.optimizers import DPOptimizer
+
+    seen, real = [], DPOptimizer.clip_and_accumulate
+    monkeypatch.setattr(DPOptimizer, "clip_and_accumulate",
+                        lambda self: (seen.append({p.grad_sample.dtype for p in self.params}), real(self))[1])
+    base = load_base_model(None, size="tiny")
+    T.train_private(base, _examples(base.tokenizer), FAST, TrainConfig(**{**QUICK.to_dict(), "precision": "bf16"}))
+    assert seen and all(dtypes == {torch.float32} for dtypes in seen)
 
 
 def test_progress_bar_on_stderr(capsys):

@@ -1,0 +1,423 @@
+"""The canary audit: turn "we say epsilon = 8" into "we checked it".
+
+``audit(df, epsilon=8)`` trains one text model the way :meth:`TextSynthesizer.fit` would (same scan,
+redaction, prompts, model and privacy/training configs), but with ``m`` random canary records added, each
+independently with probability 1/2. It then scores every canary by the trained model's loss and turns
+the membership guesses this allows into an empirical lower bound on epsilon, at 95% confidence, with the
+one-run audit of Steinke, Nasr and Jagielski ("Privacy Auditing with One (1) Training Run", NeurIPS 2023).
+It also reports each canary's exposure (Carlini et al., "The Secret Sharer", USENIX Security 2019).
+
+The audit model exists only for the audit: it is never returned, saved or sampled, so canaries never
+reach a synthetic table.
+
+How the bound is computed
+-------------------------
+A canary is a short random secret (``canary_digits`` random digits) written as the text of a prompt
+whose conditioning values are those of a random row of the data, so the record looks like any other.
+After training, the auditor guesses "in" for the ``k+`` canaries with the lowest loss and "out" for the
+``k-`` with the highest, and abstains on the rest. Under (epsilon, delta)-DP, with each canary included
+independently with probability 1/2, the number of correct guesses among ``r`` is stochastically
+dominated by Binomial(r, e^eps / (1 + e^eps)) up to a delta term (Steinke et al.'s main theorem);
+:func:`p_value` is the paper's own p-value (``p_value_DP_audit`` in its appendix code, vectorised). The
+lower bound is the largest epsilon whose p-value is still below the test level (bisection, as in the paper).
+
+Choosing ``(k+, k-)`` after seeing the losses is a multiple comparison: we try a fixed grid
+(:func:`guess_grid`, ``(k, 0)`` and ``(k, k)`` for k = 10, 20, 50, 100, ... up to m/2) and test each at
+level 0.05 / (grid size) (Bonferroni), so the reported maximum holds at 95% confidence overall.
+
+Exposure: for a canary of ``d`` random digits the secret space has 10^d members, and exposure is
+log2(10^d) - log2(rank), where rank is the canary's rank by loss among all possible secrets. Like the
+Secret Sharer (section 4.3), we estimate the rank by fitting a skew-normal distribution to the losses of
+many fresh random secrets (never trained on, each with a random row's prompt) and reading the canary's
+loss off its CDF: exposure = -log2 CDF(loss), between 0 and log2(10^d). A secret the model has not seen
+has exposure about 1/ln 2 = 1.44 bits on average; a memorised one approaches log2(10^d).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .config import PrivacyConfig, TrainConfig
+from .errors import ConfigError, DataError
+
+CONFIDENCE = 0.95
+DEFAULT_CANARIES = 1000
+DEFAULT_CANARY_DIGITS = 10
+DEFAULT_REFERENCES = 1000
+MIN_CANARIES = 20
+_GUESS_STEPS = (1, 2, 5)  # k = 10, 20, 50, 100, 200, 500, ...
+
+METHOD = ("one-run canary audit (Steinke, Nasr & Jagielski 2023), black-box: membership guesses from "
+          "the trained model's loss on each canary")
+CAVEAT = ("A one-run audit gives a lower bound, and a loose one: it can show that privacy is worse than "
+          "claimed, never that it is as good as claimed. A bound at or below the claimed epsilon is consistent "
+          "with the claim, not a proof of it; black-box guesses from a single training run typically measure "
+          "far less than the true privacy loss.")
+
+
+# ----------------------------------------------------------------------------------------------
+# The one-run bound (Steinke, Nasr & Jagielski 2023)
+# ----------------------------------------------------------------------------------------------
+
+
+def p_value(m: int, r: int, v: int, epsilon: float, delta: float) -> float:
+    """Probability of ``v`` or more correct guesses out of ``r`` under (epsilon, delta)-DP, when each of
+    ``m`` canaries was included independently with probability 1/2 (Steinke et al. 2023, their
+    ``p_value_DP_audit``: a Binomial(r, e^eps/(1+e^eps)) tail plus a delta term)."""
+    from scipy import stats
+
+    if not (0 <= v <= r <= m):
+        raise ValueError(f"need 0 <= v <= r <= m, got v={v}, r={r}, m={m}")
+    if epsilon < 0 or not 0 <= delta <= 1:
+        raise ValueError(f"need epsilon >= 0 and 0 <= delta <= 1, got {epsilon}, {delta}")
+    q = 1.0 / (1.0 + math.exp(-epsilon))  # accuracy of epsilon-DP randomized response
+    beta = float(stats.binom.sf(v - 1, r, q))  # P[Binomial(r, q) >= v]
+    if v == 0 or delta == 0:
+        return min(beta, 1.0)
+    # alpha = max over i in 1..v of P[v > Binomial(r, q) >= v - i] / i  (the paper's loop, vectorised)
+    tail = np.cumsum(stats.binom.pmf(np.arange(v - 1, -1, -1), r, q))
+    alpha = float(np.max(tail / np.arange(1, v + 1)))
+    return min(beta + alpha * delta * 2 * m, 1.0)
+
+
+def epsilon_lower_bound(m: int, r: int, v: int, delta: float, level: float = 1 - CONFIDENCE) -> float:
+    """The largest epsilon at which ``v`` correct guesses out of ``r`` (``m`` canaries) still have a
+    p-value below ``level``: the mechanism is not (epsilon, delta)-DP for any smaller epsilon, with
+    confidence 1 - level. 0 when even epsilon = 0 cannot be rejected. Bisection as in the paper."""
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
+    if r == 0 or p_value(m, r, v, 0.0, delta) >= level:
+        return 0.0
+    lo, hi = 0.0, 1.0
+    while p_value(m, r, v, hi, delta) < level:
+        lo, hi = hi, hi + 1.0
+        if hi > 1000:  # unreachable for r >= 1 and level < 1; guards against a silent endless loop
+            raise RuntimeError("epsilon lower bound search did not terminate")
+    for _ in range(40):
+        mid = (lo + hi) / 2
+        if p_value(m, r, v, mid, delta) < level:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def guess_grid(m: int) -> list[tuple[int, int]]:
+    """The (k+, k-) pairs tried, fixed before training: (k, 0) and (k, k) for k = 10, 20, 50, 100, ...
+    while 2k <= m. Guessing only "in" for the lowest losses, or both tails symmetrically."""
+    ks, scale = [], 10
+    while True:
+        for step in _GUESS_STEPS:
+            k = step * scale
+            if 2 * k > m:
+                return [pair for k in ks for pair in ((k, 0), (k, k))]
+            ks.append(k)
+        scale *= 10
+
+
+def one_run_bound(losses: Sequence[float], included: Sequence[bool], delta: float, *,
+                  confidence: float = CONFIDENCE, seed: int = 0) -> dict:
+    """The empirical epsilon lower bound from canary losses (lower loss = guessed "in").
+
+    Every pair of :func:`guess_grid` is tested at level (1 - confidence) / len(grid) (Bonferroni), and
+    the largest bound is returned with the guesses that gave it. Ties in loss are broken at random
+    (seeded), never by the inclusion labels.
+    """
+    losses = np.asarray(losses, dtype=float)
+    included = np.asarray(included, dtype=bool)
+    m = len(losses)
+    if m != len(included):
+        raise ValueError(f"{m} losses but {len(included)} inclusion labels")
+    if m < MIN_CANARIES:
+        raise ConfigError(f"canaries: need at least {MIN_CANARIES} for the audit, got {m}.")
+    if not np.all(np.isfinite(losses)):
+        raise ValueError("canary losses must be finite")
+    grid = guess_grid(m)
+    level = (1 - confidence) / len(grid)
+    tiebreak = np.random.default_rng(seed).random(m)
+    order = np.lexsort((tiebreak, losses))  # ascending loss
+    best = {"epsilon": 0.0, "k_plus": grid[0][0], "k_minus": grid[0][1], "correct": 0, "guesses": 0}
+    for k_plus, k_minus in grid:
+        correct = int(included[order[:k_plus]].sum())
+        if k_minus:
+            correct += int((~included[order[m - k_minus:]]).sum())
+        r = k_plus + k_minus
+        eps = epsilon_lower_bound(m, r, correct, delta, level)
+        if eps > best["epsilon"] or (best["guesses"] == 0):
+            best = {"epsilon": eps, "k_plus": k_plus, "k_minus": k_minus, "correct": correct, "guesses": r}
+    best.update(grid_size=len(grid), test_level=level,
+                correction=f"Bonferroni over {len(grid)} (k+, k-) pairs fixed in advance")
+    return best
+
+
+# ----------------------------------------------------------------------------------------------
+# Exposure (Carlini et al. 2019)
+# ----------------------------------------------------------------------------------------------
+
+
+def exposure(losses: Sequence[float], reference_losses: Sequence[float], space_bits: float) -> np.ndarray:
+    """Exposure in bits of each secret: -log2 of the estimated share of the secret space whose loss is
+    at most the secret's, from a skew-normal fit to ``reference_losses`` (random secrets never trained
+    on; the Secret Sharer's extrapolation). Clipped to [0, space_bits]."""
+    from scipy import stats
+
+    reference = np.asarray(reference_losses, dtype=float)
+    if len(reference) < 20:
+        raise ConfigError(f"references: need at least 20 random reference secrets, got {len(reference)}.")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # optimiser notices from the fit
+        shape, loc, scale = stats.skewnorm.fit(reference)
+        log_share = stats.skewnorm.logcdf(np.asarray(losses, dtype=float), shape, loc, scale)
+    bits = -np.asarray(log_share) / math.log(2)
+    return np.clip(np.nan_to_num(bits, nan=0.0, posinf=space_bits), 0.0, space_bits)
+
+
+# ----------------------------------------------------------------------------------------------
+# Canaries
+# ----------------------------------------------------------------------------------------------
+
+
+def random_secrets(rng: np.random.Generator, count: int, digits: int) -> list[str]:
+    """``count`` distinct strings of ``digits`` random decimal digits."""
+    out, seen = [], set()
+    while len(out) < count:
+        for row in rng.integers(0, 10, size=(count - len(out), digits)):
+            secret = "".join(map(str, row))
+            if secret not in seen:
+                seen.add(secret)
+                out.append(secret)
+    return out
+
+
+# ----------------------------------------------------------------------------------------------
+# The result
+# ----------------------------------------------------------------------------------------------
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe copy: numpy scalars/arrays to Python, non-finite floats to None."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        return [_plain(v) for v in value]
+    if isinstance(value, (np.bool_, bool)):
+        return bool(value)
+    if isinstance(value, (np.integer, int)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+@dataclass
+class AuditResult:
+    """What :func:`audit` measured. ``to_dict()`` is JSON-safe and goes into the privacy report."""
+
+    dp: bool
+    claimed_epsilon: float | None
+    """The epsilon the audited model's ledger claims (None without DP)."""
+    delta: float
+    """The delta of the null hypothesis (the ledger's; without DP, the delta a DP run would use)."""
+    n_canaries: int
+    n_inserted: int
+    empirical_epsilon_lower_bound: float
+    guesses: dict
+    exposure: dict
+    ledger: dict
+    column: str
+    n_rows: int
+    canary: dict
+    losses: dict
+    training: dict
+    """Steps, epochs, precision and time of the audit model's training."""
+    seconds: float
+    confidence: float = CONFIDENCE
+    method: str = METHOD
+    caveat: str = CAVEAT
+    canary_losses: np.ndarray | None = field(default=None, repr=False)
+    """Loss of each canary (in memory only, with ``inserted``)."""
+    inserted: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def verdict(self) -> str:
+        lb = self.empirical_epsilon_lower_bound
+        if not self.dp:
+            if lb > 0:
+                return (f"trained without DP: the measured lower bound {lb:.2f} shows that single records "
+                        "can be told apart (no privacy guarantee was claimed).")
+            return ("trained without DP: no leakage was measured at this audit's power, which does not "
+                    "show privacy (no guarantee was claimed).")
+        claim = self.claimed_epsilon
+        if lb <= claim:
+            return (f"the measured lower bound {lb:.2f} is at or below the claimed epsilon {claim:.3g}: "
+                    "consistent with the claim.")
+        return (f"the measured lower bound {lb:.2f} exceeds the claimed epsilon {claim:.3g}: the model leaks "
+                "more than its DP guarantee allows, so the guarantee does not hold as implemented; do not "
+                "rely on it, and report this.")
+
+    @property
+    def consistent(self) -> bool | None:
+        """Whether the bound is at or below the claim (None without DP: nothing was claimed)."""
+        return None if not self.dp else self.empirical_epsilon_lower_bound <= self.claimed_epsilon
+
+    def summary(self) -> str:
+        """A few lines for people."""
+        g, e = self.guesses, self.exposure
+        claim = f"{self.claimed_epsilon:.3g}" if self.dp else "none (trained without DP)"
+        return "\n".join([
+            f"canary audit of text column {self.column!r}: {self.n_canaries} canaries, {self.n_inserted} "
+            f"inserted, {self.n_rows} rows",
+            f"  claimed epsilon:  {claim}" + (f" (delta={self.delta:.2g})" if self.dp else ""),
+            f"  empirical epsilon lower bound ({self.confidence:.0%} confidence): "
+            f"{self.empirical_epsilon_lower_bound:.3f}",
+            f"  best guesses: {g['correct']} of {g['guesses']} correct (k+={g['k_plus']}, k-={g['k_minus']}; "
+            f"{g['correction']})",
+            f"  exposure (bits, max {e['max_possible']:.1f}): inserted mean {_num(e['inserted_mean'])}, "
+            f"max {_num(e['inserted_max'])}; not inserted mean {_num(e['not_inserted_mean'])}",
+            f"  verdict: {self.verdict}",
+            f"  caveat: {self.caveat}",
+        ])
+
+    def to_dict(self) -> dict:
+        return _plain({
+            "method": self.method, "dp": self.dp, "claimed_epsilon": self.claimed_epsilon, "delta": self.delta,
+            "n_canaries": self.n_canaries, "n_inserted": self.n_inserted,
+            "empirical_epsilon_lower_bound": self.empirical_epsilon_lower_bound,
+            "confidence": self.confidence, "consistent": self.consistent, "guesses": self.guesses,
+            "exposure": self.exposure, "ledger": self.ledger, "verdict": self.verdict, "caveat": self.caveat,
+            "column": self.column, "n_rows": self.n_rows, "canary": self.canary, "losses": self.losses,
+            "training": self.training, "seconds": self.seconds,
+        })
+
+
+# ----------------------------------------------------------------------------------------------
+# The audit
+# ----------------------------------------------------------------------------------------------
+
+
+def _check_count(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ConfigError(f"{name}: must be an integer >= {minimum}, got {value!r}.")
+    return int(value)
+
+
+def _histogram(inside: np.ndarray, outside: np.ndarray, bins: int = 20) -> dict:
+    both = np.concatenate([inside, outside])
+    edges = np.histogram_bin_edges(both, bins=bins) if len(both) else np.zeros(bins + 1)
+    return {"bin_edges": edges, "inserted": np.histogram(inside, edges)[0],
+            "not_inserted": np.histogram(outside, edges)[0]}
+
+
+def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilon: float | None = 8.0,
+          delta: float | None = None, canaries: int = DEFAULT_CANARIES, column: str | None = None,
+          conditioning_columns: Sequence[str] | None = None, model: str | None = None, model_size: str = "auto",
+          train: TrainConfig | None = None, privacy: PrivacyConfig | None = None,
+          canary_digits: int = DEFAULT_CANARY_DIGITS, references: int = DEFAULT_REFERENCES, seed: int = 0,
+          progress: bool = False, analyzer: Any = None) -> AuditResult:
+    """Audit the DP training of ``df``'s text model with random canaries; see the module docstring.
+
+    The settings mean what they mean for :class:`~synthtext.TextSynthesizer`; the audited model is the
+    one ``fit`` would train for ``column`` (default: the first text column) at the per-model budget
+    (``epsilon`` split over the text columns), on all rows plus the inserted canaries (the DP record
+    count includes them). ``canaries``: how many (each inserted with probability 1/2); ``canary_digits``:
+    length of each random secret; ``references``: random secrets scored (never trained on) to estimate
+    exposure. ``epsilon=None`` audits training without DP (shows the audit's power).
+
+    Raises:
+        PrivacyBudgetError: too few rows for the requested epsilon (as ``fit`` would).
+        ConfigError, DataError: bad settings or data.
+    """
+    from . import pii
+    from .models import EncodedExamples, encode_examples, load_base_model
+    from .prompts import PromptFormat
+    from .synthesizer import TextSynthesizer, _encode_rows
+    from .train import plan_privacy, train_private
+
+    started = time.perf_counter()
+    if not isinstance(df, pd.DataFrame):
+        raise DataError(f"audit expects a pandas DataFrame, got {type(df).__name__}.")
+    if len(df) == 0:
+        raise DataError("the table has no rows; there is nothing to audit.")
+    if epsilon is not None and (isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or
+                                not 0 < epsilon < math.inf):
+        raise ConfigError(f"epsilon: must be a positive number (or None for no DP), got {epsilon!r}.")
+    m = _check_count("canaries", canaries, MIN_CANARIES)
+    digits = _check_count("canary_digits", canary_digits, 4)
+    n_references = _check_count("references", references, 20)
+    if digits > 64:
+        raise ConfigError(f"canary_digits: at most 64, got {digits}; short random secrets show memorisation best.")
+
+    synth = TextSynthesizer(text_columns, conditioning_columns, epsilon=epsilon, delta=delta, model=model,
+                            model_size=model_size, seed=seed, train=train, privacy=privacy, progress=progress,
+                            analyzer=analyzer)
+    scan, _, conditioning = synth._scan_columns(df)
+    column = scan.text_columns[0] if column is None else column
+    if column not in scan.text_columns:
+        raise ConfigError(f"column: {column!r} is not one of the text columns {list(scan.text_columns)}.")
+    train_cfg = synth._train_config()
+    privacy_cfg = synth._privacy_per_model(len(scan.text_columns))
+    plan_privacy(len(df), privacy_cfg, train_cfg)  # refuse what fit would refuse, before any work
+
+    records = (pii.redact_frame(df, scan) if synth.redact_pii else df).to_dict("records")
+    fmt = PromptFormat(conditioning_columns=conditioning, text_columns=scan.text_columns)
+    rng = np.random.default_rng(seed)
+    secrets = random_secrets(rng, m + n_references, digits)
+    prompts = [fmt.prompt(records[i], column) for i in rng.integers(len(records), size=m + n_references)]
+    inserted = rng.random(m) < 0.5
+
+    base = load_base_model(model, size=model_size, seed=seed)
+    max_length = base.max_length(train_cfg)
+    data = _encode_rows(fmt, base.tokenizer, max_length, records, column)
+    secret_records = encode_examples(base.tokenizer, prompts, secrets, max_length=max_length)
+    if secret_records.n_truncated:
+        raise ConfigError(f"{secret_records.n_truncated} canaries do not fit in max_length={max_length} tokens "
+                          "after their prompt: raise TrainConfig.max_length or use fewer conditioning columns.")
+    chosen = np.flatnonzero(inserted)
+    training = EncodedExamples(
+        input_ids=data.input_ids + [secret_records.input_ids[i] for i in chosen],
+        prompt_lengths=data.prompt_lengths + [secret_records.prompt_lengths[i] for i in chosen])
+    trained = train_private(base, training, privacy_cfg, train_cfg)  # n includes the inserted canaries
+
+    losses = trained.record_losses(secret_records)
+    canary_losses, reference_losses = losses[:m], losses[m:]
+    ledger = trained.ledger
+    null_delta = ledger.delta if ledger.dp else privacy_cfg.resolve_delta(len(training))
+    bound = one_run_bound(canary_losses, inserted, null_delta, seed=seed)
+    space_bits = digits * math.log2(10)
+    bits = exposure(canary_losses, reference_losses, space_bits)
+    inside, outside = canary_losses[inserted], canary_losses[~inserted]
+
+    def _mean(a):
+        return float(np.mean(a)) if len(a) else None
+
+    return AuditResult(
+        dp=ledger.dp, claimed_epsilon=ledger.epsilon if ledger.dp else None, delta=float(null_delta),
+        n_canaries=m, n_inserted=int(inserted.sum()),
+        empirical_epsilon_lower_bound=float(bound.pop("epsilon")), guesses=bound,
+        exposure={"inserted_mean": _mean(bits[inserted]), "not_inserted_mean": _mean(bits[~inserted]),
+                  "inserted_max": float(bits[inserted].max()) if inserted.any() else None,
+                  "max_possible": space_bits, "n_references": n_references,
+                  "method": "skew-normal fit to the losses of random reference secrets (Carlini et al. 2019)"},
+        ledger=ledger.to_dict(), column=str(column), n_rows=len(df),
+        canary={"kind": "random digits", "digits": digits, "prompt": "conditions of a random data row",
+                "inclusion_probability": 0.5},
+        losses={"inserted_mean": _mean(inside), "not_inserted_mean": _mean(outside),
+                "histogram": _histogram(inside, outside)},
+        training={"steps": ledger.steps, "epochs": ledger.epochs, "batch_size": train_cfg.batch_size,
+                  "learning_rate": train_cfg.learning_rate, "precision": trained.train_log.get("precision", "fp32"),
+                  "seconds": trained.train_log.get("seconds"), "cpu_seconds": trained.train_log.get("cpu_seconds")},
+        seconds=time.perf_counter() - started, canary_losses=canary_losses, inserted=inserted)
+
+
+__all__ = ["AuditResult", "audit", "epsilon_lower_bound", "exposure", "guess_grid", "one_run_bound", "p_value"]
