@@ -379,3 +379,33 @@ def test_pii_replay_lists_dates_but_leaves_them_out_of_the_share():
     assert result["by_type"]["DATE_TIME"]["exact"] == 1 and result["by_type"]["PERSON"]["exact"] == 1
     assert result["rows_with_replay"] == 1 and result["share"] == pytest.approx(1 / 3)
     assert result["not_counted_in_share"] == ["DATE_TIME"]
+
+
+def test_mia_auc_is_higher_for_a_model_trained_without_dp_than_with_dp():
+    """The issue's check on real models: few rows, trained to memorise without DP, give a loss-based
+    attack a higher AUC than the same training under DP (epsilon 1)."""
+    import torch
+
+    from synthtext.config import PrivacyConfig, TrainConfig
+    from synthtext.models import encode_examples, load_base_model
+    from synthtext.train import train_private
+
+    rng = np.random.default_rng(0)
+    secrets = ["".join(map(str, rng.integers(0, 10, 12))) for _ in range(240)]  # random: only memorised, never learned
+    members, outsiders = secrets[:120], secrets[120:]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices: more threads only contend on a loaded 2-core machine
+    try:
+        aucs = {}
+        for name, privacy in (("no_dp", PrivacyConfig(epsilon=None)), ("dp", PrivacyConfig(epsilon=1.0))):
+            base = load_base_model(None, size="tiny", seed=0)
+            encode = lambda texts: encode_examples(base.tokenizer, ["code:"] * len(texts), texts, max_length=32)
+            train = TrainConfig(epochs=30, batch_size=8, learning_rate=3e-3, progress=False, seed=0)
+            trained = train_private(base, encode(members), privacy, train)
+            result = membership_inference(trained.record_losses(encode(members)),
+                                          trained.record_losses(encode(outsiders)))
+            aucs[name] = result["auc"]
+    finally:
+        torch.set_num_threads(threads)
+    assert aucs["no_dp"] > 0.65, aucs
+    assert aucs["no_dp"] > aucs["dp"] + 0.1, aucs
