@@ -31,13 +31,13 @@ import argparse
 import csv
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import torch
+from _results import finish  # bench/ is on sys.path when run as a script
 
 from synthtext.config import PrivacyConfig, PrivacyLedger, TrainConfig
 from synthtext.generate import _encode_prompts, _left_pad, generate_token_ids, sample_next
@@ -262,9 +262,6 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     t0 = time.time()
     rows = bench_cpu(args) if args.target == "cpu" else bench_gpu(args)
-    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-            "platform": platform.platform(), "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-            "wall_s": round(time.time() - t0, 1)}
     print("\n| model | batch | plain tok/s | variant | ours tok/s | ours / plain (median of pairs) | pairs |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
@@ -272,10 +269,7 @@ def main(argv=None) -> None:
             if isinstance(d, dict) and "ratio_median" in d:
                 print(f"| {r['model']} | {r['batch_size']} | {r['plain_tokens_per_s']} | {v} | {d['tokens_per_s']} "
                       f"| **{d['ratio_median']}** | {d['pair_ratios']} |")
-    print(json.dumps(meta))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"meta": meta, "results": rows}, f, indent=2)
+    finish(rows, t0, args.out)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -28,6 +27,7 @@ import time
 from dataclasses import dataclass
 
 import torch
+from _results import finish  # bench/ is on sys.path when run as a script
 
 from synthtext.config import PrivacyConfig, TrainConfig
 from synthtext.models import BaseModel, EncodedExamples, encode_examples, load_base_model
@@ -199,19 +199,13 @@ def main(argv=None) -> None:
     args.max_length = args.max_length or (256 if cpu else 128)
     t0 = time.time()
     rows = bench_cpu(args) if cpu else bench_gpu(args)
-    meta = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu_count": os.cpu_count(),
-            "platform": platform.platform(), "gpu": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-            "wall_s": round(time.time() - t0, 1)}
     print("\n| model | non-DP samples/s | DP samples/s | DP / non-DP (wall) | pairs | DP / non-DP (CPU time) "
           "| peak mem DP / non-DP |")
     print("|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['model']} | {r['non_dp_samples_per_s']} | {r['dp_samples_per_s']} | {r['dp_over_non_dp']} "
               f"| {r['pair_ratios']} | {r['dp_over_non_dp_cpu_time']} | {r.get('peak_mem_dp_over_non_dp', 'n/a')} |")
-    print(json.dumps(meta))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"meta": meta, "results": rows}, f, indent=2)
+    finish(rows, t0, args.out)
 
 
 if __name__ == "__main__":
