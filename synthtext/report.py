@@ -192,6 +192,15 @@ def _check_data_summary(data_summary: Mapping, ledger: dict | None) -> dict:
     return data
 
 
+def column_role(column: Any, text_columns, pii_columns, conditioning_columns) -> str:
+    """A column's role in the report: "text", "pii", "conditioning" or "structured"."""
+    if column in text_columns:
+        return "text"
+    if column in pii_columns:
+        return "pii"
+    return "conditioning" if column in conditioning_columns else "structured"
+
+
 def _default_protection(role: str, structured: str | None, ledger: dict | None) -> str:
     if role == "text":
         if ledger is None:
@@ -494,8 +503,7 @@ def report_pair(real, synthetic, out_dir: str | os.PathLike = "privacy_reports",
                           pii_values=pii.found_values(real, scan), embedding=embedding)
     unknown = "unknown: this pair was not made by this run"
     columns = [{"name": str(c), "dtype": str(real[c].dtype),
-                "role": "text" if c in scan.text_columns else "pii" if c in pii_columns else
-                        "conditioning" if c in conditioning else "structured",
+                "role": column_role(c, scan.text_columns, pii_columns, conditioning),
                 "protected_by": unknown} for c in real.columns]
     data_summary = {"n_rows": len(real), "n_train": len(real), "n_holdout": 0, "columns": columns,
                     "text_columns": list(scan.text_columns), "conditioning_columns": conditioning,
