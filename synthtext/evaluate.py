@@ -98,11 +98,14 @@ THRESHOLDS: dict[str, dict[str, Any]] = {
                  "holdout scaled to the training set's size (without holdout: the share itself)",
         "rule": "excess <= 0.01 good, <= 0.05 fair, else poor",
     },
-    "dcr_share_closer_to_train": {
-        "section": "leakage", "good": 0.55, "fair": 0.60, "better": "lower",
-        "value": "share of synthetic texts closer to a training text than to any holdout text, training "
-                 "set subsampled to the holdout's size (0.5 = no closer to training than to unseen data)",
-        "rule": "share <= 0.55 good, <= 0.60 fair, else poor; n/a without holdout",
+    "dcr_excess": {
+        "section": "leakage", "good": 0.05, "fair": 0.15, "better": "lower",
+        "value": "share of synthetic texts whose nearest real text is a training text rather than a holdout "
+                 "text, above the share expected without memorisation (n_train / (n_train + n_holdout)), "
+                 "scaled so that 0 = no closer to training data than to unseen data and 1 = every text "
+                 "nearest to a training text",
+        "rule": "excess <= 0.05 good, <= 0.15 fair, else poor; good when its 95% interval includes 0; "
+                "n/a without holdout",
     },
     "mia_auc": {
         "section": "membership", "good": 0.55, "fair": 0.60, "better": "lower",
@@ -424,6 +427,28 @@ def _texts(series: pd.Series) -> list[str | None]:
     return out
 
 
+def _is_numeric(values: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+
+
+def _quartile_labeler(values: pd.Series):
+    """Classes for a numeric column with many values (age): quartile bins of the real column.
+
+    The edges are statistics of the real data; they go into the report, which is already computed
+    from the real data without DP (a caveat says so).
+    """
+    edges = sorted(set(np.nanquantile(values.to_numpy(dtype=float), [0.25, 0.5, 0.75]).tolist()))
+    names = ([f"< {edges[0]:g}"] + [f"[{a:g}, {b:g})" for a, b in zip(edges, edges[1:])]
+             + [f">= {edges[-1]:g}"])
+
+    def label(value) -> str | None:
+        if _label(value) is None:
+            return None
+        return names[int(np.searchsorted(edges, float(value), side="right"))]
+
+    return label, {"method": "quartiles of the real column", "edges": edges, "classes": names}
+
+
 def _label(value) -> str | None:
     """A conditioning value as a class label: 5, 5.0 and "5" are the same class."""
     if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
@@ -719,7 +744,10 @@ def _text_classifier():
 
 
 def _conditional_section(column, real, synthetic, holdout, conditioning_columns, seed):
-    """Per categorical conditioning column: does the synthetic text say what its row says?"""
+    """Per conditioning column: does the synthetic text say what its row says?
+
+    Categorical columns are used as they are; numeric ones with more than MAX_CLASSES values are cut
+    into quartile bins of the real column."""
     from sklearn.metrics import balanced_accuracy_score
     from sklearn.model_selection import train_test_split
 
@@ -727,7 +755,10 @@ def _conditional_section(column, real, synthetic, holdout, conditioning_columns,
     real_texts, synth_texts = _texts(real[column]), _texts(synthetic[column])
     hold_texts = None if holdout is None else _texts(holdout[column])
     for cond in conditioning_columns:
-        labels = [_label(v) for v in real[cond].tolist()]
+        label, bins = _label, None
+        if real[cond].nunique() > MAX_CLASSES and _is_numeric(real[cond]):
+            label, bins = _quartile_labeler(real[cond])
+        labels = [label(v) for v in real[cond].tolist()]
         pairs = [(t, y) for t, y in zip(real_texts, labels) if t is not None and y is not None]
         distinct = Counter(y for _, y in pairs)
         if len(distinct) > MAX_CLASSES:
@@ -739,11 +770,11 @@ def _conditional_section(column, real, synthetic, holdout, conditioning_columns,
             continue
         keep = set(classes)
         pairs = [(t, y) for t, y in pairs if y in keep]
-        synth_pairs = [(t, y) for t, y in zip(synth_texts, (_label(v) for v in synthetic[cond].tolist()))
+        synth_pairs = [(t, y) for t, y in zip(synth_texts, (label(v) for v in synthetic[cond].tolist()))
                        if t is not None and y in keep]
         if hold_texts is not None:
             train = pairs
-            test = [(t, y) for t, y in zip(hold_texts, (_label(v) for v in holdout[cond].tolist()))
+            test = [(t, y) for t, y in zip(hold_texts, (label(v) for v in holdout[cond].tolist()))
                     if t is not None and y in keep]
             split = "holdout"
         else:
@@ -791,6 +822,7 @@ def _conditional_section(column, real, synthetic, holdout, conditioning_columns,
             "trtr_train_size": trtr_size,
             "real_test_split": split,
             "rows_left_out": {"rare_classes_real": sum(distinct[y] for y in distinct if y not in keep)},
+            "binned": bins,
         }
     return results, skipped
 
@@ -1016,10 +1048,7 @@ def _dcr_section(vectors, real_t, synth_t, hold_t, rng, plots, column) -> dict:
         out["n_train"], out["n_holdout"] = size, size
         out["train_subsampled_to_holdout_size"] = size < len(real_t)
         out["holdout_subsampled_to_train_size"] = size < len(hold_t)
-        tie = np.isclose(to_train, to_hold, rtol=0, atol=1e-9)
-        out["pooled"] = {  # all training texts: more power, but the no-leak level is not 0.5
-            "share_nearest_is_train": float(np.mean(np.where(tie, 0.5, to_train < to_hold))),
-            "expected_without_memorization": len(real_t) / (len(real_t) + len(hold_t))}
+        out["pooled"] = _dcr_pooled(to_train, to_hold, len(real_t), len(hold_t), rng)
         out["median_distance"] = {"train": float(np.median(to_train)), "holdout": float(np.median(to_hold))}
         series = {"synthetic_to_train": to_train_matched, "synthetic_to_holdout": to_hold_matched}
     else:
@@ -1029,6 +1058,31 @@ def _dcr_section(vectors, real_t, synth_t, hold_t, rng, plots, column) -> dict:
     keep = _subsample(len(synth_t), PLOT_POINTS, rng)
     plots["dcr"][column] = {name: np.round(values[keep], 5).tolist() for name, values in series.items()}
     return out
+
+
+def _dcr_pooled(to_train, to_hold, n_train: int, n_holdout: int, rng) -> dict:
+    """Is each synthetic text's nearest real text a training one, more often than chance?
+
+    Training and holdout texts are a random split of one table, so a generator that learned only
+    the distribution finds its nearest real text in training with probability
+    p0 = n_train / (n_train + n_holdout), whatever its quality. All training texts are used (a
+    subsample to the holdout's size dilutes copies: 100% copies then score ~0.56 with a 90/10
+    split). Ties are drawn at p0, neither for nor against. ``excess`` rescales the share so that
+    0 is chance and 1 is every text nearest to a training text; its interval is the exact
+    (Clopper-Pearson) one of the share, rescaled the same way.
+    """
+    expected = n_train / (n_train + n_holdout)
+    tie = np.isclose(to_train, to_hold, rtol=0, atol=1e-9)
+    nearest_train = np.where(tie, rng.random(len(to_train)) < expected, to_train < to_hold)
+    hits, trials = int(nearest_train.sum()), len(nearest_train)
+    low, high = clopper_pearson(hits, trials)
+
+    def scale(share):
+        return float((share - expected) / (1 - expected))
+
+    return {"share_nearest_is_train": hits / trials, "expected_without_memorization": expected,
+            "excess": scale(hits / trials), "excess_ci95": [scale(low), scale(high)],
+            "n_ties": int(tie.sum()), "n_synthetic": trials}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1332,11 +1386,21 @@ def _verdicts(columns: dict, membership: dict | None) -> list[dict]:
         out.append(_verdict("exact_match_excess", column, excess,
                             f"{_pct(dcr['exact_match_train'])} of synthetic '{column}' texts are exact copies of a "
                             f"training text{how}."))
-        share = dcr["share_closer_to_train"]
-        out.append(_verdict("dcr_share_closer_to_train", column, share,
-                            "No holdout was given, so closeness to training records cannot be judged." if share is None
-                            else f"{_pct(share)} of synthetic '{column}' texts are closer to a training text than to "
-                                 "any unseen real text (50% is ideal: no closer to training data than to new data)."))
+        pooled = dcr.get("pooled")
+        if pooled is None:
+            out.append(_verdict("dcr_excess", column, None,
+                                "No holdout was given, so closeness to training records cannot be judged."))
+        else:
+            low, high = pooled["excess_ci95"]
+            chance_in_ci = low <= 0 <= high
+            plain = (f"{_pct(pooled['share_nearest_is_train'])} of synthetic '{column}' texts have a training text "
+                     f"as their nearest real text; {_pct(pooled['expected_without_memorization'])} is expected "
+                     f"without memorisation (the training share of the real texts), so the excess is "
+                     f"{_num(pooled['excess'], 2)} (0 = chance, 1 = all nearest to training), 95% interval "
+                     f"[{low:.2f}, {high:.2f}]")
+            plain += ", which includes 0: no evidence of copying." if chance_in_ci else "."
+            out.append(_verdict("dcr_excess", column, pooled["excess"], plain,
+                                grade="good" if chance_in_ci else None, ci95=[low, high]))
 
     for column, result in (membership or {}).items():
         auc = result["auc"]

@@ -181,7 +181,7 @@ def _check_data_summary(data_summary: Mapping, ledger: dict | None) -> dict:
         if role not in ROLES:
             raise ConfigError(f"data_summary.columns[{i}] ({column['name']!r}) has role {role!r}; "
                               f"use one of {', '.join(ROLES)}.")
-        protected = column.get("protected_by") or _default_protection(role, structured, ledger)
+        protected = column.get("protected_by") or column_protection(role, structured, ledger)
         if protected.startswith("DP") and not (ledger and ledger.get("dp")):
             # A report that claims DP the ledger does not back would be false: refuse it.
             raise ConfigError(f"column {column['name']!r} is marked {protected!r} but the privacy ledger "
@@ -201,12 +201,13 @@ def column_role(column: Any, text_columns, pii_columns, conditioning_columns) ->
     return "conditioning" if column in conditioning_columns else "structured"
 
 
-def _default_protection(role: str, structured: str | None, ledger: dict | None) -> str:
+def column_protection(role: str, structured: str | None, ledger: Mapping | None) -> str:
+    """What protects a column of this role, in the words the report uses (the one place they are made)."""
     if role == "text":
         if ledger is None:
             return "unknown (no privacy ledger)"
         if ledger.get("dp"):
-            return f"DP (epsilon={ledger['epsilon']:.3g})"
+            return f"DP (epsilon={ledger['epsilon']:.3g} for all text columns)"
         return "not DP (trained without differential privacy)"
     if role == "pii":
         return "Faker surrogate (not derived from data)"
@@ -388,6 +389,13 @@ def _caveats(data: dict, ledger: dict | None, pii: dict | None, evaluation: dict
     else:
         add("epsilon_scope", "Epsilon covers the text models only. The PII scan, the structured columns and "
             "this evaluation read the real data outside the privacy budget.")
+        if any(not m.get("secure_rng", False) for m in ledger.get("models") or []):
+            add("pseudo_random_noise", "The DP noise and the Poisson sampling were drawn from PyTorch's "
+                "ordinary pseudo-random generator, not a cryptographically secure one (Opacus secure_mode "
+                "off; the ledger says secure_rng: false). The epsilon holds against an attacker who cannot "
+                "predict or reconstruct that generator's state. An audit may ask for a cryptographically "
+                "secure generator (Opacus' secure_mode, which needs the torchcsprng package); synthtext "
+                "does not offer it yet.")
         if len(ledger.get("models") or []) > 1:
             add("composition", f"{len(ledger['models'])} text models were trained on the same rows; their "
                 "epsilons and deltas are added (basic composition), which is what the total shows.")

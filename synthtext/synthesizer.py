@@ -401,20 +401,14 @@ class TextSynthesizer:
         """What the privacy report needs besides the evaluation: data summary, PII summary, ledger,
         model. Holds counts and redacted examples only, never raw text or PII."""
         from .pii import redacted_examples
-        from .report import column_role
+        from .report import column_protection, column_role
 
         self._check_fitted()
-        dp = self.privacy_ledger_["dp"]
-        protection = {
-            "text": (f"DP (epsilon={self.privacy_ledger_['epsilon']:.3g} for all text columns)" if dp
-                     else "not DP (trained without differential privacy)"),
-            "pii": "Faker surrogate (not derived from data)"}
-        other = "SDV (not DP)" if self.structured == "sdv" else "kept as given (not protected)"
         columns = []
         for column in self.columns_:
             role = column_role(column, self.text_columns_, self.pii_columns_, self.conditioning_columns_)
             columns.append({"name": str(column), "dtype": str(self.dtypes_[column]), "role": role,
-                            "protected_by": protection.get(role, other)})
+                            "protected_by": column_protection(role, self.structured, self.privacy_ledger_)})
         data = getattr(self, "_fit_data", None)
         examples = ({c: redacted_examples(data.frame, data.scan, c) for c in self.text_columns_}
                     if data is not None else {})

@@ -86,15 +86,46 @@ def test_identical_copy_is_maximal_leakage(copy_case):
     assert leakage["dcr"]["exact_match_holdout"] < 0.02
     assert leakage["dcr"]["n_train"] == leakage["dcr"]["n_holdout"] == holdout[TEXT].notna().sum()
     assert leakage["dcr"]["share_closer_to_train"] > 0.97
-    for metric in ("verbatim_excess", "exact_match_excess", "dcr_share_closer_to_train"):
+    assert leakage["dcr"]["pooled"]["excess"] > 0.95
+    for metric in ("verbatim_excess", "exact_match_excess", "dcr_excess"):
         assert _verdict(result, metric)["verdict"] == "poor", metric
 
 
-def test_conditioning_columns_categorical_only(copy_case):
+def test_dcr_verdict_flags_copies_with_a_small_holdout(reviews):
+    """A 90/10 split: the equal-size share dilutes copies (~0.56, below its old 'fair' line); the
+    pooled excess must still call 100% copies poor, and fresh texts from the same source good."""
+    real, holdout = reviews.iloc[:360].reset_index(drop=True), reviews.iloc[360:400].reset_index(drop=True)
+    copies = evaluate(real, real.copy(), [TEXT], [], holdout=holdout, embedding="tfidf", seed=0)
+    dcr = copies.leakage[TEXT]["dcr"]
+    assert dcr["share_closer_to_train"] < 0.65  # the dilution the pooled form fixes
+    assert dcr["pooled"]["expected_without_memorization"] == pytest.approx(0.9)
+    assert dcr["pooled"]["excess"] > 0.95 and dcr["pooled"]["excess_ci95"][0] > 0.5
+    assert _verdict(copies, "dcr_excess")["verdict"] == "poor"
+
+    fresh = reviews.iloc[400:].reset_index(drop=True)  # same source, never in train or holdout
+    unseen = evaluate(real, fresh, [TEXT], [], holdout=holdout, embedding="tfidf", seed=0)
+    pooled = unseen.leakage[TEXT]["dcr"]["pooled"]
+    assert pooled["excess_ci95"][0] <= 0 <= pooled["excess_ci95"][1]
+    assert _verdict(unseen, "dcr_excess")["verdict"] == "good"
+
+
+def test_conditioning_columns_categorical_and_binned_numeric(copy_case, reviews):
     _, _, result = copy_case
     conditional = result.fidelity[TEXT]["conditional"]
-    assert set(conditional) == {"Rating", "Recommended IND", "Department Name"}
-    assert "Age" in result.fidelity[TEXT]["conditional_skipped"]
+    assert set(conditional) == {"Rating", "Recommended IND", "Department Name", "Age"}
+    assert result.fidelity[TEXT]["conditional_skipped"] == {}
+    age = conditional["Age"]["binned"]
+    assert age["method"] == "quartiles of the real column" and len(age["edges"]) == 3
+    assert age["classes"] == [f"< {age['edges'][0]:g}", f"[{age['edges'][0]:g}, {age['edges'][1]:g})",
+                              f"[{age['edges'][1]:g}, {age['edges'][2]:g})", f">= {age['edges'][2]:g}"]
+    assert conditional["Age"]["n_classes"] == 4
+    assert conditional["Rating"]["binned"] is None  # 5 values: a category, not binned
+    # a numeric column whose value is written in the text: the bins are learnable from real text
+    frame = pd.DataFrame({"age": np.arange(300) % 60 + 20})
+    frame["text"] = [f"a customer aged {a} wrote this" for a in frame["age"]]
+    same = evaluate(frame.iloc[:200], frame.iloc[:200].copy(), ["text"], ["age"], holdout=frame.iloc[200:],
+                    embedding="tfidf", seed=0).fidelity["text"]["conditional"]["age"]
+    assert same["real_holdout_balanced_accuracy"] > 0.9 and same["synthetic_balanced_accuracy"] > 0.9
     department = conditional["Department Name"]
     assert department["n_classes"] == 5  # "Trend" has 3 rows (< 5): left out
     assert department["real_holdout_accuracy"] > department["majority_baseline"]

@@ -31,7 +31,7 @@ def _ledger(dp=True, epsilon=8.0, delta=1e-5, n=450):
              "noise_multiplier": 0.9 if dp else None, "sample_rate": 0.1 if dp else None, "steps": 30,
              "epochs": 3.0, "accountant": "prv" if dp else None, "max_grad_norm": 1.0 if dp else None,
              "n_records": n, "model": "builtin-small", "privacy_unit": "row", "sampling": "poisson",
-             "notes": [], "summary": "..."}
+             "secure_rng": False, "notes": [], "summary": "..."}
     return {"dp": dp, "epsilon": epsilon if dp else None, "delta": delta if dp else None,
             "composition": "single model", "privacy_unit": "row", "models": [model],
             "summary": "(epsilon=8, delta=1e-05)-DP per row for the text (1 model(s))." if dp
@@ -188,7 +188,7 @@ def test_protection_is_derived_when_not_given_and_false_dp_claims_are_refused():
                {"name": "Customer", "role": "pii"}]
     report = build_report(**_inputs(data_summary=_data_summary("keep", columns)))
     assert [p["protected_by"] for p in report["protection"]] == [
-        "DP (epsilon=8)", "kept as given (not protected)", "Faker surrogate (not derived from data)"]
+        "DP (epsilon=8 for all text columns)", "kept as given (not protected)", "Faker surrogate (not derived from data)"]
     report = build_report(**_inputs(data_summary=_data_summary("keep", copy.deepcopy(columns)),
                                     ledger=_ledger(dp=False)))
     assert report["protection"][0]["protected_by"].startswith("not DP")
@@ -211,6 +211,16 @@ def test_caveats_are_present_and_follow_the_run():
     assert not ids & {"epsilon_scope", "sdv_not_dp", "small_data", "pii_surrogates", "empirical_checks"}
     big = build_report(**_inputs(ledger=_ledger(n=50_000)))
     assert "small_data" not in {c["id"] for c in big["caveats"]}
+
+
+def test_pseudo_random_noise_caveat_follows_the_ledger():
+    """The noise comes from torch's PRNG (secure_rng false): the report must say so, and only then."""
+    assert "pseudo_random_noise" in {c["id"] for c in build_report(**_inputs())["caveats"]}
+    ledger = _ledger()
+    ledger["models"][0]["secure_rng"] = True
+    assert "pseudo_random_noise" not in {c["id"] for c in build_report(**_inputs(ledger=ledger))["caveats"]}
+    del ledger["models"][0]["secure_rng"]  # unknown counts as not secure
+    assert "pseudo_random_noise" in {c["id"] for c in build_report(**_inputs(ledger=ledger))["caveats"]}
 
 
 def test_pii_summary_keeps_only_counts_types_and_redacted_examples():

@@ -65,6 +65,10 @@ def test_fit_sample_keeps_the_schema_and_leaks_no_planted_pii(fitted):
     assert ledger["dp"] and 0 < ledger["epsilon"] <= 8.0 + 1e-9
     assert fitted.pii_columns_ == {"customer_name": "PERSON"}
     assert fitted.conditioning_columns_ == ["product", "rating"]
+    protection = {c["name"]: c["protected_by"] for c in fitted.report_inputs()["data_summary"]["columns"]}
+    assert protection == {"customer_name": "Faker surrogate (not derived from data)", "product": "SDV (not DP)",
+                          "rating": "SDV (not DP)",
+                          "comment": f"DP (epsilon={ledger['epsilon']:.3g} for all text columns)"}
 
 
 def test_save_load_sample_round_trip(fitted, tmp_path):
@@ -86,7 +90,11 @@ def test_save_load_sample_round_trip(fitted, tmp_path):
 
 def test_keep_mode_keeps_structured_columns():
     df = table()
-    out = tiny(structured="keep", epsilon=None).fit(df).sample()
+    synth = tiny(structured="keep", epsilon=None).fit(df)
+    out = synth.sample()
+    protection = {c["name"]: c["protected_by"] for c in synth.report_inputs()["data_summary"]["columns"]}
+    assert protection["product"] == protection["rating"] == "kept as given (not protected)"
+    assert protection["comment"] == "not DP (trained without differential privacy)"
     assert out["product"].tolist() == df["product"].tolist()
     assert out["rating"].tolist() == df["rating"].tolist()
     assert not set(out["customer_name"]) & set(df["customer_name"])

@@ -221,20 +221,9 @@ def test_bad_sdv_params_and_columns(table):
 @pytest.mark.parametrize("method", ["sdv", "keep"])
 def test_sample_before_fit_says_what_to_do(method):
     synth = StructuredSynthesizer(method)
-    for call in (lambda: synth.sample(3), lambda: synth.transform(pd.DataFrame()), synth.to_dict,
-                 synth.column_protection):
+    for call in (lambda: synth.sample(3), lambda: synth.transform(pd.DataFrame()), synth.to_dict):
         with pytest.raises(NotFittedError, match=r"fit\(df\)"):
             call()
-
-
-def test_column_protection_names_what_protects_each_column(fitted_sdv, table):
-    protection = fitted_sdv.column_protection()
-    assert list(protection) == list(table.columns)
-    assert "not differentially private" in protection["Age"]
-    assert "surrogates" in protection["email"]
-    assert protection["Title"].startswith("text")
-    keep = StructuredSynthesizer("keep", text_columns=TEXT).fit(table).column_protection()
-    assert keep["Age"] == "kept as given (not protected)"
 
 
 @pytest.mark.slow
