@@ -403,7 +403,9 @@ def _caveats(data: dict, ledger: dict | None, pii: dict | None, evaluation: dict
     if sdv:
         add("sdv_not_dp", f"Columns {_names(sdv)} were synthesized by SDV, fitted on the real rows without "
             "differential privacy: their distributions and correlations come from the real data and rare "
-            "values or combinations can reappear. The generated text is conditioned on them.")
+            "values or combinations can reappear. Numbers stay within each real column's minimum and "
+            "maximum (SDV's default), so the extremes, often one person's values, can show through. "
+            "The generated text is conditioned on them.")
     kept = [c for c in data["columns"] if c["protected_by"].startswith("kept")]
     if kept:
         add("kept_not_protected", f"Columns {_names(kept)} were kept as given: the synthetic table reuses "
