@@ -6,6 +6,12 @@ Default: the README's main job (examples/reviews_500.csv, built-in model, epsilo
     python bench/bench_synthesize.py                                   # CPU, the README job
     python bench/bench_synthesize.py --csv ../shared/data/womens_clothing_reviews.csv   # GPU, 23k rows
 
+On the GPU machine, bench/run_gpu.sh runs it (docs/benchmarks/gpu_runbook.md). ``--rows`` (first N rows),
+``--sample-rows``, ``--epochs``, ``--model-size`` and ``--device`` shrink or steer the job (smoke tests;
+the defaults are the library's: 3 epochs, built-in model "auto" = "base" on a GPU, "small" on CPU).
+With ``--out``, the stages finished so far are also written there right after ``fit`` (``"partial"``),
+so a run stopped during sampling still leaves its scan/train figures.
+
 Stages: import (synthtext + torch + presidio/spaCy/SDV imports, timed separately), scan (PII scan of the
 text and columns), structured (SDV fit), train (DP training, incl. model build and encoding), generate
 (text sampling) and post (the rest of ``sample``: SDV sampling, surrogates, schema). Each stage gets wall
@@ -111,17 +117,34 @@ def heldout_loss(trained, fmt, column: str, train_csv: str, heldout_csv: str, ro
     return {"rows": len(losses), "max_length": limit, "mean_loss": float(np.mean(losses))}
 
 
+def _command() -> str:
+    return "python bench/bench_synthesize.py" + "".join(f" {a}" for a in sys.argv[1:])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--csv", default=str(ROOT / "examples" / "reviews_500.csv"))
     parser.add_argument("--text-column", default="Review Text")
+    parser.add_argument("--conditioning-columns", default=None, metavar="A,B",
+                        help="columns the text is conditioned on (default: the library's, every other "
+                             "non-PII column); the README job uses 'Rating,Recommended IND,Department Name,Age'")
     parser.add_argument("--epsilon", type=float, default=8.0)
     parser.add_argument("--heldout", default=None, help="CSV with more rows of the same table (quality check)")
     parser.add_argument("--heldout-rows", type=int, default=500)
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads (default: torch's, one per core); 1 gives CPU times that other "
                              "jobs on a shared machine do not inflate")
-    parser.add_argument("--out", default=str(ROOT / "docs" / "benchmarks" / "synthesize.json"))
+    parser.add_argument("--out", default=None, help="result JSON (default docs/benchmarks/synthesize.json); "
+                                                    "given explicitly, also written (partial) right after fit")
+    parser.add_argument("--rows", type=int, default=None, help="use only the first N rows of --csv")
+    parser.add_argument("--sample-rows", type=int, default=None,
+                        help="synthetic rows to generate (default: as many as the input has)")
+    parser.add_argument("--epochs", type=int, default=None, help="training epochs (default: TrainConfig's, 3)")
+    parser.add_argument("--model-size", default="auto", choices=["auto", "tiny", "small", "base"],
+                        help="built-in model size (auto: base on a GPU, small on CPU)")
+    parser.add_argument("--device", default="auto",
+                        help="training device, TrainConfig.device: auto, cpu, cuda (generation runs where the model is)")
+    parser.add_argument("--progress", action="store_true", help="progress bars on stderr (scan, training, sampling)")
     args = parser.parse_args()
 
     clock = StageClock()
@@ -134,6 +157,7 @@ def main() -> None:
     import synthtext.pii as pii
     import synthtext.tabular as tabular
     import synthtext.train as train
+    from synthtext.config import TrainConfig
     from synthtext.synthesizer import TextSynthesizer
 
     clock.add("import", time.perf_counter() - _T0_WALL, cpu_seconds() - _T0_CPU)
@@ -144,10 +168,28 @@ def main() -> None:
 
     started_wall, started_cpu = time.perf_counter(), cpu_seconds()
     df = read_csv(args.csv)
-    synth = TextSynthesizer([args.text_column], epsilon=args.epsilon).fit(df)
+    if args.rows:
+        df = df.head(args.rows)
+    train_cfg = TrainConfig(**({"epochs": args.epochs} if args.epochs else {}), device=args.device)
+    conditioning = args.conditioning_columns.split(",") if args.conditioning_columns else None
+    synth = TextSynthesizer([args.text_column], epsilon=args.epsilon, model_size=args.model_size, train=train_cfg,
+                            conditioning_columns=conditioning, progress=args.progress).fit(df)
     fit_wall, fit_cpu = time.perf_counter() - started_wall, cpu_seconds() - started_cpu
+    gpu = torch.cuda.is_available()
+    partial = {  # what is known so far, in case sampling does not finish
+        "partial": "fit finished, sampling not", "command": _command(), "rows": len(df),
+        "seconds": {**{k: round(v, 2) for k, v in clock.wall.items()}, "fit": round(fit_wall, 2)},
+        "cpu_seconds": {**{k: round(v, 2) for k, v in clock.cpu.items()}, "fit": round(fit_cpu, 2)},
+        "synthesizer_timings": {k: round(v, 2) for k, v in synth.timings_.items()},
+        "train_loop_seconds": round(synth.models_[args.text_column].train_log["seconds"], 2),
+        "peak_rss_gib": round(peak_rss_gib(), 3),
+        "peak_gpu_gib": torch.cuda.max_memory_allocated() / 1024 ** 3 if gpu else None}
+    print(json.dumps(partial), flush=True)
+    if args.out:  # given explicitly: overwritten below when the run finishes
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(partial, indent=2) + "\n")
     t0, c0 = time.perf_counter(), cpu_seconds()
-    out = synth.sample()
+    out = synth.sample(args.sample_rows)
     sample_wall, sample_cpu = time.perf_counter() - t0, cpu_seconds() - c0
     with tempfile.TemporaryDirectory() as tmp:  # written as the CLI writes it; not kept
         write_csv(out, Path(tmp) / "out.csv", neutralize_formulas=synth.text_columns_)
@@ -163,14 +205,14 @@ def main() -> None:
     trained = synth.models_[args.text_column]
     log = trained.train_log
     losses = [s["loss"] for s in log["steps"] if s["loss"] is not None]
-    gpu = torch.cuda.is_available()
     result = {
-        "command": "python bench/bench_synthesize.py" + "".join(f" {a}" for a in sys.argv[1:]),
-        "machine": (torch.cuda.get_device_name(0) if gpu else
+        "command": _command(),
+        "machine": (f"{torch.cuda.get_device_name(0)}, {os.cpu_count()} CPU cores" if gpu else
                     f"{platform.machine()}, {os.cpu_count()} CPU cores, no GPU"),
         "torch_threads": torch.get_num_threads(),
-        "csv": os.path.relpath(args.csv, ROOT), "rows": len(df), "epsilon": args.epsilon,
+        "csv": os.path.relpath(args.csv, ROOT), "rows": len(df), "sample_rows": len(out), "epsilon": args.epsilon,
         "model": trained.base_name,
+        "device": str(next(trained.model.parameters()).device),
         "max_length": _train_length(trained),
         "seconds": {**{k: round(v, 2) for k, v in clock.wall.items()}, "total": round(total_wall, 2)},
         "cpu_seconds": {**{k: round(v, 2) for k, v in clock.cpu.items()}, "total": round(total_cpu, 2)},
@@ -190,8 +232,9 @@ def main() -> None:
     if args.heldout:
         result["heldout"] = heldout_loss(trained, synth.prompt_format_, args.text_column, args.csv, args.heldout,
                                          args.heldout_rows, seed=0)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    out_path = Path(args.out or ROOT / "docs" / "benchmarks" / "synthesize.json")
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 
