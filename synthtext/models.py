@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -730,12 +731,10 @@ class TrainedModel:
             return self.train_config.max_length
         return default_max_length(self.kind, self.builtin_config.max_positions if self.builtin_config else None)
 
-    def record_losses(self, examples: EncodedExamples, batch_size: int = 32) -> "np.ndarray":
+    def record_losses(self, examples: EncodedExamples, batch_size: int = 32) -> np.ndarray:
         """Each record's loss under this model (mean next-token loss over its text tokens, as in
         training), shape (n,). Used by membership-inference scoring and the canary audit; reading
         private records here is evaluation, outside the DP guarantee."""
-        import numpy as np
-
         dev = next(self.model.parameters()).device
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         out = []

@@ -35,7 +35,6 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import torch
-import torch.nn.functional as F
 from opacus import PrivacyEngine
 from opacus.accountants import create_accountant
 from opacus.accountants.analysis import gdp

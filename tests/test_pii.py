@@ -1,4 +1,5 @@
 import json
+import os
 import socket
 
 import pandas as pd
@@ -127,6 +128,31 @@ def test_identical_cells_are_analysed_once(analyzer):
     spans = pii.analyze_texts(texts, analyzer=counting, n_jobs=1)
     assert counting.calls == 2
     assert spans[0] == spans[49] and spans[0] != spans[50]
+
+
+def test_presidio_is_kept_on_the_cpu_unless_the_user_chose(monkeypatch):
+    """presidio probes CUDA on import and moves spaCy to a GPU where CuPy exists; forked scan workers
+    would then crash. build_analyzer sets presidio's own PRESIDIO_DEVICE to cpu before that import."""
+    import subprocess
+    import sys
+
+    code = ("import os; os.environ.pop('PRESIDIO_DEVICE', None)\n"
+            "from synthtext import pii; pii.build_analyzer(None)\n"
+            "from presidio_analyzer.nlp_engine import device_detector\n"
+            "print(os.environ['PRESIDIO_DEVICE'], device_detector.get_device())")
+    out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["cpu", "cpu"]
+    monkeypatch.setenv("PRESIDIO_DEVICE", "cuda:1")
+    pii._keep_presidio_on_cpu()
+    assert os.environ["PRESIDIO_DEVICE"] == "cuda:1"  # the user's choice stands
+
+
+def test_no_worker_processes_when_spacy_runs_on_a_gpu(analyzer, bench_texts, monkeypatch):
+    texts = bench_texts[:300]  # more than one chunk
+    expected = pii.analyze_texts(texts, analyzer=analyzer, n_jobs=1)
+    monkeypatch.setattr(pii, "_spacy_on_cpu", lambda: False)
+    monkeypatch.setattr(pii, "ProcessPoolExecutor", None)  # any attempt to fork would fail here
+    assert pii.analyze_texts(texts, analyzer=analyzer, n_jobs=2) == expected
 
 
 def test_skipping_impossible_recognizers_changes_nothing(analyzer, bench_texts):
@@ -301,3 +327,95 @@ def test_mask_undetected_masks_lower_case_contacts_the_scan_missed():
     assert "zebulon" not in masked and "secret-mail" not in masked and "shop.example" not in masked
     assert "<PERSON>" in masked and "write to" in masked
     assert mask_undetected(masked) .count("@") == masked.count("@")  # masking twice changes nothing more
+
+
+# --- long cells are analysed in overlapping pieces ------------------------------------------------
+
+# (context, value, entity): the value is found as entity after the context words.
+PLANTED = [("call me at ", "415-555-0199", "PHONE_NUMBER"),
+           ("write to ", "ann.lee@example.com", "EMAIL_ADDRESS"),
+           ("pay with card ", "4111 1111 1111 1111", "CREDIT_CARD"),  # Visa's Luhn-valid test number
+           ("yesterday I met ", "Sigrid Nyström", "PERSON")]
+# No sentence ends, so pieces are cut at whatever space is nearest: inside "Sigrid Nyström" too.
+FILLER = "the fabric is soft and the colour is lovely but the sleeves run a little long "
+
+
+@pytest.fixture
+def small_pieces(monkeypatch):
+    monkeypatch.setattr(pii, "PIECE_CHARS", 600)
+    monkeypatch.setattr(pii, "PIECE_OVERLAP_CHARS", 150)
+    monkeypatch.setattr(pii, "CHUNK_CHARS", pii.CHUNK_CHARS)  # restored after a test changes it
+
+
+def plant_at_cuts(text: str, n_pieces: int) -> tuple[str, list[tuple[int, str, str]]]:
+    """``text`` with PLANTED values written over it where pieces are cut: one where piece i would end
+    and one where piece i + 1 would start, for the first ``n_pieces`` pieces. Returns (text, [(start,
+    value, entity)])."""
+    planted = []
+
+    def write(text, pos, k):
+        context, value, entity = PLANTED[k % len(PLANTED)]
+        start = pos - len(value) // 2  # pos falls inside the value
+        phrase = " " + context + value + " "
+        at = start - len(context) - 1
+        planted.append((start, value, entity))
+        return text[:at] + phrase + text[at + len(phrase):]
+
+    for i in range(n_pieces):
+        text = write(text, pii._piece_bounds(text)[i][0] + pii.PIECE_CHARS, 2 * i)
+        text = write(text, pii._piece_bounds(text)[i][1] - pii.PIECE_OVERLAP_CHARS, 2 * i + 1)
+    return text, planted
+
+
+def test_long_cell_is_scanned_in_pieces_without_losing_pii_at_the_cuts(analyzer, small_pieces):
+    text, planted = plant_at_cuts(FILLER * 400, n_pieces=40)  # 30,400 characters
+    bounds = pii._piece_bounds(text)
+    assert len(text) > 30_000 and len(bounds) > 60
+    cuts = [end for _, end in bounds[:-1]] + [start for start, _ in bounds[1:]]
+    across = [value for start, value, _ in planted if any(start < cut < start + len(value) for cut in cuts)]
+    assert len(across) >= 20 and {"4111 1111 1111 1111", "Sigrid Nyström"} <= set(across)
+
+    df = pd.DataFrame({"note": [text, "A short note from Sigrid Nyström."]})
+    spans = pii.scan_pii(df, analyzer=analyzer, detect_structured=False, n_jobs=1).spans["note"][0]
+    found = {(s.start, s.end, s.entity_type) for s in spans}
+    for start, value, entity in planted:
+        assert (start, start + len(value), entity) in found, value
+        assert text[start:start + len(value)] == value
+    assert len(found) == len(spans)  # the overlaps gave no duplicate spans
+
+    pii.CHUNK_CHARS = 5_000  # pieces of the two cells shared by two worker processes
+    done = []
+    assert pii.analyze_texts([text, text[:10_000]], analyzer=analyzer, n_jobs=2, progress=done.append)[0] == spans
+    assert sum(done) == 2
+    pii.PIECE_CHARS = None  # the whole cell at once finds exactly the same spans
+    assert pii.analyze_texts([text], analyzer=analyzer, n_jobs=1)[0] == spans
+
+
+def test_short_cells_are_analysed_whole(analyzer, bench_texts, monkeypatch):
+    texts = bench_texts[:100]
+    assert all(pii._piece_bounds(t) == [(0, len(t))] for t in texts)
+    pieces = pii.analyze_texts(texts, analyzer=analyzer, n_jobs=1)
+    monkeypatch.setattr(pii, "PIECE_CHARS", None)
+    assert pii.analyze_texts(texts, analyzer=analyzer, n_jobs=1) == pieces
+
+
+def test_piece_spans_are_joined_once(small_pieces):
+    text = FILLER * 14
+    bounds = pii._piece_bounds(text)
+    assert len(bounds) == 3 and bounds[0][0] == 0 and bounds[-1][1] == len(text)
+    for (start, end), (next_start, next_end) in zip(bounds, bounds[1:]):
+        assert start < next_start <= end - pii.PIECE_OVERLAP_CHARS and end < next_end
+        assert text[end - 1] == " " and text[next_start - 1] == " "  # cut between words
+    (_, end0), (start1, _), _ = bounds
+    middle = (start1 + end0) // 2
+
+    def piece(i, *spans):  # spans given in text offsets, returned in piece i's offsets
+        return [span(s - bounds[i][0], e - bounds[i][0], t, score) for s, e, t, score in spans]
+
+    both = (middle - 20, middle - 5, "PERSON", 0.85)  # in the overlap: both pieces find it
+    cut_off = (end0 - 8, end0, "PHONE_NUMBER", 0.75)  # piece 0 sees only its start
+    whole = (end0 - 8, end0 + 10, "PHONE_NUMBER", 0.75)
+    inner = (middle + 10, middle + 14, "PERSON", 0.5)  # inside a PERSON piece 0 found with a higher score
+    outer = (middle - 2, middle + 20, "PERSON", 0.85)
+    joined = pii._join_pieces(bounds, [piece(0, both, cut_off, outer), piece(1, both, whole, inner), []])
+    assert [(s.start, s.end, s.entity_type) for s in joined] == [both[:3], outer[:3], whole[:3]]

@@ -49,7 +49,7 @@ def test_luhn_helper_agrees_with_presidio():
 
 def test_recognizers_are_registered_and_replace_stock_ones(analyzer):
     names = {r.name for r in analyzer.registry.recognizers}
-    assert {"PaymentCardRecognizer", "LibPhoneRecognizer", "PhoneShapeRecognizer",
+    assert {"PaymentCardRecognizer", "LibPhoneRecognizer", "PhoneShapeRecognizer", "NhsNumberRecognizer",
             "NameListRecognizer"} <= names
     assert not names & recognizers.REPLACED_RECOGNIZERS
 
@@ -117,6 +117,34 @@ def test_phone_shaped_non_phones_are_not_phones(analyzer, text):
 ])
 def test_numbers_found_as_other_entities_are_not_phones(analyzer, text):
     assert found(analyzer, text, "PHONE_NUMBER") == []
+
+
+# UK NHS numbers -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text, number", [
+    ("Please call me at 415-555-0199 after six.", "415-555-0199"),  # passes the NHS checksum
+    ("Call me at (415) 555-0199 after six.", "(415) 555-0199"),
+    ("My phone is 943 476 5919.", "943 476 5919"),
+])
+def test_north_american_phone_numbers_are_not_nhs_numbers(analyzer, text, number):
+    assert recognizers.NhsNumberRecognizer().validate_result("415-555-0199")  # the checksum alone says NHS
+    assert found(analyzer, text, "UK_NHS") == []
+    assert number in [span for span, _ in found(analyzer, text, "PHONE_NUMBER")]
+    spans = pii.analyze_texts([text], analyzer=analyzer, n_jobs=1)[0]
+    assert "<PHONE_NUMBER>" in pii.redact(text, spans)
+
+
+@pytest.mark.parametrize("text", [
+    "My NHS number is 943 476 5919.",        # the NHS's own example, written the UK way
+    "Patient 943 476 5919 was seen today.",  # also a valid US phone number, but no phone word
+    "NHS no. 943-476-5919 on the letter.",   # dashes, with an NHS word
+])
+def test_nhs_numbers_are_still_found(analyzer, text):
+    number = next(m for m in ("943 476 5919", "943-476-5919") if m in text)
+    assert (number, "NhsNumberRecognizer") in found(analyzer, text, "UK_NHS")
+    spans = pii.analyze_texts([text], analyzer=analyzer, n_jobs=1)[0]
+    assert "<UK_NHS>" in pii.redact(text, spans)
 
 
 # Person names -------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ What it does, in the order a scan runs:
 2. **Text columns** are found by a documented rule (:func:`detect_text_columns`) unless given.
 3. Every distinct non-empty cell of the text columns is analysed once with presidio-analyzer: spaCy runs
    over batches (``nlp.pipe``) with only the components presidio needs, pattern recognizers that cannot
-   fire on a cell (no digit, no ``@``) are skipped, and the cells are split over worker processes.
+   fire on a cell (no digit, no ``@``) are skipped, long cells are cut into overlapping pieces, and the
+   cells are split over worker processes.
 
 Nothing here touches the network: the spaCy pipeline must be installed (we never download one) and
 tldextract, which presidio's email recognizer calls, is pointed at its bundled suffix list.
@@ -15,6 +16,7 @@ tldextract, which presidio's email recognizer calls, is pointed at its bundled s
 
 from __future__ import annotations
 
+import bisect
 import functools
 import importlib.metadata
 import logging
@@ -206,6 +208,23 @@ def _slim_pipeline(nlp) -> None:
     nlp.add_pipe("sentencizer", first=True)
 
 
+def _keep_presidio_on_cpu() -> None:
+    """Unless the user chose a device, keep presidio's spaCy on the CPU.
+
+    On importing ``presidio_analyzer.nlp_engine``, presidio probes CUDA and, where CuPy is installed,
+    moves spaCy to the GPU. A small spaCy pipeline gains little there, and the scan's workers are
+    forked, which CUDA does not survive. ``PRESIDIO_DEVICE`` is presidio's own switch; it is read
+    once, at that import, so this runs before it.
+    """
+    os.environ.setdefault("PRESIDIO_DEVICE", "cpu")
+
+
+def _spacy_on_cpu() -> bool:
+    from thinc.api import NumpyOps, get_current_ops
+
+    return isinstance(get_current_ops(), NumpyOps)
+
+
 def build_analyzer(spacy_pipeline: str | None = "auto", *, fast: bool = True):
     """A presidio ``AnalyzerEngine`` for English that never downloads anything.
 
@@ -214,6 +233,7 @@ def build_analyzer(spacy_pipeline: str | None = "auto", *, fast: bool = True):
     numbers and the like but **not names or locations**. ``fast=False`` keeps the full spaCy pipeline
     (presidio's stock behaviour) for comparison.
     """
+    _keep_presidio_on_cpu()
     from presidio_analyzer import AnalyzerEngine
     from presidio_analyzer.nlp_engine import NlpEngineProvider, NoOpNlpEngine
 
@@ -317,6 +337,87 @@ def _analyze_chunk(analyzer, texts: Sequence[str], score_threshold: float,
     return out
 
 
+# Long texts are analysed in overlapping pieces, which bounds the memory and time one text takes:
+# presidio's context enhancer walks all of a text's tokens for each result, and spaCy refuses texts over
+# 1,000,000 characters. A text of at most PIECE_CHARS is analysed whole (None: every text, whatever its
+# length). Neighbouring pieces overlap by PIECE_OVERLAP_CHARS (at most a quarter of a piece), so an
+# entity that a cut splits lies whole in the next piece, with half an overlap of context on both sides.
+PIECE_CHARS: int | None = 4000
+PIECE_OVERLAP_CHARS = 400
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?\n])\s+")
+_SPACE = re.compile(r"\s+")
+
+
+def _cut(text: str, pos: int, lo: int) -> int:
+    """Where to cut ``text`` in (lo, pos]: after the last sentence end there, else after the last
+    whitespace (so no word is split), else at ``pos`` (a very long word)."""
+    window = text[lo:pos]
+    for boundary in (_SENTENCE_BREAK, _SPACE):
+        ends = [m.end() for m in boundary.finditer(window)]
+        if ends:
+            return lo + ends[-1]
+    return pos
+
+
+def _piece_bounds(text: str) -> list[tuple[int, int]]:
+    """(start, end) of the overlapping pieces a text is analysed in; one piece for a short text."""
+    size = PIECE_CHARS
+    if size is None or len(text) <= size:
+        return [(0, len(text))]
+    overlap = min(PIECE_OVERLAP_CHARS, size // 4)
+    bounds, start = [], 0
+    while start + size < len(text):
+        end = _cut(text, start + size, lo=start + size // 2)
+        bounds.append((start, end))
+        start = _cut(text, end - overlap, lo=end - 2 * overlap)
+    bounds.append((start, len(text)))
+    return bounds
+
+
+def _join_pieces(bounds: Sequence[tuple[int, int]], piece_spans: Sequence[list[PiiSpan]]) -> list[PiiSpan]:
+    """The spans of a whole text from those of its pieces.
+
+    Each piece keeps the spans that start in its own part of the text, which reaches to the middle of
+    the overlap with each neighbour: there a span has half an overlap of text on both sides, so it is not
+    a fragment of an entity that a cut split ("John" of "John Smith") and its context words are in the
+    piece. What two pieces still both found is merged as presidio merges one text's results
+    (``EntityRecognizer.remove_duplicates``: one span of a type inside another with at least its score
+    goes).
+    """
+    if len(bounds) == 1:
+        return piece_spans[0]
+    from presidio_analyzer import EntityRecognizer, RecognizerResult
+
+    middles = [(next_start + end) // 2 for (_, end), (next_start, _) in zip(bounds, bounds[1:])]
+    owned = zip([0] + middles, middles + [bounds[-1][1]])
+    results = [RecognizerResult(s.entity_type, s.start + start, s.end + start, s.score)
+               for (start, _), spans, (lo, hi) in zip(bounds, piece_spans, owned)
+               for s in spans if lo <= s.start + start < hi]
+    return sorted((PiiSpan(r.start, r.end, r.entity_type, r.score)
+                   for r in EntityRecognizer.remove_duplicates(results)),
+                  key=lambda s: (s.start, s.end, s.entity_type))
+
+
+# Texts analysed together (one spaCy batch, one job for a worker): small enough to balance the workers
+# and bound spaCy's memory, which grows with a batch's characters, large enough for spaCy's batching.
+CHUNK_TEXTS = 128
+CHUNK_CHARS = 100_000
+
+
+def _chunks(texts: Sequence[str]) -> list[list[str]]:
+    """``texts`` in order, in chunks of at most CHUNK_TEXTS texts and CHUNK_CHARS characters (or one
+    longer text)."""
+    chunks: list[list[str]] = []
+    chars = 0
+    for text in texts:
+        if not chunks or len(chunks[-1]) == CHUNK_TEXTS or chars + len(text) > CHUNK_CHARS:
+            chunks.append([])
+            chars = 0
+        chunks[-1].append(text)
+        chars += len(text)
+    return chunks
+
+
 # Set in the parent just before forking workers; children read it instead of unpickling an engine.
 _WORKER_ANALYZER = None
 
@@ -330,44 +431,55 @@ def _default_jobs() -> int:
     return max(1, min(os.cpu_count() or 1, 8))
 
 
+def _analyze_chunks(analyzer, chunks: list[list[str]], n_jobs: int, *args) -> Iterator[list[list[PiiSpan]]]:
+    """The spans of each chunk of texts, in order; forked workers share the chunks when n_jobs > 1."""
+    global _WORKER_ANALYZER
+    use_processes = (n_jobs > 1 and len(chunks) > 1
+                     and "fork" in multiprocessing.get_all_start_methods()
+                     and _spacy_on_cpu())  # forked children cannot use the parent's CUDA context
+    if not use_processes:
+        for chunk in chunks:
+            yield _analyze_chunk(analyzer, chunk, *args)
+        return
+    _WORKER_ANALYZER = analyzer
+    try:
+        context = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=min(n_jobs, len(chunks)), mp_context=context) as pool:
+            yield from pool.map(_worker_analyze, [(chunk, *args) for chunk in chunks])
+    finally:
+        _WORKER_ANALYZER = None
+
+
 def analyze_texts(texts: Sequence[str], *, analyzer=None, score_threshold: float = DEFAULT_SCORE_THRESHOLD,
                   entities: Sequence[str] | None = None, n_jobs: int | None = None,
                   skip_impossible: bool = True, progress=None) -> list[list[PiiSpan]]:
     """Spans for each text, in order. Identical texts are analysed once.
 
     ``n_jobs`` worker processes (default: the CPU count, at most 8) share the work when there is
-    enough of it; workers are forked so they reuse the loaded spaCy pipeline. ``progress`` is an
-    optional callable taking the number of distinct texts just finished.
+    enough of it; workers are forked so they reuse the loaded spaCy pipeline. Texts longer than
+    :data:`PIECE_CHARS` are analysed in overlapping pieces. ``progress`` is an optional callable taking
+    the number of distinct texts just finished.
     """
-    global _WORKER_ANALYZER
     analyzer = analyzer if analyzer is not None else default_analyzer()
     n_jobs = _default_jobs() if n_jobs is None else n_jobs
     if n_jobs < 1:
         raise ConfigError(f"n_jobs: must be at least 1, got {n_jobs}.")
     unique = list(dict.fromkeys(texts))
-    chunk_size = 128  # small enough to balance the workers, large enough for spaCy batching
-    chunks = [unique[i:i + chunk_size] for i in range(0, len(unique), chunk_size)]
-    use_processes = (n_jobs > 1 and len(chunks) > 1
-                     and "fork" in multiprocessing.get_all_start_methods())
+    bounds = [_piece_bounds(text) for text in unique]
+    pieces_of = [[text[start:end] for start, end in b] for text, b in zip(unique, bounds)]
+    index = {piece: i for i, piece in enumerate(dict.fromkeys(p for pieces in pieces_of for p in pieces))}
+    pieces = list(index)
+    # A text is finished when its last piece is: progress counts texts, not pieces.
+    finished_at = sorted(max(index[p] for p in text_pieces) for text_pieces in pieces_of)
+    chunks = _chunks(pieces)
     found: list[list[PiiSpan]] = []
-    if use_processes:
-        _WORKER_ANALYZER = analyzer
-        try:
-            context = multiprocessing.get_context("fork")
-            with ProcessPoolExecutor(max_workers=min(n_jobs, len(chunks)), mp_context=context) as pool:
-                jobs = [(chunk, score_threshold, entities, skip_impossible) for chunk in chunks]
-                for chunk, result in zip(chunks, pool.map(_worker_analyze, jobs)):
-                    found.extend(result)
-                    if progress:
-                        progress(len(chunk))
-        finally:
-            _WORKER_ANALYZER = None
-    else:
-        for chunk in chunks:
-            found.extend(_analyze_chunk(analyzer, chunk, score_threshold, entities, skip_impossible))
-            if progress:
-                progress(len(chunk))
-    by_text = dict(zip(unique, found))
+    for result in _analyze_chunks(analyzer, chunks, n_jobs, score_threshold, entities, skip_impossible):
+        before = bisect.bisect_left(finished_at, len(found))
+        found.extend(result)
+        if progress:
+            progress(bisect.bisect_left(finished_at, len(found)) - before)
+    by_text = {text: _join_pieces(b, [found[index[p]] for p in text_pieces])
+               for text, b, text_pieces in zip(unique, bounds, pieces_of)}
     return [by_text[text] for text in texts]
 
 

@@ -17,7 +17,7 @@ from typing import Iterable, List, Optional
 import phonenumbers
 from presidio_analyzer import (AnalysisExplanation, EntityRecognizer, Pattern, PatternRecognizer,
                                RecognizerResult)
-from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, PhoneRecognizer
+from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, NhsRecognizer, PhoneRecognizer
 
 from . import PHONE_MIN_DIGITS
 
@@ -36,7 +36,7 @@ NER_MODEL_CONFIGURATION = {
 }
 
 # Names of presidio's predefined recognizers that an extra recognizer below replaces.
-REPLACED_RECOGNIZERS: frozenset[str] = frozenset({"CreditCardRecognizer", "PhoneRecognizer"})
+REPLACED_RECOGNIZERS: frozenset[str] = frozenset({"CreditCardRecognizer", "PhoneRecognizer", "NhsRecognizer"})
 
 
 def _digits(text: str) -> str:
@@ -249,6 +249,42 @@ class PhoneShapeRecognizer(PatternRecognizer):
         return _phone_context(results, text)
 
 
+class NhsNumberRecognizer(NhsRecognizer):
+    """presidio's UK NHS number recognizer (10 digits, mod-11 checksum) that yields to phone numbers.
+
+    One 10-digit number in eleven passes the NHS checksum, North American phone numbers included
+    ("415-555-0199"), and a passing number scores 1.0, above any phone match, so redaction called it
+    UK_NHS. The NHS writes its numbers 3-3-4 with spaces ("943 476 5919"). Without an NHS word before it,
+    a match is dropped when a phone recognizer found it too (or a longer number around it: "+1 415 555
+    0199") and it is written with dashes, follows a phone word ("call me at ...") or the phone match is
+    longer. The phone match must pass the default threshold (0.4, or a phone word), so the number stays
+    redacted.
+
+    May under-detect: an NHS number written with dashes or after "phone", with no "NHS" nearby, is
+    reported as PHONE_NUMBER when it is also a valid phone number.
+    """
+
+    NHS_WORDS = ("nhs", "health")
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("name", "NhsNumberRecognizer")
+        super().__init__(**kwargs)
+
+    def enhance_using_context(self, text, raw_recognizer_results, other_raw_recognizer_results,
+                              nlp_artifacts, context=None):  # noqa: D102
+        return [r for r in raw_recognizer_results
+                if context_word(text, r.start, r.end, self.NHS_WORDS)
+                or not any(self._phone_instead(text, r, o) for o in other_raw_recognizer_results)]
+
+    @staticmethod
+    def _phone_instead(text: str, nhs, other) -> bool:
+        if other.entity_type != "PHONE_NUMBER" or not (other.start <= nhs.start and nhs.end <= other.end):
+            return False
+        phone_word = context_word(text, other.start, other.end, _PHONE_CONTEXT) is not None
+        longer = (other.start, other.end) != (nhs.start, nhs.end)
+        return (other.score >= 0.4 or phone_word) and ("-" in text[nhs.start:nhs.end] or phone_word or longer)
+
+
 # --------------------------------------------------------------------------------------------------
 # Person names
 # --------------------------------------------------------------------------------------------------
@@ -395,6 +431,7 @@ class NameListRecognizer(EntityRecognizer):
         if not doc or "PERSON" not in entities:
             return []
         results = []
+        ents = doc.ents  # built anew on each access: once per text, not once per run
         i = 0
         while i < len(doc):
             run = self._run_from(doc, i)
@@ -402,7 +439,7 @@ class NameListRecognizer(EntityRecognizer):
                 i += 1
                 continue
             i = run[-1].i + 1
-            for span, score in self._names_in(doc, run):
+            for span, score in self._names_in(doc, ents, run):
                 results.append(self._result(span, score))
         return results
 
@@ -477,10 +514,10 @@ class NameListRecognizer(EntityRecognizer):
 
     # Scoring -----------------------------------------------------------------------------------------
 
-    def _names_in(self, doc, run: list) -> list:
+    def _names_in(self, doc, ents, run: list) -> list:
         """(tokens, score) of the names in a run: the whole run if it reads as a name, else its sub-runs
         of listed names ("Meet Derek" -> "Derek")."""
-        score = self._score(doc, run)
+        score = self._score(doc, ents, run)
         if score is not None:
             return [(run, score)]
         found, current = [], []
@@ -491,18 +528,18 @@ class NameListRecognizer(EntityRecognizer):
             while current and self._is_initial(current[-1]):
                 current.pop()
             if current and len(current) < len(run):
-                score = self._score(doc, current)
+                score = self._score(doc, ents, current)
                 if score is not None:
                     found.append((current, score))
             current = []
         return found
 
-    def _score(self, doc, run: list) -> Optional[float]:
+    def _score(self, doc, ents, run: list) -> Optional[float]:
         start, end = run[0].i, run[-1].i + 1
         labels = {token.ent_type_ for token in run}
         if "PERSON" in labels or not labels <= self.RELABEL:
             return None  # spaCy's own PERSON span, or a date, a number, a nationality
-        if any(self._larger(e, start, end) for e in doc.ents if e.start < end and start < e.end):
+        if any(self._larger(e, start, end) for e in ents if e.start < end and start < e.end):
             return None  # part of a larger entity: "Jones, Smith and Davis", "Clarke Avenue"
         if self._near_address(doc, start, end):
             return None
@@ -557,4 +594,5 @@ class NameListRecognizer(EntityRecognizer):
 
 def extra_recognizers() -> list:
     """Recognizers added to presidio's predefined ones."""
-    return [PaymentCardRecognizer(), LibPhoneRecognizer(), PhoneShapeRecognizer(), NameListRecognizer()]
+    return [PaymentCardRecognizer(), LibPhoneRecognizer(), PhoneShapeRecognizer(), NhsNumberRecognizer(),
+            NameListRecognizer()]
