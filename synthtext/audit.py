@@ -415,7 +415,7 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
         losses={"inserted_mean": _mean(inside), "not_inserted_mean": _mean(outside),
                 "histogram": _histogram(inside, outside)},
         training={"steps": ledger.steps, "epochs": ledger.epochs, "batch_size": train_cfg.batch_size,
-                  "learning_rate": train_cfg.learning_rate, "precision": trained.train_log.get("precision", "fp32"),
+                  "learning_rate": trained.train_config.learning_rate, "precision": trained.train_log.get("precision", "fp32"),
                   "seconds": trained.train_log.get("seconds"), "cpu_seconds": trained.train_log.get("cpu_seconds")},
         seconds=time.perf_counter() - started, canary_losses=canary_losses, inserted=inserted)
 

@@ -26,12 +26,12 @@ What the guarantee rests on (and what voids it):
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import sys
 import time
 import warnings
-from dataclasses import dataclass
 from typing import Iterator
 
 import torch
@@ -55,7 +55,7 @@ GRAD_SAMPLE_MODE = "hooks"  # measured faster than ghost clipping for LoRA on an
 # ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class PrivacyPlan:
     """What a run will do, computed from the record count and the configs alone."""
 
@@ -474,6 +474,7 @@ def train_private(
             f"encode with encode_examples(..., max_length={limit})."
         )
     plan = plan_privacy(len(examples), privacy, train)  # refuses before any work is done
+    train = dataclasses.replace(train, learning_rate=train.learning_rate_for(base.kind, plan.steps))  # saved as used
     fingerprint = _base_fingerprint(base.model) if base.kind == "pretrained" else None
 
     torch.manual_seed(train.seed)  # LoRA init and dropout

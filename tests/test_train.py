@@ -348,6 +348,23 @@ def test_prv_ledger_within_target_and_save_load_without_text(tmp_path, model_dir
     ids = torch.tensor([ex.input_ids[3]])
     assert torch.equal(trained.logits(ids), loaded.logits(ids))
     assert loaded.ledger == trained.ledger
+    # learning_rate=None resolves by kind, and the saved config says what was used
+    assert QUICK.learning_rate is None
+    assert trained.train_config.learning_rate == loaded.train_config.learning_rate == 1e-3
+
+
+def test_default_learning_rate_depends_on_the_model_kind():
+    rate = TrainConfig().learning_rate_for
+    assert rate("builtin", 24) == rate("builtin", 150) == 5e-3
+    assert rate("builtin", 300) == pytest.approx(2.5e-3)  # 5e-3 * 150 / 300
+    assert rate("builtin", 750) == pytest.approx(1e-3)
+    assert rate("builtin", 100_000) == 1e-3  # never below the LoRA rate
+    assert rate("pretrained", 24) == rate("pretrained", 5000) == 1e-3
+    assert TrainConfig(learning_rate=2e-4).learning_rate_for("builtin", 24) == 2e-4
+    base = load_base_model(None, size="tiny")
+    trained = T.train_private(base, _examples(base.tokenizer), PrivacyConfig(epsilon=None), QUICK)
+    assert trained.train_config.learning_rate == 5e-3  # 6 steps
+    assert trained.train_config.epochs == QUICK.epochs  # only the step size was filled in
 
 
 # ------------------------------------------------------------------ TrainConfig validation
