@@ -371,7 +371,7 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[TextIO]:
         if isinstance(exc, OSError):
             raise DataError(f"cannot write to {target}: {exc.strerror or exc}.") from exc
         raise
-    _fsync_directory(directory)
+    fsync_directory(directory)
 
 
 def _check_target(target: Path) -> Path:
@@ -412,13 +412,18 @@ def _new_file_mode(target: Path) -> int:
     """
     with contextlib.suppress(OSError):
         return stat.S_IMODE(os.stat(target).st_mode)
-    umask = os.umask(0o022)  # the only portable way to read the umask is to set it
-    os.umask(umask)
-    return 0o666 & ~umask
+    return 0o666 & ~current_umask()
 
 
-def _fsync_directory(directory: Path) -> None:
-    """Make the rename durable; not possible on every platform (e.g. Windows)."""
+def current_umask() -> int:
+    """The process's umask (also used by the report writer for its directories)."""
+    mask = os.umask(0o022)  # the only portable way to read the umask is to set it
+    os.umask(mask)
+    return mask
+
+
+def fsync_directory(directory: Path) -> None:
+    """Make a rename inside ``directory`` durable; not possible on every platform (e.g. Windows)."""
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
         try:

@@ -20,7 +20,6 @@ the real data without DP (a caveat says so).
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import io
 import json
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, DataError
+from .io import current_umask, fsync_directory
 from .pii import mask_contacts
 
 __all__ = ["REPORT_SCHEMA", "build_report", "render_html", "report_pair", "write_report"]
@@ -469,7 +469,7 @@ def write_report(out_dir: str | os.PathLike, *, evaluation: Mapping | Any | None
                 handle.write(content)
                 handle.flush()
                 os.fsync(handle.fileno())
-        os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it 0700; make it like any new directory
+        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes it 0700; make it like any new directory
         _refuse_existing(final)  # another run may have taken the name meanwhile
         os.rename(staging, final)
     except BaseException as exc:
@@ -477,12 +477,7 @@ def write_report(out_dir: str | os.PathLike, *, evaluation: Mapping | Any | None
         if isinstance(exc, OSError):
             raise DataError(f"cannot write the report to {final}: {exc.strerror or exc}.") from exc
         raise
-    with contextlib.suppress(OSError):  # make the rename durable where the platform allows it
-        fd = os.open(root, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    fsync_directory(root)
     return final
 
 
@@ -530,12 +525,6 @@ def _refuse_existing(final: Path) -> None:
         raise ConfigError(f"report directory {final} already exists; synthtext never overwrites a report. "
                           "Leave run_id out for a fresh timestamped one, choose another run_id, or move the "
                           "old report away.")
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)  # the only portable way to read the umask is to set it
-    os.umask(mask)
-    return mask
 
 
 # --------------------------------------------------------------------------------------------------
@@ -1016,17 +1005,21 @@ def _png(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _plot_lengths(data: Mapping | None, unit: str) -> str | None:
+def _shared_bins(first: list[float], second: list[float]):
+    """Histogram bin edges common to two series, numpy's "auto" rule capped at 40 bins."""
     import numpy as np
 
+    edges = np.histogram_bin_edges(first + second, bins="auto")
+    return np.linspace(edges[0], edges[-1], 41) if len(edges) > 41 else edges
+
+
+def _plot_lengths(data: Mapping | None, unit: str) -> str | None:
     if not isinstance(data, Mapping):
         return None
     real, synthetic = _finite(data.get("real")), _finite(data.get("synthetic"))
     if not real and not synthetic:
         return None
-    edges = np.histogram_bin_edges(real + synthetic, bins="auto")
-    if len(edges) > 41:
-        edges = np.linspace(edges[0], edges[-1], 41)
+    edges = _shared_bins(real, synthetic)
     fig, ax = _new_axes()
     for values, name, hatch in ((real, "real", None), (synthetic, "synthetic", "//")):
         if values:
@@ -1095,16 +1088,12 @@ def _plot_conditional(data: Mapping | None, table: Mapping | None) -> str | None
 
 
 def _plot_dcr(data: Mapping | None) -> str | None:
-    import numpy as np
-
     if not isinstance(data, Mapping):
         return None
     train, holdout = _finite(data.get("synthetic_to_train")), _finite(data.get("synthetic_to_holdout"))
     if not train and not holdout:
         return None
-    edges = np.histogram_bin_edges(train + holdout, bins="auto")
-    if len(edges) > 41:
-        edges = np.linspace(edges[0], edges[-1], 41)
+    edges = _shared_bins(train, holdout)
     fig, ax = _new_axes()
     for values, label, colour, hatch in ((train, "to closest training row", "real", None),
                                          (holdout, "to closest holdout row", "synthetic", "//")):
