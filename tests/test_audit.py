@@ -115,7 +115,7 @@ def table(n=60) -> pd.DataFrame:
 
 # Settings under which the tiny model memorises its canaries within seconds (many small steps). The DP
 # test uses the same ones, so it would fail if DP were silently off (the no-DP bound is about 2.9).
-MEMORISING = dict(canaries=200, canary_digits=8, references=200, model_size="tiny", seed=0,
+MEMORISING = dict(canaries=200, canary_digits=8, references=200, model="builtin", model_size="tiny", seed=0,
                   train=TrainConfig(epochs=40, batch_size=16, learning_rate=3e-3, progress=False))
 
 
@@ -144,9 +144,9 @@ def test_under_dp_the_bound_stays_below_the_claim():
 
 def test_audit_refuses_what_fit_refuses():
     with pytest.raises(PrivacyBudgetError, match="too few"):
-        audit(table(40), ["comment"], epsilon=8.0, canaries=100, model_size="tiny")
+        audit(table(40), ["comment"], epsilon=8.0, canaries=100, model="builtin", model_size="tiny")
     with pytest.raises(ConfigError, match="canaries"):
-        audit(table(), ["comment"], epsilon=None, canaries=5, model_size="tiny")
+        audit(table(), ["comment"], epsilon=None, canaries=5, model="builtin", model_size="tiny")
 
 
 # -- the CLI ------------------------------------------------------------------------------------------
@@ -156,7 +156,7 @@ def test_cli_audit_writes_json(tmp_path, capsys):
     src, out = tmp_path / "in.csv", tmp_path / "audit.json"
     table(120).to_csv(src, index=False)
     code = cli.main(["audit", str(src), "--text-columns", "comment", "--epsilon", "none", "--canaries", "40",
-                     "--model-size", "tiny", "--epochs", "1", "-o", str(out)])
+                     "--model", "builtin", "--model-size", "tiny", "--epochs", "1", "-o", str(out)])
     assert code == 0
     data = json.loads(out.read_text())
     assert not data["dp"] and data["n_canaries"] == 40 and data["confidence"] == 0.95
@@ -167,7 +167,7 @@ def test_cli_audit_writes_json(tmp_path, capsys):
 def test_cli_audit_too_few_rows_exits_2(tmp_path, capsys):
     src, out = tmp_path / "in.csv", tmp_path / "audit.json"
     table(40).to_csv(src, index=False)
-    code = cli.main(["audit", str(src), "--text-columns", "comment", "--epsilon", "8", "--model-size", "tiny",
+    code = cli.main(["audit", str(src), "--text-columns", "comment", "--epsilon", "8", "--model", "builtin", "--model-size", "tiny",
                      "-o", str(out)])
     assert code == 2
     err = capsys.readouterr().err

@@ -33,7 +33,7 @@ from synthtext.errors import DataError
 from synthtext.io import read_csv
 from synthtext.synthesizer import TextSynthesizer
 
-FAST = ["--model-size", "tiny", "--epochs", "1", "--max-new-tokens", "8", "--quiet"]
+FAST = ["--model", "builtin", "--model-size", "tiny", "--epochs", "1", "--max-new-tokens", "8", "--quiet"]
 # Fast training runs: no DP (so a dozen rows are enough), structured columns kept, tiny model.
 TRAIN_FAST = [*FAST, "--epsilon", "none", "--structured", "keep"]
 
@@ -257,7 +257,7 @@ def test_non_string_cells_in_a_dataframe_text_column_are_refused():
     df.loc[4, "review"] = 4111111111111111  # a card number as an int: the scan would never see it
     with pytest.raises(DataError, match=r"text column 'review' holds 1 value\(s\) that are not text "
                                         r"\(first: int in row 4\)") as exc:
-        TextSynthesizer(["review"], epsilon=None, model_size="tiny", structured="keep").fit(df)
+        TextSynthesizer(["review"], epsilon=None, model="builtin", model_size="tiny", structured="keep").fit(df)
     assert "4111" not in str(exc.value)
 
 
@@ -354,7 +354,7 @@ def test_audit_output_is_checked_before_training(tmp_path, good_csv, monkeypatch
         raise ExpensiveWorkStarted
 
     monkeypatch.setattr(importlib.import_module("synthtext.audit"), "audit", stop)  # the module, not the function
-    _synthesize_refused(tmp_path, ["audit", good_csv, "-o", tmp_path / "no" / "audit.json", "--model-size", "tiny"],
+    _synthesize_refused(tmp_path, ["audit", good_csv, "-o", tmp_path / "no" / "audit.json", "--model", "builtin", "--model-size", "tiny"],
                         "does not exist")
 
 

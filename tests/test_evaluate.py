@@ -429,7 +429,7 @@ def test_mia_auc_is_higher_for_a_model_trained_without_dp_than_with_dp():
     try:
         aucs = {}
         for name, privacy in (("no_dp", PrivacyConfig(epsilon=None)), ("dp", PrivacyConfig(epsilon=1.0))):
-            base = load_base_model(None, size="tiny", seed=0)
+            base = load_base_model("builtin", size="tiny", seed=0)
             encode = lambda texts: encode_examples(base.tokenizer, ["code:"] * len(texts), texts, max_length=32)
             train = TrainConfig(epochs=30, batch_size=8, learning_rate=3e-3, progress=False, seed=0)
             trained = train_private(base, encode(members), privacy, train)

@@ -18,7 +18,8 @@ from synthtext.models import ByteTransformerLM, TrainedModel, add_lora, encode_e
 from synthtext.train import train_private
 from tiny_models import FAMILIES, save_tiny_model
 
-GREEDY = dict(temperature=0)
+# exact comparisons in fp32: bf16 (the CPU default for pretrained models) rounds merged and unmerged weights apart
+GREEDY = dict(temperature=0, dtype="float32")
 
 
 def _wrap(base, model, max_length=None) -> TrainedModel:
@@ -39,7 +40,7 @@ def _prompts(n=9, seed=0):
 @pytest.fixture(scope="module")
 def random_builtin():
     """Tiny random built-in model that never says EOS (its texts always run to their budget)."""
-    base = load_base_model(None, size="tiny", seed=3)
+    base = load_base_model("builtin", size="tiny", seed=3)
     with torch.no_grad():  # EOS logit = -10 * (normalised feature 0 + 5), about -50: never sampled
         base.model.ln_f.bias[0] = 5.0
         base.model.lm_head.weight[base.tokenizer.eos_token_id] = 0.0
@@ -50,7 +51,7 @@ def random_builtin():
 @pytest.fixture(scope="module")
 def trained_builtin():
     """Tiny built-in model trained (no DP, quick) to write short texts that end in EOS."""
-    base = load_base_model(None, size="tiny", seed=0)
+    base = load_base_model("builtin", size="tiny", seed=0)
     n = 120
     prompts = [f"rating {i % 5} dept {'tops' if i % 3 else 'dresses'} :" for i in range(n)]
     texts = [f" nice fit, size {i % 5}" + ("!" * (i % 5)) for i in range(n)]  # length follows the rating
@@ -293,6 +294,28 @@ def test_hf_greedy_batched_equals_alone_and_merged_equals_unmerged(family, lora_
     after = trained.model.state_dict()
     assert hasattr(trained.model, "peft_config") and before.keys() == after.keys()
     assert all(torch.equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_hf_rows_carried_into_the_next_batch_continue_exactly(family, lora_models, monkeypatch):
+    """A thinned-out batch hands its unfinished rows, with their tokens so far, to the next batch: the
+    texts must be what decoding each prompt alone gives, and the sampled ones the same for a seed."""
+    import synthtext.generate as G
+
+    trained = lora_models[family]
+    prompts = _prompts(11, seed=5)
+    # no max_new_tokens: each prompt may fill the 48 training positions, so rows finish at different steps
+    alone = [generate_token_ids(trained, [p], **GREEDY)[0] for p in prompts]
+    assert len({len(a) for a in alone}) > 1
+    monkeypatch.setattr(G, "REFILL_FRACTION", 0.99)  # stop a batch as soon as one row has finished
+    calls = []
+    real = G._sample_decoder
+    monkeypatch.setattr(G, "_sample_decoder", lambda *a, **k: calls.append(1) or real(*a, **k))
+    carried = generate_token_ids(trained, prompts, batch_size=4, **GREEDY)
+    assert carried == alone
+    assert len(calls) > 3  # 11 prompts in batches of 4 took more than 3 batches: rows were carried
+    sampled = [generate_token_ids(trained, prompts, batch_size=4, seed=3, dtype="float32") for _ in range(2)]
+    assert sampled[0] == sampled[1]
 
 
 def test_hf_merged_lora_changes_output_vs_base(lora_models):

@@ -51,7 +51,7 @@ def test_byte_tokenizer_round_trip_and_specials():
 
 
 def test_builtin_model_uses_only_opacus_supported_trainable_modules():
-    model = load_base_model(None, size="small").model
+    model = load_base_model("builtin", size="small").model
     for module in model.modules():
         if any(True for _ in module.parameters(recurse=False)):
             assert type(module) in (nn.Linear, nn.Embedding, nn.LayerNorm), type(module)
@@ -61,11 +61,11 @@ def test_builtin_model_uses_only_opacus_supported_trainable_modules():
 
 
 def test_builtin_size_presets_and_validation():
-    assert load_base_model(None, size="tiny").name == "synthtext/byte-transformer-tiny"
-    assert load_base_model(None, size="auto", device="cpu").builtin_config.size == "small"
-    assert load_base_model(None, size="auto", device="cuda").builtin_config.size == "base"
+    assert load_base_model("builtin", size="tiny").name == "synthtext/byte-transformer-tiny"
+    assert load_base_model("builtin", size="auto", device="cpu").builtin_config.size == "small"
+    assert load_base_model("builtin", size="auto", device="cuda").builtin_config.size == "base"
     with pytest.raises(ConfigError, match="size"):
-        load_base_model(None, size="huge")
+        load_base_model("builtin", size="huge")
     with pytest.raises(ConfigError, match="n_head"):
         ByteLMConfig(d_model=30, n_head=4)
 
@@ -187,13 +187,13 @@ def test_lora_unmatched_target_is_config_error(model_dirs):
 def test_missing_directory_is_model_error(tmp_path):
     with pytest.raises(ModelError, match="no such directory") as e:
         load_base_model(str(tmp_path / "nope"))
-    assert "model=None" in str(e.value)
+    assert "model='builtin'" in str(e.value)
 
 
 def test_directory_without_model_is_model_error(tmp_path):
     with pytest.raises(ModelError, match="config.json") as e:
         load_base_model(tmp_path)
-    assert "model=None" in str(e.value)
+    assert "model='builtin'" in str(e.value)
 
 
 def test_unknown_hub_id_offline_is_model_error(monkeypatch):
@@ -205,7 +205,7 @@ def test_unknown_hub_id_offline_is_model_error(monkeypatch):
         load_base_model("synthtext-tests/no-such-model-xyz")
     msg = str(e.value)
     assert "synthtext-tests/no-such-model-xyz" in msg
-    assert "hf download" in msg and "model=None" in msg and "HF_HUB_OFFLINE" in msg
+    assert "hf download" in msg and "model='builtin'" in msg and "HF_HUB_OFFLINE" in msg
 
 
 # ------------------------------------------------------------------ save / load
@@ -220,7 +220,7 @@ def _probe(tok) -> torch.Tensor:
 
 
 def test_save_load_builtin_identical_logits(tmp_path):
-    base = load_base_model(None, size="tiny", seed=5)
+    base = load_base_model("builtin", size="tiny", seed=5)
     trained = TrainedModel(model=base.model.eval(), tokenizer=base.tokenizer, base_name=base.name, kind="builtin",
                            family=base.family, ledger=_ledger(base.name), train_config=TrainConfig(),
                            privacy_config=PrivacyConfig(), builtin_config=base.builtin_config)
@@ -286,7 +286,7 @@ def test_record_losses_match_the_training_loss_one_record_at_a_time():
     from synthtext.config import PrivacyConfig, TrainConfig
     from synthtext.models import EncodedExamples, TrainedModel, load_base_model, sequence_losses
 
-    base = load_base_model(None, size="tiny", seed=0)
+    base = load_base_model("builtin", size="tiny", seed=0)
     examples = EncodedExamples(input_ids=[[1, 5, 6, 7, 2], [1, 9, 10, 2], [1, 3, 4, 5, 6, 7, 8, 2]],
                                prompt_lengths=[2, 1, 4])
     trained = TrainedModel(model=base.model, tokenizer=base.tokenizer, base_name="builtin", kind="builtin",

@@ -54,7 +54,7 @@ def private_table(n: int = 40) -> pd.DataFrame:
 def saved(tmp_path_factory):
     """A fitted synthesizer (SDV for the structured columns, so the saved pool is checked too), saved."""
     df = private_table()
-    synth = TextSynthesizer(model_size="tiny", max_new_tokens=16, epsilon=None,
+    synth = TextSynthesizer(model="builtin", model_size="tiny", max_new_tokens=16, epsilon=None,
                             train=TrainConfig(epochs=1, progress=False)).fit(df)
     path = synth.save(tmp_path_factory.mktemp("saved") / "model")
     return df, path
@@ -274,7 +274,7 @@ def test_main_job_runs_with_the_network_cut_off(tmp_path):
     pd.DataFrame(rows).to_csv(src, index=False)
     done = subprocess.run(
         [*prefix, sys.executable, "-m", "synthtext.cli", "synthesize", str(src), "-o", str(tmp_path / "out.csv"),
-         "--model-size", "tiny", "--epochs", "1", "--max-new-tokens", "16", "--save-model", str(tmp_path / "model"),
+         "--model", "builtin", "--model-size", "tiny", "--epochs", "1", "--max-new-tokens", "16", "--save-model", str(tmp_path / "model"),
          "--report", str(tmp_path / "reports")],
         env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-3000:]

@@ -36,7 +36,7 @@ def table(n=120) -> pd.DataFrame:
 
 def tiny(**options) -> TextSynthesizer:
     options.setdefault("train", TrainConfig(epochs=1, batch_size=32, progress=False))
-    return TextSynthesizer(["comment"], model_size="tiny", max_new_tokens=24, **options)
+    return TextSynthesizer(["comment"], model="builtin", model_size="tiny", max_new_tokens=24, **options)
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +107,7 @@ def test_cli_synthesize_csv_in_csv_out(tmp_path, capsys):
     before = src.read_bytes()
     reports = tmp_path / "reports"
     code = cli.main(["synthesize", str(src), "-o", str(dst), "--text-columns", "comment", "--epochs", "1",
-                     "--seed", "1", "--model-size", "tiny", "--max-new-tokens", "24", "--quiet",
+                     "--seed", "1", "--model", "builtin", "--model-size", "tiny", "--max-new-tokens", "24", "--quiet",
                      "--report", str(reports)])
     assert code == 0, capsys.readouterr().err
     assert src.read_bytes() == before  # the input is never modified
@@ -152,7 +152,7 @@ def test_cli_bad_columns_exit_2_without_output(tmp_path, capsys, argv, message):
     df = table()
     df["empty"] = None
     write_csv(df, src)
-    code = cli.main(["synthesize", str(src), "-o", str(dst), "--quiet", "--model-size", "tiny", *argv])
+    code = cli.main(["synthesize", str(src), "-o", str(dst), "--quiet", "--model", "builtin", "--model-size", "tiny", *argv])
     err = capsys.readouterr().err
     assert code == 2 and message in err and "Traceback" not in err
     assert not dst.exists()
@@ -172,7 +172,7 @@ def test_sample_before_fit_says_what_to_do():
 def test_no_text_column_is_a_clear_error():
     df = pd.DataFrame({"a": range(150), "b": ["x", "y", "z"] * 50})
     with pytest.raises(DataError, match="no text column"):
-        synthesize(df, model_size="tiny")
+        synthesize(df, model="builtin", model_size="tiny")
 
 
 def test_ledger_is_json_serialisable(fitted):

@@ -31,7 +31,7 @@ def model_dirs(tmp_path_factory):
 
 def _base(kind, model_dirs, seed=0):
     if kind == "builtin":
-        return load_base_model(None, size="tiny", seed=seed)
+        return load_base_model("builtin", size="tiny", seed=seed)
     return load_base_model(model_dirs[kind])
 
 
@@ -222,7 +222,7 @@ def test_dp_lora_trains_only_lora_and_base_stays_bit_identical(family, model_dir
 def test_guard_raises_when_weights_do_not_change(monkeypatch):
     """The opacus #820 symptom (training 'runs', LoRA weights never move) must not pass silently."""
     monkeypatch.setattr(T, "_make_optimizer", lambda params, cfg: torch.optim.SGD(params, lr=0.0))
-    base = load_base_model(None, size="tiny")
+    base = load_base_model("builtin", size="tiny")
     with pytest.raises(ModelError, match="#820"):
         T.train_private(base, _examples(base.tokenizer), FAST, QUICK)
 
@@ -240,7 +240,7 @@ def test_same_seed_same_weights(kind, model_dirs):
 
 
 def test_no_dp_training_says_so():
-    base = load_base_model(None, size="tiny")
+    base = load_base_model("builtin", size="tiny")
     trained = T.train_private(base, _examples(base.tokenizer, n=40), PrivacyConfig(epsilon=None), QUICK)
     led = trained.ledger
     assert led.dp is False and led.epsilon is None and led.noise_multiplier is None
@@ -249,7 +249,7 @@ def test_no_dp_training_says_so():
 
 
 def test_too_few_rows_refused_before_training():
-    base = load_base_model(None, size="tiny")
+    base = load_base_model("builtin", size="tiny")
     before = copy.deepcopy(base.model.state_dict())
     with pytest.raises(PrivacyBudgetError, match="99 rows") as e:
         T.train_private(base, _examples(base.tokenizer, n=99), FAST, QUICK)
@@ -258,7 +258,7 @@ def test_too_few_rows_refused_before_training():
 
 
 def test_records_longer_than_model_refused():
-    base = load_base_model(None, size="tiny")  # 128 positions
+    base = load_base_model("builtin", size="tiny")  # 128 positions
     ex = encode_examples(base.tokenizer, ["p"] * 120, ["x" * 300] * 120, max_length=100)
     with pytest.raises(ConfigError, match="max_length=48"):
         T.train_private(base, ex, FAST, QUICK)  # encoded longer than the configured max_length
@@ -272,7 +272,7 @@ def test_empty_poisson_batches_are_noise_only_steps(monkeypatch):
     empties = []
     real = T._empty_logical_batch
     monkeypatch.setattr(T, "_empty_logical_batch", lambda opt: (empties.append(1), real(opt)))
-    base = load_base_model(None, size="tiny")
+    base = load_base_model("builtin", size="tiny")
     cfg = TrainConfig(epochs=1, batch_size=2, max_physical_batch_size=4, progress=False)
     trained = T.train_private(base, _examples(base.tokenizer, n=100),
                               PrivacyConfig(epsilon=50.0, noise_multiplier=1.0, accountant="rdp"), cfg)
@@ -282,7 +282,7 @@ def test_empty_poisson_batches_are_noise_only_steps(monkeypatch):
 
 
 def test_fixed_noise_multiplier_stops_at_budget():
-    base = load_base_model(None, size="tiny")
+    base = load_base_model("builtin", size="tiny")
     cfg = TrainConfig(epochs=5, batch_size=20, progress=False)
     trained = T.train_private(base, _examples(base.tokenizer),
                               PrivacyConfig(epsilon=4.0, noise_multiplier=1.2, accountant="rdp"), cfg)
@@ -293,7 +293,7 @@ def test_fixed_noise_multiplier_stops_at_budget():
 
 
 def test_bf16_autocast_path_trains_on_cpu():
-    base = load_base_model(None, size="tiny")
+    base = load_base_model("builtin", size="tiny")
     cfg = TrainConfig(**{**QUICK.to_dict(), "precision": "bf16"})
     trained = T.train_private(base, _examples(base.tokenizer), FAST, cfg)
     assert trained.ledger.steps == 6
@@ -304,9 +304,9 @@ def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch):
     cpu = torch.device("cpu")
     assert not T._use_bf16("fp32", cpu) and T._use_bf16("bf16", cpu)
     for native in (True, False):
-        monkeypatch.setattr(T, "_cpu_has_native_bf16", lambda: native)
+        monkeypatch.setattr(T, "cpu_has_native_bf16", lambda: native)
         assert T._use_bf16("auto", cpu) is native
-    base = load_base_model(None, size="tiny")
+    base = load_base_model("builtin", size="tiny")
     trained = T.train_private(base, _examples(base.tokenizer), FAST, QUICK)  # auto, patched: no native bf16
     assert trained.train_log["precision"] == "fp32"
 
@@ -319,17 +319,20 @@ def test_bf16_per_sample_gradients_are_clipped_in_fp32(monkeypatch):
     seen, real = [], DPOptimizer.clip_and_accumulate
     monkeypatch.setattr(DPOptimizer, "clip_and_accumulate",
                         lambda self: (seen.append({p.grad_sample.dtype for p in self.params}), real(self))[1])
-    base = load_base_model(None, size="tiny")
+    base = load_base_model("builtin", size="tiny")
     T.train_private(base, _examples(base.tokenizer), FAST, TrainConfig(**{**QUICK.to_dict(), "precision": "bf16"}))
     assert seen and all(dtypes == {torch.float32} for dtypes in seen)
 
 
-def test_progress_bar_on_stderr(capsys):
-    base = load_base_model(None, size="tiny")
+def test_progress_lines_on_stderr_without_a_tty(capsys):
+    base = load_base_model("builtin", size="tiny")
     cfg = TrainConfig(**{**QUICK.to_dict(), "progress": True})
-    T.train_private(base, _examples(base.tokenizer), FAST, cfg)
-    err = capsys.readouterr().err
-    assert "DP training" in err and "eps=" in err and "loss=" in err
+    trained = T.train_private(base, _examples(base.tokenizer), FAST, cfg)
+    err = capsys.readouterr().err  # pytest's stderr is not a TTY: plain lines, as a log file gets them
+    steps = trained.ledger.steps
+    last = [line for line in err.splitlines() if f"step {steps}/{steps} (100%)" in line][-1]
+    assert last.startswith("DP training: ") and " loss " in last
+    assert f"epsilon spent {trained.ledger.epsilon:.2f}" in last  # the final epsilon, from the accountant
 
 
 def test_prv_ledger_within_target_and_save_load_without_text(tmp_path, model_dirs):
@@ -350,7 +353,7 @@ def test_prv_ledger_within_target_and_save_load_without_text(tmp_path, model_dir
     assert loaded.ledger == trained.ledger
     # learning_rate=None resolves by kind, and the saved config says what was used
     assert QUICK.learning_rate is None
-    assert trained.train_config.learning_rate == loaded.train_config.learning_rate == 1e-3
+    assert trained.train_config.learning_rate == loaded.train_config.learning_rate == 2e-2  # LoRA under DP
 
 
 def test_default_learning_rate_depends_on_the_model_kind():
@@ -358,10 +361,11 @@ def test_default_learning_rate_depends_on_the_model_kind():
     assert rate("builtin", 24) == rate("builtin", 150) == 5e-3
     assert rate("builtin", 300) == pytest.approx(2.5e-3)  # 5e-3 * 150 / 300
     assert rate("builtin", 750) == pytest.approx(1e-3)
-    assert rate("builtin", 100_000) == 1e-3  # never below the LoRA rate
-    assert rate("pretrained", 24) == rate("pretrained", 5000) == 1e-3
+    assert rate("builtin", 100_000) == 1e-3  # never below 1e-3
+    assert rate("pretrained", 24) == rate("pretrained", 5000) == 2e-2  # LoRA under DP, every record clipped
+    assert rate("pretrained", 24, dp=False) == 2e-3
     assert TrainConfig(learning_rate=2e-4).learning_rate_for("builtin", 24) == 2e-4
-    base = load_base_model(None, size="tiny")
+    base = load_base_model("builtin", size="tiny")
     trained = T.train_private(base, _examples(base.tokenizer), PrivacyConfig(epsilon=None), QUICK)
     assert trained.train_config.learning_rate == 5e-3  # 6 steps
     assert trained.train_config.epochs == QUICK.epochs  # only the step size was filled in

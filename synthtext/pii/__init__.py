@@ -10,6 +10,10 @@ What it does, in the order a scan runs:
    fire on a cell (no digit, no ``@``) are skipped, long cells are cut into overlapping pieces, and the
    cells are split over worker processes.
 
+Redaction (:mod:`synthtext.pii.redaction`) then takes only the spans that identify a person (names,
+contact details, ID numbers, specific dates, URLs with a scheme or www.); the scan keeps every span, so
+its counts stay complete.
+
 Nothing here touches the network: the spaCy pipeline must be installed (we never download one) and
 tldextract, which presidio's email recognizer calls, is pointed at its bundled suffix list.
 """
@@ -113,6 +117,8 @@ class PiiScanResult:
     n_rows: int
     engine: str
     warnings: list[str] = field(default_factory=list)
+    # Entity types the analyzer could find (not serialised): redact_frame accepts these names.
+    supported_entities: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Per text column, the number of spans of each entity type, most frequent first."""
@@ -685,16 +691,26 @@ def scan_pii(df: pd.DataFrame, columns: Sequence[str] | None = None, *, analyzer
     for (column, i, _), cell_spans in zip(cells, found):
         spans[column][i] = cell_spans
     scan_warnings = [_NO_SPACY_WARNING] if _is_regex_only(analyzer) else []
+    supported = tuple(entities) if entities else _supported_entities(analyzer)
     return PiiScanResult(text_columns=list(text_columns), spans=spans, structured_columns=structured,
-                         n_rows=len(df), engine=_engine_name(analyzer), warnings=scan_warnings)
+                         n_rows=len(df), engine=_engine_name(analyzer), warnings=scan_warnings,
+                         supported_entities=supported)
+
+
+def _supported_entities(analyzer) -> tuple[str, ...]:
+    try:
+        return tuple(analyzer.get_supported_entities(LANGUAGE))
+    except Exception:  # a stand-in analyzer without the method: the known names only
+        return ()
 
 
 def _progress_bar(total: int, enabled: bool, desc: str, unit: str):
+    """None when disabled; else a bar on a terminal (cleared when done), progress lines elsewhere."""
     if not enabled:
         return None
-    from tqdm.auto import tqdm
+    from ..progress import Progress
 
-    return tqdm(total=total, desc=desc, unit=unit, leave=False)
+    return Progress(total, desc, unit=unit, show_rate=True, leave=False)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -801,12 +817,19 @@ class Surrogates:
         return PLACEHOLDER.sub(lambda m: known.get(m.group(1)) or self.new_value(m.group(1)), text)
 
 
-def redact_frame(df: pd.DataFrame, scan: PiiScanResult) -> pd.DataFrame:
-    """A copy of ``df`` whose scanned text columns have their PII replaced by placeholders."""
+def redact_frame(df: pd.DataFrame, scan: PiiScanResult, entities=None) -> pd.DataFrame:
+    """A copy of ``df`` whose scanned text columns have their PII replaced by placeholders.
+
+    ``entities`` says what is redacted (``redact_entities``): None, the default, takes what identifies a
+    person (names, contact details, ID numbers, specific dates, URLs with a scheme or www.); "all" every
+    span the scan found; or a list of entity types (see :mod:`synthtext.pii.redaction`). An unknown type
+    raises ConfigError. The other spans stay in the text: the scan still counts them.
+    """
+    policy = check_redact_entities(entities, known=scan.supported_entities)
     out = df.copy()
     for column in scan.text_columns:
         values = out[column].tolist()
-        out[column] = [redact(v, s) if isinstance(v, str) else v
+        out[column] = [redact(v, redaction_spans(v, s, policy)) if isinstance(v, str) else v
                        for v, s in zip(values, scan.spans[column])]
     return out
 
@@ -881,8 +904,15 @@ def redacted_examples(df: pd.DataFrame, scan: PiiScanResult, column: str, limit:
     return examples
 
 
+from .redaction import (COUNTED_ONLY_BY_DEFAULT, DEFAULT_REDACT_ENTITIES, KNOWN_ENTITY_TYPES,  # noqa: E402
+                        RedactionPolicy, check_redact_entities, is_specific_date, linked_urls, redaction_counts,
+                        redaction_policy, redaction_spans, specific_dates)
+
 __all__ = [
     "PiiSpan", "PiiScanResult", "StructuredPiiColumn", "Surrogates", "analyze_texts", "build_analyzer",
     "detect_structured_pii", "detect_text_columns", "found_values", "find_spacy_pipeline", "redact", "redact_frame",
     "mask_contacts", "mask_undetected", "redacted_examples", "resolve_overlaps", "scan_pii",
+    "COUNTED_ONLY_BY_DEFAULT", "DEFAULT_REDACT_ENTITIES", "KNOWN_ENTITY_TYPES", "RedactionPolicy",
+    "check_redact_entities", "is_specific_date", "linked_urls", "redaction_counts", "redaction_policy",
+    "redaction_spans", "specific_dates",
 ]

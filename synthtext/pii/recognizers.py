@@ -20,6 +20,7 @@ from presidio_analyzer import (AnalysisExplanation, EntityRecognizer, Pattern, P
 from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, NhsRecognizer, PhoneRecognizer
 
 from . import PHONE_MIN_DIGITS
+from .redaction import URL_WITH_SCHEME
 
 # presidio's stock setting for spaCy entities (conf/default.yaml); NlpEngineProvider does not apply it
 # when given a configuration dict, so we pass it ourselves.
@@ -592,7 +593,32 @@ class NameListRecognizer(EntityRecognizer):
                                                       RecognizerResult.RECOGNIZER_IDENTIFIER_KEY: self.id})
 
 
+# --------------------------------------------------------------------------------------------------
+# Links
+# --------------------------------------------------------------------------------------------------
+
+
+class LinkRecognizer(PatternRecognizer):
+    """URLs with a scheme (http://, https://, ftp://) or starting with www., whole and in any case.
+
+    presidio's UrlRecognizer needs a top-level domain from its list, so it misses links to hosts such as
+    ``https://intranet/x`` or ``https://a.b/c``, and cuts ``WWW.Shop.example`` to ``WWW.Sh``. This
+    recognizer takes the whole token (trailing punctuation left out) at a score above presidio's, so
+    presidio's fragment of the same link is dropped as a duplicate. Bare domains ("example.org") stay
+    with presidio's recognizer. May over-detect: nothing that starts with a scheme or www. is not a link.
+    """
+
+    PATTERNS = [Pattern("URL with a scheme or www.", URL_WITH_SCHEME.pattern, 0.65)]
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("name", "LinkRecognizer")
+        kwargs.setdefault("supported_entity", "URL")
+        kwargs.setdefault("patterns", self.PATTERNS)
+        kwargs.setdefault("context", [])
+        super().__init__(**kwargs)
+
+
 def extra_recognizers() -> list:
     """Recognizers added to presidio's predefined ones."""
     return [PaymentCardRecognizer(), LibPhoneRecognizer(), PhoneShapeRecognizer(), NhsNumberRecognizer(),
-            NameListRecognizer()]
+            NameListRecognizer(), LinkRecognizer()]

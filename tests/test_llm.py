@@ -1,0 +1,149 @@
+"""The pretrained fast path: LoRA on the top layers only, the frozen lower layers run once per record,
+the LM head only at text positions. Each shortcut must give the numbers the plain computation gives."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import synthtext.train as T
+from synthtext.config import PrivacyConfig, TrainConfig
+from synthtext.errors import ConfigError
+from synthtext.llm import decoder_stack, text_token_losses
+from synthtext.models import add_lora, encode_examples, load_base_model, sequence_losses
+from tiny_models import save_tiny_model
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory):
+    return save_tiny_model("llama", tmp_path_factory.mktemp("llm") / "llama")
+
+
+def _examples(tok, n=40):
+    prompts = [f"rating {i % 5} dept {'tops' if i % 3 else 'dresses'} :" for i in range(n)]
+    texts = [f" nice fit, size {i % 7}" + ("!" * (i % 4)) for i in range(n)]
+    return encode_examples(tok, prompts, texts, 48)
+
+
+def _batch(base, ex, rows):
+    items = [T._Records(ex)[i] for i in rows]
+    return T._PadCollate(base.tokenizer.pad_token_id)(items)
+
+
+def _lora(base, layers):
+    torch.manual_seed(0)
+    model = add_lora(base, TrainConfig(lora_r=4, lora_layers=layers))
+    with torch.no_grad():  # non-zero B, so the adapted layers change the output
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.1)
+    return model.eval()
+
+
+def test_head_at_text_positions_equals_full_logits(llama_dir):
+    base = load_base_model(llama_dir)
+    ex = _examples(base.tokenizer)
+    ids, attn, target, _ = _batch(base, ex, range(8))
+    model = base.model.eval()
+    with torch.no_grad():
+        full = sequence_losses(model(input_ids=ids, attention_mask=attn).logits, ids, target)
+        stack = decoder_stack(model)
+        final = stack.upper(stack.lower(ids, attn, 0), attn, 0)
+        fast = text_token_losses(final, stack.lm_head, ids, target)
+    torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-5)
+
+
+def test_lora_only_on_the_top_layers(llama_dir):
+    base = load_base_model(llama_dir)
+    model = _lora(base, 1)  # the tiny model has 2 layers
+    assert T.adapted_layers(model) == [1]
+    assert all(".layers.1." in n for n, p in model.named_parameters() if p.requires_grad)
+    assert T.adapted_layers(_lora(load_base_model(llama_dir), "all")) == [0, 1]
+    with pytest.raises(ConfigError, match="lora_layers"):
+        TrainConfig(lora_layers=0)
+
+
+def test_cached_frozen_layers_give_the_same_losses_and_gradients(llama_dir):
+    base = load_base_model(llama_dir)
+    ex = _examples(base.tokenizer)
+    model = _lora(base, 1)
+    cfg = TrainConfig(lora_layers=1, max_physical_batch_size=8, progress=False)
+    cached = T._frozen_prefix_objective(model, ex, base, cfg, torch.device("cpu"), bf16=False)
+    assert cached.split == 1 and cached.cached is not None and len(cached.cached) == len(ex)
+    whole = T._Objective(model)  # every layer, every position through the head
+    batch = _batch(base, ex, [3, 17, 5, 30])
+    grads = []
+    for objective in (cached, whole):
+        model.zero_grad()
+        loss = objective(*batch)
+        loss.sum().backward()
+        grads.append((loss.detach(), [p.grad.clone() for p in model.parameters() if p.requires_grad]))
+    torch.testing.assert_close(grads[0][0], grads[1][0], atol=1e-5, rtol=1e-5)
+    for a, b in zip(grads[0][1], grads[1][1]):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_a_record_loss_does_not_depend_on_its_batch(llama_dir):
+    base = load_base_model(llama_dir)
+    ex = _examples(base.tokenizer)
+    model = _lora(base, 1)
+    objective = T._frozen_prefix_objective(model, ex, base, TrainConfig(lora_layers=1), torch.device("cpu"), False)
+    with torch.no_grad():
+        together = objective(*_batch(base, ex, [2, 9, 33]))
+        alone = torch.cat([objective(*_batch(base, ex, [i])) for i in (2, 9, 33)])
+    torch.testing.assert_close(together, alone, atol=1e-5, rtol=1e-5)
+
+
+def test_dp_training_on_the_top_layers_learns_and_keeps_the_ledger(llama_dir):
+    quick = dict(epochs=1, batch_size=20, max_physical_batch_size=8, max_length=48, progress=False)
+    privacy = PrivacyConfig(epsilon=8.0, accountant="rdp")
+    ledgers = []
+    for layers in (1, "all"):
+        base = load_base_model(llama_dir)
+        ex = _examples(base.tokenizer, n=120)
+        trained = T.train_private(base, ex, privacy, TrainConfig(lora_layers=layers, **quick))
+        trainable = [n for n, p in trained.model.named_parameters() if "lora_B" in n]
+        assert all((".layers.1." in n) for n in trainable) or layers == "all"
+        assert any(p.abs().sum() > 0 for n, p in trained.model.named_parameters() if "lora_B" in n)  # it moved
+        ledgers.append(trained.ledger)
+    # how many layers train changes nothing about the privacy accounting
+    assert ledgers[0].epsilon == ledgers[1].epsilon and ledgers[0].noise_multiplier == ledgers[1].noise_multiplier
+    assert ledgers[0].steps == ledgers[1].steps and ledgers[0].sample_rate == ledgers[1].sample_rate
+    assert ledgers[0].max_grad_norm == 0.01  # LoRA's default clipping norm, as used and recorded
+
+
+def test_lora_clipping_norm_is_what_opacus_clips_to(llama_dir, monkeypatch):
+    seen = []
+    real = T.make_private_objects
+    monkeypatch.setattr(T, "make_private_objects", lambda *a, **k: seen.append(a[4]) or real(*a, **k))
+    base = load_base_model(llama_dir)
+    quick = TrainConfig(epochs=1, batch_size=20, max_physical_batch_size=8, max_length=48, progress=False)
+    trained = T.train_private(base, _examples(base.tokenizer, n=120), PrivacyConfig(epsilon=8.0, accountant="rdp"),
+                              quick)
+    assert seen == [0.01] == [trained.ledger.max_grad_norm]
+
+
+CHAT = ("{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}</s>{% endfor %}"
+        "{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+
+def test_chat_template_wraps_the_prompt_for_training_and_generation(llama_dir):
+    from synthtext.generate import _encode_prompts
+    from synthtext.models import prompt_prefixes, uses_chat_template
+    from synthtext.prompts import PromptFormat
+
+    base = load_base_model(llama_dir)
+    tok = base.tokenizer
+    assert not uses_chat_template(tok)
+    tok.chat_template = CHAT  # an instruction-tuned model's tokenizer
+    assert uses_chat_template(tok)
+    fmt = PromptFormat(conditioning_columns=["Rating", "Department Name"], text_columns=["Review Text"],
+                       style="instruction")
+    prompt, target = fmt.example({"Rating": 4, "Department Name": "Tops", "Review Text": "Nice."}, "Review Text")
+    assert prompt == "Write a review text.\nRating: 4\nDepartment Name: Tops"
+    ex = encode_examples(tok, [prompt], [target], 128)
+    ids, plen = ex.input_ids[0], ex.prompt_lengths[0]
+    assert tok.decode(ids[:plen]) == f"<|user|>{prompt}</s><|assistant|>"
+    assert tok.decode(ids[plen:-1]) == "Nice." and ids[-1] == tok.eos_token_id  # the answer, then EOS
+    assert prompt_prefixes(tok, [prompt]) == _encode_prompts(tok, [prompt]) == [ids[:plen]]
+    assert PromptFormat.from_dict(fmt.to_dict()) == fmt
