@@ -36,6 +36,7 @@ is neither used nor changed.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import copy
 import math
@@ -384,12 +385,12 @@ def _inference_model(trained: TrainedModel, *, merge_lora: bool, dtype: str | to
             model = model.merge_and_unload()
         if want is not None and want != p.dtype:
             model = model.to(want)
-        if eager:
-            # one query against the cache: torch's CPU flash-attention kernel took ~half of each decoding
-            # step of SmolLM2-135M; plain matmul attention ("eager") made a step 1.7x faster
-            (model.get_base_model() if hasattr(model, "get_base_model") else model).set_attn_implementation("eager")
         if hf:
             inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+            if eager:
+                # one query against the cache: torch's CPU flash-attention kernel took ~half of each decoding
+                # step of SmolLM2-135M; plain matmul attention ("eager") made a step 1.7x faster
+                inner.set_attn_implementation("eager")
             inner.set_output_embeddings(_ContiguousHead(inner.get_output_embeddings()))
     return model.eval()
 
@@ -558,13 +559,13 @@ def _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar,
     :data:`REFILL_FRACTION`, its unfinished rows are carried into the next batch (re-encoded as
     prompt + tokens so far, which continues them exactly, up to float rounding) beside new prompts, so
     no batch runs for long at a small width until its longest text ends."""
-    waiting = list(order)
+    waiting = collections.deque(order)
     carried: list[tuple[int, list[int]]] = []  # (prompt index, tokens written so far)
     while waiting or carried:
         batch = carried[:batch_size]
         carried = carried[batch_size:]
         while len(batch) < batch_size and waiting:
-            batch.append((waiting.pop(0), []))
+            batch.append((waiting.popleft(), []))
         last = not waiting and not carried
         seqs = [prompt_ids[i] + done for i, done in batch]
         left = [budgets[i] - len(done) for i, done in batch]

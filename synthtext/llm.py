@@ -61,6 +61,15 @@ class DecoderStack:
         """Final normed states from the states entering layer ``split``."""
         return self.inner.norm(self.run(hidden, attention_mask, split, self.n_layers))
 
+    def record_losses(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, target_mask: torch.Tensor,
+                      split: int = 0, hidden: torch.Tensor | None = None) -> torch.Tensor:
+        """Per-record losses (:func:`text_token_losses`) of a right-padded batch, from ``hidden`` (the
+        states entering layer ``split``, e.g. cached) or from the tokens."""
+        if hidden is None:
+            hidden = self.lower(input_ids, attention_mask, split)
+        final = self.upper(hidden, attention_mask, split)
+        return text_token_losses(final, self.lm_head, input_ids, target_mask)
+
 
 def decoder_stack(model: nn.Module) -> DecoderStack | None:
     """The :class:`DecoderStack` of a (peft-wrapped) Llama-shaped causal LM, else ``None``."""

@@ -792,15 +792,14 @@ class TrainedModel:
     def _losses(self, ids: torch.Tensor, attn: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-record losses of a right-padded batch, as training computes them: for a Llama-shaped
         model the head runs at text positions only, in bf16 where the hardware has it."""
-        from .llm import decoder_stack, text_token_losses
+        from .llm import decoder_stack
 
         stack = None if self.kind == "builtin" else decoder_stack(self.model)
         if stack is None:
             return sequence_losses(self.logits(ids, attn), ids, target)
         bf16 = ids.device.type == "cuda" or (ids.device.type == "cpu" and cpu_has_native_bf16())
         with torch.no_grad(), torch.autocast(device_type=ids.device.type, dtype=torch.bfloat16, enabled=bf16):
-            final = stack.upper(stack.lower(ids, attn, 0), attn, 0)
-            return text_token_losses(final, stack.lm_head, ids, target)
+            return stack.record_losses(ids, attn, target)
 
     def record_losses(self, examples: EncodedExamples, batch_size: int = 32) -> np.ndarray:
         """Each record's loss under this model (mean next-token loss over its text tokens, as in

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import re
 import time
 import warnings
 from typing import Iterator
@@ -43,7 +44,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from .config import PrivacyConfig, PrivacyLedger, TrainConfig
 from .errors import ConfigError, DataError, ModelError, PrivacyBudgetError
-from .llm import decoder_stack, text_token_losses
+from .llm import decoder_stack
 from .models import (BaseModel, ByteTransformerLM, EncodedExamples, TrainedModel, _base_fingerprint, add_lora,
                      cpu_has_native_bf16, sequence_losses)
 from .progress import Progress
@@ -357,6 +358,7 @@ class _Objective:
     def __call__(self, ids, attn, target, index=None) -> torch.Tensor:
         if self.stack is None:
             return sequence_losses(model_logits(self.model, ids, attn), ids, target)
+        hidden = None  # recomputed from the tokens (without gradients below the split)
         if self.cached is not None and index is not None and self.split > 0:
             width = ids.shape[1]
             hidden = torch.zeros((ids.shape[0], width, self.cached[0].shape[-1]), dtype=self.cached[0].dtype,
@@ -364,10 +366,7 @@ class _Objective:
             for row, j in enumerate(index.tolist()):
                 states = self.cached[j][:width]
                 hidden[row, : len(states)] = states.to(ids.device)
-        else:
-            hidden = self.stack.lower(ids, attn, self.split)
-        final = self.stack.upper(hidden, attn, self.split)
-        return text_token_losses(final, self.stack.lm_head, ids, target)
+        return self.stack.record_losses(ids, attn, target, self.split, hidden)
 
 
 def backward_batch(model: nn.Module, batch, scale: float, device: torch.device, bf16: bool = False,
@@ -589,8 +588,6 @@ def _frozen_prefix_objective(model, examples: EncodedExamples, base: BaseModel, 
 
 def adapted_layers(model: nn.Module) -> list[int]:
     """Indices of the decoder layers that hold trainable (LoRA) weights."""
-    import re
-
     found = set()
     for name, p in model.named_parameters():
         m = re.search(r"\.layers\.(\d+)\.", name)
