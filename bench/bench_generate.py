@@ -20,6 +20,10 @@ including) EOS.
 CPU (built-in ``small`` model and a small random GPT-2-shaped model + LoRA; 200 prompts, 128 new
 tokens, batch 64):
     .venv/bin/python bench/bench_generate.py cpu
+The default model (SmolLM2-135M-Instruct, real weights, random LoRA on the top 2 layers; prompts in words
+through its chat template; batch 128): variants ours, ours with transformers' eager attention, ours at
+batch 64 (docs/benchmarks/generate_cpu_smollm2.json):
+    .venv/bin/python bench/bench_generate.py cpu --models smollm2 --prompts 128 --max-new-tokens 160 --repeats 2
 GPU (random GPT-2 124M + LoRA r=8 on all linear layers at batch 64 and 512, 64 new tokens; the
 built-in ``base`` model at batch 256):
     .venv/bin/python bench/bench_generate.py gpu
@@ -28,6 +32,7 @@ built-in ``base`` model at batch 256):
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import json
 import os
@@ -42,7 +47,7 @@ from _results import finish  # bench/ is on sys.path when run as a script
 from synthtext.config import PrivacyConfig, PrivacyLedger, TrainConfig
 from synthtext.generate import _encode_prompts, _left_pad, generate_token_ids, sample_next
 from synthtext.models import BaseModel, ByteTokenizer, TrainedModel, add_lora, load_base_model
-from synthtext.prompts import build_prompt
+from synthtext.prompts import build_prompt, instruction_prompt
 
 ROOT = Path(__file__).resolve().parents[1]
 REVIEWS = ROOT / "examples" / "reviews_500.csv"
@@ -51,11 +56,13 @@ TEXT = "Review Text"
 TEMPERATURE, TOP_P = 1.0, 0.95
 
 
-def review_prompts(n: int) -> list[str]:
-    """``n`` prompts built from examples/reviews_500.csv (cycled if n > 500)."""
+def review_prompts(n: int, style: str = "plain") -> list[str]:
+    """``n`` prompts built from examples/reviews_500.csv (cycled if n > 500); ``style="instruction"``: the
+    prompt in words that the default (instruction-tuned) model gets."""
     with open(REVIEWS, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
-    return [build_prompt(rows[i % len(rows)], CONDITIONS, TEXT) for i in range(n)]
+    build = instruction_prompt if style == "instruction" else build_prompt
+    return [build(rows[i % len(rows)], CONDITIONS, TEXT) for i in range(n)]
 
 
 def wrap(base: BaseModel, model: torch.nn.Module) -> TrainedModel:
@@ -89,6 +96,33 @@ def gpt2_lora(device: str, **shape) -> TrainedModel:
             if "lora_B" in n:
                 p.normal_(0, 0.02)
     return wrap(base, model)
+
+
+def smollm2_lora(device: str) -> TrainedModel:
+    """The default model (SmolLM2-135M-Instruct, real weights, so texts end where the model ends them) with a
+    small random LoRA on the top 2 layers, as the CPU default trains."""
+    base = load_base_model(None)
+    base.model.to(device)
+    torch.manual_seed(0)
+    model = add_lora(base, TrainConfig(lora_r=8, lora_layers=2))
+    with torch.no_grad():
+        for n, p in model.named_parameters():
+            if "lora_B" in n:
+                p.normal_(0, 1e-3)
+    return wrap(base, model)
+
+
+@contextlib.contextmanager
+def eager_attention():
+    """Decode with transformers' eager attention (repeat_kv copies) instead of synthtext's grouped one."""
+    import synthtext.generate as G
+
+    saved = G.use_grouped_attention
+    G.use_grouped_attention = lambda model: model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        G.use_grouped_attention = saved
 
 
 # --------------------------------------------------------------------------------------------
@@ -164,8 +198,15 @@ def compare(name: str, trained: TrainedModel, prompts, *, batch_size: int, max_n
     plain = plain_builtin if trained.kind == "builtin" else plain_hf
 
     def ours(kw, seed, ps=prompts, n=max_new):
-        return lambda: generate_token_ids(trained, ps, temperature=TEMPERATURE, top_p=TOP_P, max_new_tokens=n,
-                                          batch_size=batch_size, seed=seed, **kw)
+        kw = dict(kw)
+        context = kw.pop("context", contextlib.nullcontext)
+        size = kw.pop("batch_size", batch_size)
+
+        def run():
+            with context():
+                return generate_token_ids(trained, ps, temperature=TEMPERATURE, top_p=TOP_P, max_new_tokens=n,
+                                          batch_size=size, seed=seed, **kw)
+        return run
 
     # warm-up (kernels, allocator, compilation for static caches): not reported
     warm_ps, warm_n = (prompts, max_new) if full_warmup else (prompts[:batch_size], 8)
@@ -188,7 +229,7 @@ def compare(name: str, trained: TrainedModel, prompts, *, batch_size: int, max_n
         ratios = [o / p for o, p in zip(tps[v], tps["plain"])]
         cpu_ratios = [(to / co) / (tp / cp) for (_, to, co), (_, tp, cp) in zip(runs[v], runs["plain"])]
         row[v] = {
-            "settings": {k: str(x) for k, x in variants[v].items()},
+            "settings": {k: getattr(x, "__name__", str(x)) for k, x in variants[v].items()},
             "tokens_per_s": round(statistics.median(tps[v]), 1),
             "tokens": [t for _, t, _ in runs[v]],
             "ratio_median": round(statistics.median(ratios), 3),
@@ -219,6 +260,14 @@ def bench_cpu(args) -> list[dict]:
         rows.append(compare("gpt2-4x256-lora", trained, prompts, batch_size=bs, max_new=max_new,
                             repeats=args.repeats, device="cpu",
                             variants={"ours": {}, "ours_unmerged": {"merge_lora": False}}, full_warmup=False))
+    if "smollm2" in args.models:
+        # the default model on the README job's prompts; texts end at the model's own end token
+        rows.append(compare("smollm2-135m-lora2", smollm2_lora("cpu"), review_prompts(args.prompts or 256,
+                                                                                     "instruction"),
+                            batch_size=args.batch_size or 128, max_new=max_new, repeats=args.repeats,
+                            device="cpu", full_warmup=False,
+                            variants={"ours": {}, "ours_eager_attention": {"context": eager_attention},
+                                      "ours_batch_64": {"batch_size": 64}}))
     return rows
 
 
@@ -251,7 +300,8 @@ def bench_gpu(args) -> list[dict]:
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", choices=["cpu", "gpu"])
-    p.add_argument("--models", nargs="+", default=["builtin", "gpt2"], choices=["builtin", "gpt2"])
+    p.add_argument("--models", nargs="+", default=["builtin", "gpt2"], choices=["builtin", "gpt2", "smollm2"],
+                   help="smollm2: the default model (CPU only; 256 prompts in words, batch 128)")
     p.add_argument("--prompts", type=int, default=None, help="prompts per run (default cpu 200, gpu 2x batch)")
     p.add_argument("--max-new-tokens", type=int, default=None, help="default cpu 128, gpu 64")
     p.add_argument("--batch-size", type=int, default=None, help="cpu batch size (default 64)")

@@ -500,7 +500,7 @@ def _score_column(column, real, synthetic, holdout, conditioning_columns, pii_va
             "tstr": r["tstr_accuracy"]} for c, r in conditional.items()}
 
     leakage = {
-        "pii_replay": None if pii_values is None else pii_replay(synth_t, pii_values),
+        "pii_replay": None if pii_values is None else pii_replay(synth_t, pii_values, real_t),
         "verbatim": verbatim_copying(synth_t, real_t, hold_t),
         "dcr": _dcr_section(vectors, real_t, synth_t, hold_t, rng, plots, column),
     }
@@ -839,25 +839,39 @@ REPLAY_NOT_IDENTIFYING = frozenset({"DATE_TIME", "NRP"})
 """Entity types listed by type in PII replay but left out of its share: presidio tags everyday words as
 dates ("summer", "years") and groups ("American"), which recur in any text about the same topic."""
 
+COMMON_VALUE_MIN_TEXTS = 5
+"""PII replay leaves out of its share a value found in at least this many training texts (matched as in
+the replay, whatever the scan said of each): a string that many records share identifies no one of them
+(the k = 5 of k-anonymity), and it is what the scan's false hits are made of: presidio tagged "size",
+"Beautifully" and "bummer" as names in clothing reviews, which then came back in every synthetic copy."""
 
-def pii_replay(texts: Sequence[str | None], pii_values: Mapping[str, Iterable[str]]) -> dict:
-    """Which PII values found in the training text come back in ``texts``, counted by entity type.
 
-    A value matches on word boundaries, exactly and case-insensitively; values shorter than 3 characters
-    are ignored (too many chance hits). Only counts leave this function, never a value.
-    """
-    texts = [t for t in texts if t is not None]
-    separator = "\n\x00\n"  # no word characters: a match can never run across two texts
-    joined, joined_lower = separator.join(texts), separator.join(t.lower() for t in texts)
-    starts, starts_lower, position, position_lower = [], [], 0, 0
-    for text in texts:
-        starts.append(position)
-        starts_lower.append(position_lower)
-        position += len(text) + len(separator)
-        position_lower += len(text.lower()) + len(separator)
-    tokens = set(_TOKEN.findall(joined_lower))
+class _Corpus:
+    """Texts joined into one string, for whole-word, one-hit-per-text searches (exact or case-folded)."""
 
-    def rows_with(haystack, offsets, needle) -> set[int]:
+    SEPARATOR = "\n\x00\n"  # no word characters: a match can never run across two texts
+
+    def __init__(self, texts: Sequence[str]):
+        self.n = len(texts)
+        self.exact, self.exact_starts = self._join(texts)
+        self.folded, self.folded_starts = self._join([t.lower() for t in texts])
+        self.tokens = set(_TOKEN.findall(self.folded))
+
+    def _join(self, texts):
+        starts, position = [], 0
+        for text in texts:
+            starts.append(position)
+            position += len(text) + len(self.SEPARATOR)
+        return self.SEPARATOR.join(texts), starts
+
+    def rows_with(self, needle: str, folded: bool) -> set[int]:
+        """The texts that hold ``needle`` on word boundaries (case-insensitively with ``folded``)."""
+        if folded:
+            haystack, offsets, needle = self.folded, self.folded_starts, needle.lower()
+        else:
+            haystack, offsets = self.exact, self.exact_starts
+        if not set(_TOKEN.findall(needle.lower())) <= self.tokens:
+            return set()  # a word of the value is not a word of any text
         rows, at = set(), haystack.find(needle)
         check_before, check_after = _is_word_char(needle[0]), _is_word_char(needle[-1])
         while at != -1:
@@ -873,6 +887,18 @@ def pii_replay(texts: Sequence[str | None], pii_values: Mapping[str, Iterable[st
                 at = haystack.find(needle, at + 1)
         return rows
 
+
+def pii_replay(texts: Sequence[str | None], pii_values: Mapping[str, Iterable[str]],
+               training_texts: Sequence[str | None] | None = None) -> dict:
+    """Which PII values found in the training text come back in ``texts``, counted by entity type.
+
+    A value matches on word boundaries, exactly and case-insensitively; values shorter than 3 characters
+    are ignored (too many chance hits). With ``training_texts``, a value that occurs in at least
+    :data:`COMMON_VALUE_MIN_TEXTS` of them is listed (``n_values_common``) but left out of the share.
+    Only counts leave this function, never a value.
+    """
+    corpus = _Corpus([t for t in texts if t is not None])
+    training = None if training_texts is None else _Corpus([t for t in training_texts if t is not None])
     by_type, any_rows, searched, ignored = {}, set(), 0, 0
     for entity_type, values in pii_values.items():
         if isinstance(values, str):
@@ -886,27 +912,32 @@ def pii_replay(texts: Sequence[str | None], pii_values: Mapping[str, Iterable[st
                 ignored += 1
             else:
                 unique.add(value)
-        exact_rows, folded_rows, found = set(), set(), 0
+        exact_rows, folded_rows, counted_rows, found, common = set(), set(), set(), 0, 0
         for value in unique:
-            # every word of a value matched on word boundaries is a whole word of the text
-            if not set(_TOKEN.findall(value.lower())) <= tokens:
-                continue
-            exact = rows_with(joined, starts, value)
-            folded = rows_with(joined_lower, starts_lower, value.lower()) | exact
+            exact = corpus.rows_with(value, folded=False)
+            folded = corpus.rows_with(value, folded=True) | exact
             exact_rows |= exact
             folded_rows |= folded
             found += bool(folded)
+            if training is not None and len(training.rows_with(value, folded=True)) >= COMMON_VALUE_MIN_TEXTS:
+                common += 1
+            else:
+                counted_rows |= folded
         searched += len(unique)
         if str(entity_type) not in REPLAY_NOT_IDENTIFYING:
-            any_rows |= folded_rows
+            any_rows |= counted_rows
         by_type[str(entity_type)] = {"exact": len(exact_rows), "case_insensitive": len(folded_rows),
-                                     "n_values_searched": len(unique), "n_values_found": found}
+                                     "n_values_searched": len(unique), "n_values_found": found,
+                                     "n_values_common": common}
+    match = f"exact and case-insensitive, on word boundaries; values under {PII_MIN_CHARS} characters ignored"
+    if training is not None:
+        match += (f"; values found in {COMMON_VALUE_MIN_TEXTS} or more training texts listed, not counted in the "
+                  "share")
     return {"n_values_searched": searched, "n_values_ignored_short": ignored,
-            "rows_with_replay": len(any_rows), "n_texts": len(texts),
-            "share": len(any_rows) / len(texts) if texts else None, "by_type": by_type,
+            "rows_with_replay": len(any_rows), "n_texts": corpus.n,
+            "share": len(any_rows) / corpus.n if corpus.n else None, "by_type": by_type,
             "not_counted_in_share": sorted(REPLAY_NOT_IDENTIFYING & set(map(str, by_type))),
-            "match": f"exact and case-insensitive, on word boundaries; values under {PII_MIN_CHARS} characters "
-                     "ignored"}
+            "common_min_texts": None if training is None else COMMON_VALUE_MIN_TEXTS, "match": match}
 
 
 def _powers(k: int) -> np.ndarray:

@@ -8,7 +8,11 @@ Two costs dominate DP-LoRA on a CPU, and neither buys anything:
   first adapted layer. Privacy is unchanged: each record's cached states depend on that record alone,
   and its gradient is still computed, clipped and noised as before.
 * **The 49k-wide output head.** The loss is on the text tokens only, so :func:`text_token_losses`
-  evaluates the head at those positions and nowhere else (the prompt's positions carry no loss).
+  evaluates the head at those positions and nowhere else (the prompt's positions carry no loss),
+  a few hundred tokens at a time (:func:`head_token_losses`), so their logits never sit in memory together.
+
+And one cost of decoding on a CPU: :func:`grouped_query_attention` reads the shared key/value heads
+in place, where transformers' eager attention copies the whole KV cache per query head at every step.
 
 Supported: decoders shaped like Llama (``model.model.layers``, ``.norm``, ``.rotary_emb``,
 ``model.lm_head``): Llama/SmolLM, Mistral, Qwen2/3. Other families run whole (``decoder_stack``
@@ -93,6 +97,95 @@ def text_token_losses(final_hidden: torch.Tensor, lm_head: nn.Module, input_ids:
     rows = predicts.nonzero()[:, 0]
     hidden = final_hidden[:, :-1][predicts]
     labels = input_ids[:, 1:][predicts]
-    tok = F.cross_entropy(lm_head(hidden).float(), labels, reduction="none")
+    if isinstance(lm_head, nn.Linear) and lm_head.bias is None and not lm_head.weight.requires_grad:
+        tok = head_token_losses(hidden, lm_head.weight, labels)
+    else:
+        tok = F.cross_entropy(lm_head(hidden).float(), labels, reduction="none")
     total = torch.zeros(b, dtype=tok.dtype, device=tok.device).index_add(0, rows, tok)
     return total / predicts.sum(1).clamp(min=1).to(tok.dtype)
+
+
+HEAD_CHUNK_TOKENS = 256
+"""Tokens per piece in :func:`head_token_losses`: 256 x 49k fp32 logits is 50 MB, where a physical batch of
+16 records held ~1.3 GB of logits and their gradients at once."""
+
+
+def head_token_losses(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """``cross_entropy(hidden @ weight.T, labels, reduction="none")`` for a frozen output layer, a few hundred
+    tokens at a time: each piece's logits are dropped once its losses and its gradient with respect to
+    ``hidden`` are known (that gradient is all backward needs: ``weight`` does not train)."""
+    return _HeadCrossEntropy.apply(hidden, weight, labels)
+
+
+class _HeadCrossEntropy(torch.autograd.Function):
+    """d loss_t / d hidden_t = (softmax(logits_t) - onehot(label_t)) @ weight, computed in forward."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, labels):
+        dtype = torch.get_autocast_dtype(hidden.device.type) if torch.is_autocast_enabled(hidden.device.type) \
+            else hidden.dtype  # the dtype autocast would give the head's matrix product
+        w = weight.to(dtype)
+        need_grad = ctx.needs_input_grad[0]
+        losses = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)
+        grad = torch.empty(hidden.shape, dtype=torch.float32, device=hidden.device) if need_grad else None
+        with torch.autocast(device_type=hidden.device.type, enabled=False):
+            for start in range(0, hidden.shape[0], HEAD_CHUNK_TOKENS):
+                piece = slice(start, start + HEAD_CHUNK_TOKENS)
+                logits = (hidden[piece].to(dtype) @ w.T).float()
+                lse = torch.logsumexp(logits, dim=-1)
+                label = labels[piece, None]
+                losses[piece] = lse - logits.gather(1, label).squeeze(1)
+                if need_grad:
+                    probs = logits.sub_(lse[:, None]).exp_()
+                    probs.scatter_add_(1, label, torch.full_like(label, -1.0, dtype=probs.dtype))
+                    grad[piece] = (probs.to(dtype) @ w).float()
+        ctx.save_for_backward(grad)
+        ctx.hidden_dtype = hidden.dtype
+        return losses
+
+    @staticmethod
+    def backward(ctx, grad_losses):
+        (grad,) = ctx.saved_tensors
+        return (grad * grad_losses[:, None]).to(ctx.hidden_dtype), None, None
+
+
+GROUPED_ATTENTION = "synthtext_grouped"
+"""The attention implementation CPU decoding uses (:func:`grouped_query_attention`), registered with
+``transformers``' AttentionInterface by :func:`use_grouped_attention`."""
+
+
+def grouped_query_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                            attention_mask: torch.Tensor | None, scaling: float, dropout: float = 0.0,
+                            **kwargs) -> tuple[torch.Tensor, torch.Tensor]:
+    """``transformers``' eager attention, the same numbers, without copying the KV cache.
+
+    With grouped-query attention (SmolLM2: 9 query heads share 3 key/value heads) the eager code first
+    repeats every key and value head for its query heads (``repeat_kv``): at every decoding step a copy
+    of the whole cache, which took more time than the model's linear layers on a 2-core CPU. Here the
+    query heads of one group are stacked instead, so each key/value head is read once, in place."""
+    batch, heads, q_len, dim = query.shape
+    kv_heads = key.shape[1]
+    groups = heads // kv_heads
+    q = query.reshape(batch, kv_heads, groups * q_len, dim)  # query head h = kv head h // groups
+    weights = torch.matmul(q, key.transpose(2, 3)) * scaling  # (batch, kv_heads, groups * q_len, keys)
+    if attention_mask is not None:
+        keys = weights.shape[-1]
+        mask = attention_mask[:, :, None, :, :keys]  # (batch, 1, 1, q_len, keys): the same for each group
+        weights = (weights.view(batch, kv_heads, groups, q_len, keys) + mask).view(batch, kv_heads, -1, keys)
+    weights = F.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    out = torch.matmul(weights, value).view(batch, heads, q_len, -1)
+    return out.transpose(1, 2).contiguous(), weights.view(batch, heads, q_len, -1)
+
+
+def use_grouped_attention(model: nn.Module) -> bool:
+    """Switch a ``transformers`` model to :func:`grouped_query_attention`; False when it cannot be set."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+    if not hasattr(model, "set_attn_implementation"):
+        return False
+    AttentionInterface.register(GROUPED_ATTENTION, grouped_query_attention)
+    AttentionMaskInterface.register(GROUPED_ATTENTION, eager_mask)
+    model.set_attn_implementation(GROUPED_ATTENTION)
+    return model.config._attn_implementation == GROUPED_ATTENTION

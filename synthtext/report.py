@@ -918,12 +918,22 @@ def _leakage_section(report: Mapping, plots: Mapping) -> str:
         else:
             out.append(f"<p>PII replay: {_e(_fmt(replay.get('rows_with_replay')))} synthetic rows contain one "
                        f"of the {_e(_fmt(replay.get('n_values_searched')))} PII values found in the training "
-                       f"text (share {_e(_fmt(replay.get('share')))}).</p>")
+                       f"text (share {_e(_fmt(replay.get('share')))}).")
+            left_out = replay.get("not_counted_in_share") or []
+            if left_out:
+                out.append(f" Not counted in the share: the types {_e(', '.join(left_out))} (everyday words).")
+            if replay.get("common_min_texts"):
+                out.append(f" Nor values found in {_e(_fmt(replay['common_min_texts']))} or more training texts: "
+                           "a string many records share identifies none of them (the scan's false hits, such "
+                           "as ordinary words tagged as names, are of this kind).")
+            out.append("</p>")
             by_type = replay.get("by_type") or {}
             if by_type:
-                out.append(_table(["Entity type", "Exact matches", "Case-insensitive matches"],
-                                  [[_e(t), _e(_fmt(v.get("exact"))), _e(_fmt(v.get("case_insensitive")))]
-                                   for t, v in by_type.items()], numeric=[1, 2]))
+                out.append(_table(["Entity type", "Exact matches", "Case-insensitive matches",
+                                   "Values common in the training text"],
+                                  [[_e(t), _e(_fmt(v.get("exact"))), _e(_fmt(v.get("case_insensitive"))),
+                                    _e(_fmt(v.get("n_values_common")))] for t, v in by_type.items()],
+                                  numeric=[1, 2, 3]))
         out.append(_figure(_plot_dcr, ((plots.get("dcr") or {}).get(column),), "dcr", column,
                            f"Distance from each synthetic text of column {column} to its closest training "
                            "text and to its closest holdout text: if the synthetic texts sit clearly closer "

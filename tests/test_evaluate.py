@@ -214,7 +214,7 @@ def test_pii_replay_counts_without_revealing_values():
     found = pii_replay(texts, {"PERSON": ["Jane Doe", "Al", "Nobody Here"],
                                "EMAIL_ADDRESS": ["jane.doe@example.com"]})
     assert found["by_type"]["PERSON"] == {"exact": 1, "case_insensitive": 2, "n_values_searched": 2,
-                                          "n_values_found": 1}
+                                          "n_values_found": 1, "n_values_common": 0}
     assert found["by_type"]["EMAIL_ADDRESS"]["exact"] == 1
     assert found["n_values_ignored_short"] == 1  # "Al"
     assert found["rows_with_replay"] == 3 and found["n_texts"] == 6
@@ -410,6 +410,26 @@ def test_pii_replay_lists_dates_but_leaves_them_out_of_the_share():
     assert result["by_type"]["DATE_TIME"]["exact"] == 1 and result["by_type"]["PERSON"]["exact"] == 1
     assert result["rows_with_replay"] == 1 and result["share"] == pytest.approx(1 / 3)
     assert result["not_counted_in_share"] == ["DATE_TIME"]
+
+
+def test_pii_replay_leaves_values_common_in_the_training_text_out_of_the_share():
+    """presidio tags everyday words as names ("Beautifully", "size"): such a value, found in many training
+    texts, is listed but not counted; a name that occurs in one training text still counts."""
+    from synthtext.evaluate import COMMON_VALUE_MIN_TEXTS
+
+    training = ["Beautifully made dress."] + [f"it fits beautifully, size {i}" for i in range(COMMON_VALUE_MIN_TEXTS)]
+    training.append("Zora Vantongeren helped me at the till")
+    synthetic = ["Beautifully cut.", "so beautifully soft", "Zora Vantongeren was there", "plain"]
+    values = {"PERSON": ["Beautifully", "Zora Vantongeren"]}
+    result = pii_replay(synthetic, values, training)
+    assert result["by_type"]["PERSON"]["n_values_common"] == 1
+    assert result["by_type"]["PERSON"]["case_insensitive"] == 3  # every hit is still listed
+    assert result["rows_with_replay"] == 1 and result["share"] == pytest.approx(1 / 4)  # only the rare name
+    assert result["common_min_texts"] == COMMON_VALUE_MIN_TEXTS
+    # one training text fewer and "Beautifully" is no longer common: it counts again
+    fewer = pii_replay(synthetic, values, training[:COMMON_VALUE_MIN_TEXTS - 1] + training[-1:])
+    assert fewer["by_type"]["PERSON"]["n_values_common"] == 0 and fewer["rows_with_replay"] == 3
+    assert pii_replay(synthetic, values)["rows_with_replay"] == 3  # without training texts nothing is left out
 
 
 def test_mia_auc_is_higher_for_a_model_trained_without_dp_than_with_dp():

@@ -318,6 +318,24 @@ def test_hf_rows_carried_into_the_next_batch_continue_exactly(family, lora_model
     assert sampled[0] == sampled[1]
 
 
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_hf_kv_cache_that_grows_gives_the_same_texts(family, lora_models, monkeypatch):
+    """A decoding batch's KV buffers start small and double when full: the texts must not change."""
+    import synthtext.generate as G
+
+    trained = lora_models[family]
+    prompts = _prompts(6, seed=7)
+    sized = generate_token_ids(trained, prompts, batch_size=3, **GREEDY)  # 64 new slots: never full here
+    monkeypatch.setattr(G, "CACHE_FIRST_NEW_TOKENS", 1)  # full at the 2nd new token, then 3, 5, 9...
+    grows = []
+    real = G._preallocated_cache
+    monkeypatch.setattr(G, "_preallocated_cache", lambda *a: grows.append(a) or real(*a))
+    grown = generate_token_ids(trained, prompts, batch_size=3, **GREEDY)
+    assert grown == sized
+    assert grows and all(first < capacity for _, capacity, first in grows)
+    assert max(len(t) for t in grown) > 2  # the texts ran past the first slots
+
+
 def test_hf_merged_lora_changes_output_vs_base(lora_models):
     """Guard against a merge that silently drops the adapter: LoRA output != base output."""
     trained = lora_models["gpt2"]

@@ -147,3 +147,80 @@ def test_chat_template_wraps_the_prompt_for_training_and_generation(llama_dir):
     assert tok.decode(ids[plen:-1]) == "Nice." and ids[-1] == tok.eos_token_id  # the answer, then EOS
     assert prompt_prefixes(tok, [prompt]) == _encode_prompts(tok, [prompt]) == [ids[:plen]]
     assert PromptFormat.from_dict(fmt.to_dict()) == fmt
+
+
+def test_grouped_attention_gives_eager_attentions_numbers():
+    """CPU decoding reads the shared key/value heads in place instead of repeat_kv's copy: the logits of a
+    left-padded prefill and of every cached decoding step must equal transformers' eager attention."""
+    from transformers import DynamicCache, LlamaConfig, LlamaForCausalLM
+
+    from synthtext.llm import GROUPED_ATTENTION, use_grouped_attention
+
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=97, hidden_size=48, intermediate_size=96, num_hidden_layers=2,
+                         num_attention_heads=6, num_key_value_heads=2)  # 3 query heads per key/value head
+    model = LlamaForCausalLM(config).eval()
+    ids = torch.randint(0, 97, (3, 9))
+    mask = torch.ones_like(ids)
+    mask[0, :4], mask[1, :1] = 0, 0
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)
+
+    def run(implementation):
+        model.set_attn_implementation(implementation) if implementation == "eager" else use_grouped_attention(model)
+        assert model.config._attn_implementation == implementation
+        cache, step_mask, out = DynamicCache(config=config), mask, []
+        with torch.no_grad():
+            logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache).logits
+            out.append(logits)
+            nxt, pos = logits[:, -1].argmax(-1), mask.sum(-1)
+            for _ in range(4):
+                step_mask = torch.cat([step_mask, torch.ones_like(nxt)[:, None]], dim=1)
+                logits = model(input_ids=nxt[:, None], attention_mask=step_mask, position_ids=pos[:, None],
+                               past_key_values=cache).logits
+                out.append(logits)
+                nxt, pos = logits[:, -1].argmax(-1), pos + 1
+        return out
+
+    eager, grouped = run("eager"), run(GROUPED_ATTENTION)
+    real = mask.bool()  # the prefill's padding positions are never read
+    torch.testing.assert_close(grouped[0][real], eager[0][real])
+    for a, b in zip(eager[1:], grouped[1:]):
+        torch.testing.assert_close(b, a)
+
+
+def test_cpu_decoding_model_uses_grouped_attention(llama_dir):
+    from synthtext.config import PrivacyLedger
+    from synthtext.generate import _inference_model
+    from synthtext.llm import GROUPED_ATTENTION
+    from synthtext.models import TrainedModel
+
+    base = load_base_model(str(llama_dir))
+    ledger = PrivacyLedger(dp=False, epsilon=None, delta=None, noise_multiplier=None, sample_rate=None, steps=0,
+                           epochs=0, accountant=None, max_grad_norm=None, n_records=0, model=base.name)
+    trained = TrainedModel(model=base.model, tokenizer=base.tokenizer, base_name=base.name, kind=base.kind,
+                           family=base.family, ledger=ledger, train_config=TrainConfig(),
+                           privacy_config=PrivacyConfig(epsilon=None))
+    decoding = _inference_model(trained, merge_lora=True, dtype="float32")
+    assert decoding.config._attn_implementation == GROUPED_ATTENTION
+    assert base.model.config._attn_implementation != GROUPED_ATTENTION  # the trained model is left as it was
+
+
+def test_head_losses_in_pieces_equal_cross_entropy_and_its_gradient(monkeypatch):
+    """The frozen output layer's losses are computed a few tokens at a time with their gradient (so a batch
+    never holds all its 49k-wide logits): losses and d loss / d hidden must be cross_entropy's."""
+    import torch.nn.functional as F
+
+    import synthtext.llm as L
+
+    monkeypatch.setattr(L, "HEAD_CHUNK_TOKENS", 7)  # 3 pieces, the last one short
+    torch.manual_seed(0)
+    weight, labels, upstream = torch.randn(50, 16), torch.randint(0, 50, (20,)), torch.randn(20)
+    hidden = torch.randn(20, 16, requires_grad=True)
+    plain = F.cross_entropy(hidden @ weight.T, labels, reduction="none")
+    (expected_grad,) = torch.autograd.grad((plain * upstream).sum(), hidden)
+    pieces = L.head_token_losses(hidden, weight, labels)
+    (grad,) = torch.autograd.grad((pieces * upstream).sum(), hidden)
+    torch.testing.assert_close(pieces, plain)
+    torch.testing.assert_close(grad, expected_grad)
+    with torch.no_grad():  # evaluation (membership losses): no gradient kept
+        torch.testing.assert_close(L.head_token_losses(hidden, weight, labels), plain)

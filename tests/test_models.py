@@ -300,3 +300,4 @@ def test_record_losses_match_the_training_loss_one_record_at_a_time():
         alone = sequence_losses(trained.logits(ids), ids, target).item()
         assert abs(batched[i] - alone) < 1e-4
     assert (trained.record_losses(examples, batch_size=1) - batched).__abs__().max() < 1e-4
+    assert (trained.record_losses(examples, batch_size=2) - batched).__abs__().max() < 1e-4  # sorted by length

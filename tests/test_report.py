@@ -285,6 +285,19 @@ def test_html_is_self_contained_with_inline_plots():
             "method"} <= parsed.ids
 
 
+def test_pii_replay_section_says_what_the_share_leaves_out():
+    evaluation = _evaluation(plots=False)
+    evaluation["columns"][TEXT]["leakage"]["pii_replay"] = {
+        "n_values_searched": 12, "rows_with_replay": 0, "share": 0.0, "not_counted_in_share": ["DATE_TIME"],
+        "common_min_texts": 5, "by_type": {"PERSON": {"exact": 20, "case_insensitive": 23, "n_values_common": 2}}}
+    page = render_html(build_report(**_inputs(evaluation=evaluation)))
+    assert "Not counted in the share: the types DATE_TIME" in page
+    assert "Nor values found in 5 or more training texts" in page
+    assert "Values common in the training text" in page and "<td class=\"num\">2</td>" in page
+    del evaluation["columns"][TEXT]["leakage"]["pii_replay"]["common_min_texts"]  # evaluated without them
+    assert "Nor values found" not in render_html(build_report(**_inputs(evaluation=evaluation)))
+
+
 def test_plots_are_skipped_cleanly_without_their_data():
     evaluation = _evaluation(plots=False)
     evaluation["columns"][TEXT]["fidelity"]["conditional"] = {}

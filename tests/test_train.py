@@ -362,7 +362,10 @@ def test_default_learning_rate_depends_on_the_model_kind():
     assert rate("builtin", 300) == pytest.approx(2.5e-3)  # 5e-3 * 150 / 300
     assert rate("builtin", 750) == pytest.approx(1e-3)
     assert rate("builtin", 100_000) == 1e-3  # never below 1e-3
-    assert rate("pretrained", 24) == rate("pretrained", 5000) == 2e-2  # LoRA under DP, every record clipped
+    assert rate("pretrained", 12) == rate("pretrained", 24) == 2e-2  # LoRA under DP, every record clipped
+    # beyond 24 steps the noise's random walk would grow: 2e-2 * sqrt(24 / steps) (5,000 rows diverged at 2e-2)
+    assert rate("pretrained", 96) == pytest.approx(1e-2)
+    assert rate("pretrained", 213) == pytest.approx(2e-2 * (24 / 213) ** 0.5)
     assert rate("pretrained", 24, dp=False) == 2e-3
     assert TrainConfig(learning_rate=2e-4).learning_rate_for("builtin", 24) == 2e-4
     base = load_base_model("builtin", size="tiny")
