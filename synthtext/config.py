@@ -234,9 +234,9 @@ class TrainConfig:
         steps, with or without DP."""
         if self.learning_rate is not None:
             return self.learning_rate
-        if kind != "builtin" and not dp:
-            return DEFAULT_LEARNING_RATE["pretrained_no_dp"]
         if kind != "builtin":
+            if not dp:
+                return DEFAULT_LEARNING_RATE["pretrained_no_dp"]
             return DEFAULT_LEARNING_RATE[kind] * min(1.0, math.sqrt(LORA_DP_FULL_RATE_STEPS / max(steps, 1)))
         shrink = min(1.0, BUILTIN_FULL_RATE_STEPS / max(steps, 1))
         return max(1e-3, DEFAULT_LEARNING_RATE["builtin"] * shrink)

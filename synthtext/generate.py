@@ -379,7 +379,7 @@ def _inference_model(trained: TrainedModel, *, merge_lora: bool, dtype: str | to
     want = _resolve_dtype(dtype, p.device, pretrained=not isinstance(model, ByteTransformerLM))
     is_peft = hasattr(model, "merge_and_unload") and hasattr(model, "peft_config")
     hf = not isinstance(model, ByteTransformerLM)
-    eager = p.device.type == "cpu" and hasattr(model, "set_attn_implementation")
+    cpu_attention = p.device.type == "cpu" and hasattr(model, "set_attn_implementation")
     if (merge_lora and is_peft) or (want is not None and want != p.dtype) or hf:
         model = copy.deepcopy(model)
         if merge_lora and is_peft:
@@ -388,7 +388,7 @@ def _inference_model(trained: TrainedModel, *, merge_lora: bool, dtype: str | to
             model = model.to(want)
         if hf:
             inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-            if eager:
+            if cpu_attention:
                 # one query against the cache: torch's CPU flash-attention kernel took ~half of each decoding
                 # step of SmolLM2-135M; plain matmul attention made a step 1.7x faster, and reading the
                 # grouped key/value heads in place (no repeat_kv copy of the cache) faster again
