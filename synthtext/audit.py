@@ -45,7 +45,7 @@ import numpy as np
 import pandas as pd
 
 from .config import PrivacyConfig, TrainConfig
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, option
 
 CONFIDENCE = 0.95
 DEFAULT_CANARIES = 1000
@@ -368,7 +368,7 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
     if column not in scan.text_columns:
         raise ConfigError(f"column: {column!r} is not one of the text columns {list(scan.text_columns)}.")
     train_cfg = synth._train_config()
-    privacy_cfg = synth._privacy_per_model(len(scan.text_columns))
+    privacy_cfg = synth._privacy_per_model(len(scan.text_columns), len(df))
     plan_privacy(len(df), privacy_cfg, train_cfg)  # refuse what fit would refuse, before any work
 
     records = (pii.redact_frame(df, scan, synth.redact_entities) if synth.redact_pii else df).to_dict("records")
@@ -385,7 +385,8 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
     secret_records = encode_examples(base.tokenizer, prompts, secrets, max_length=max_length)
     if secret_records.n_truncated:
         raise ConfigError(f"{secret_records.n_truncated} canaries do not fit in max_length={max_length} tokens "
-                          "after their prompt: raise TrainConfig.max_length or use fewer conditioning columns.")
+                          f"after their prompt: raise {option('TrainConfig.max_length', '--max-length')} or use fewer "
+                          "conditioning columns.")
     chosen = np.flatnonzero(inserted)
     training = EncodedExamples(
         input_ids=data.input_ids + [secret_records.input_ids[i] for i in chosen],

@@ -1,7 +1,11 @@
 """The ``synthtext`` command.
 
 Exit codes: 0 success; 2 usage or data errors (one message on stderr, no traceback); 1 unexpected
-failure (message on stderr; ``SYNTHTEXT_DEBUG=1`` shows the traceback); 130 interrupted.
+failure (message on stderr; ``SYNTHTEXT_DEBUG=1`` shows the traceback); 130 interrupted (Ctrl-C);
+143 terminated (SIGTERM: ``kill``, ``docker stop``, systemd, SLURM). Interrupted or terminated, a run
+leaves all of its outputs or none, and no staging directory.
+
+``-o -`` writes the result to standard output; everything else (progress, summary) goes to stderr.
 """
 
 from __future__ import annotations
@@ -10,26 +14,81 @@ import argparse
 import contextlib
 import json
 import logging
+import math
 import os
 import shutil
+import signal
 import sys
+import threading
 import traceback
 from typing import Sequence
 
+from .config import MAX_ROWS
 from .errors import SynthtextError
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program is, so the clean-up that Ctrl-C runs (staging directories,
+    half-written outputs) runs for it too."""
+
+
+def _on_sigterm(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one clean-up, not one per repeated signal
+    raise Terminated()
 
 
 def _comma_list(value: str) -> list[str]:
     names = [name.strip() for name in value.split(",")]
     if not all(names):
-        raise argparse.ArgumentTypeError(f"empty column name in {value!r}; use --columns a,b")
+        raise argparse.ArgumentTypeError(f"empty column name in {value!r}; give names separated by commas: a,b")
     return names
 
 
+def _count(minimum: int, maximum: int | None = None, why: str = ""):
+    """An argparse type: an integer in [minimum, maximum], refused when parsing (before any work)."""
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+        if number < minimum or (maximum is not None and number > maximum):
+            bound = f"at least {minimum}" if maximum is None else f"{minimum} to {maximum:,}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {number:,}{why}")
+        return number
+    return parse
+
+
+def _float(value: str, what: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{what}, got {value!r}") from None
+
+
+def _share(value: str) -> float:
+    share = _float(value, "expected a share such as 0.1")
+    if not 0 <= share <= 0.5:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 0.5 (leakage is measured on these rows; the rest "
+                                         f"train), got {value}")
+    return share
+
+
+_ROWS = _count(1, MAX_ROWS, f" (at most {MAX_ROWS:,} per run: write several files with different --seed)")
+_SEED = _count(0, 2**32 - 1)
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad arguments get one line, like every other error (argparse would print the whole usage first)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USAGE, f"synthtext: error: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="synthtext",
         description="Privacy-safe synthetic copies of tables with free-text columns.",
         epilog="Exit codes: 0 ok, 2 usage or data error, 1 unexpected failure.",
@@ -58,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--format", choices=("table", "json", "jsonl"), default="table",
                       help="table for people (default), json for machines, jsonl: one line per cell "
                            '{"row", "column", "spans"}')
-    scan.add_argument("-o", "--output", metavar="OUT", help="write the result here instead of stdout")
+    scan.add_argument("-o", "--output", metavar="OUT", help="write the result here instead of stdout ('-': stdout)")
     scan.add_argument("--encoding", default="utf-8", help="text encoding of FILE.csv (default: utf-8)")
     scan.add_argument("--threshold", type=float, default=None, metavar="SCORE",
                       help="drop spans scoring below this (0-1, default 0.4)")
@@ -76,8 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Example:\n  synthtext synthesize examples/reviews_500.csv -o synthetic.csv --epsilon 8",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     synth.add_argument("csv", metavar="IN.csv", help="the table to learn")
-    synth.add_argument("-o", "--output", required=True, metavar="OUT.csv", help="where to write the synthetic table")
-    synth.add_argument("--rows", type=int, default=None, metavar="N", help="rows to write (default: as many as IN.csv)")
+    synth.add_argument("-o", "--output", required=True, metavar="OUT.csv",
+                       help="where to write the synthetic table ('-': stdout, the summary goes to stderr)")
+    synth.add_argument("--rows", type=_ROWS, default=None, metavar="N", help="rows to write (default: as many as IN.csv)")
     synth.add_argument("--save-model", metavar="DIR", help="also save the fitted synthesizer here")
     _add_formula_option(synth)
     synth.add_argument("--report", metavar="DIR", default=None,
@@ -99,11 +159,13 @@ def build_parser() -> argparse.ArgumentParser:
     sample = commands.add_parser("sample", help="write synthetic rows from a saved synthesizer",
                                  description="Write N synthetic rows from a synthesizer saved by fit.")
     sample.add_argument("model_dir", metavar="DIR", help="a directory written by 'synthtext fit'")
-    sample.add_argument("--rows", type=int, default=None, metavar="N", help="rows to write (default: as many as fitted)")
-    sample.add_argument("-o", "--output", required=True, metavar="OUT.csv", help="where to write them")
+    sample.add_argument("--rows", type=_ROWS, default=None, metavar="N", help="rows to write (default: as many as fitted)")
+    sample.add_argument("-o", "--output", required=True, metavar="OUT.csv", help="where to write them ('-': stdout)")
     sample.add_argument("--conditions", metavar="ROWS.csv",
-                        help="your own rows for the conditioning columns: one synthetic row per row")
-    sample.add_argument("--seed", type=int, default=None, help="sampling seed (default: the fitted one)")
+                        help="your own rows for the conditioning columns: one synthetic row per row (the other "
+                             "structured columns are drawn as without --conditions)")
+    sample.add_argument("--encoding", default="utf-8", help="text encoding of ROWS.csv (default: utf-8)")
+    sample.add_argument("--seed", type=_SEED, default=None, help="sampling seed (default: the fitted one)")
     _add_formula_option(sample)
     sample.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     sample.set_defaults(handler=_run_sample)
@@ -151,7 +213,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="columns each text is conditioned on (default: every non-text, non-PII column)")
     audit.add_argument("--epsilon", type=_epsilon, default=8.0,
                        help="DP budget for the whole table (default 8); 'none' audits training without DP")
-    audit.add_argument("--delta", type=float, default=None, help="DP delta (default: min(1e-5, 1/(10 n)))")
+    audit.add_argument("--delta", type=_delta, default=None, help="DP delta (default: min(1e-5, 1/(10 n)))")
     audit.add_argument("--canaries", type=int, default=1000, metavar="M",
                        help="random canaries, each inserted with probability 1/2 (default 1000)")
     audit.add_argument("--canary-digits", type=int, default=10, metavar="D",
@@ -161,15 +223,24 @@ def build_parser() -> argparse.ArgumentParser:
                        "the byte-level model trained from scratch; or a hub id / local directory of a causal LM")
     audit.add_argument("--model-size", choices=("auto", "tiny", "small", "base"), default="auto",
                        help="--model builtin only: small on CPU, base on a GPU (auto); tiny for smoke tests")
-    audit.add_argument("--epochs", type=int, default=None, help="training epochs (default 3)")
-    audit.add_argument("--batch-size", type=int, default=None, help="training batch size (default 64)")
-    audit.add_argument("--seed", type=int, default=0, help="seed for canaries and training (default 0)")
+    audit.add_argument("--epochs", type=_count(1), default=None, help="training epochs (default 3)")
+    audit.add_argument("--batch-size", type=_count(1), default=None, help="training batch size (default 64)")
+    audit.add_argument("--seed", type=_SEED, default=0, help="seed for canaries and training (default 0)")
+    _add_max_length(audit)
+    _add_privacy_options(audit)
     _add_redact_option(audit)
-    audit.add_argument("-o", "--output", metavar="audit.json", help="write the full result as JSON here")
+    audit.add_argument("-o", "--output", metavar="audit.json", help="write the full result as JSON here ('-': stdout)")
     audit.add_argument("--encoding", default="utf-8", help="text encoding of IN.csv (default: utf-8)")
     audit.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     audit.set_defaults(handler=_run_audit)
+    for command in commands.choices.values():  # so error advice names only flags this command has
+        command.set_defaults(flags=frozenset(o for action in command._actions for o in action.option_strings))
     return parser
+
+
+def cli_message(exc: SynthtextError, args: argparse.Namespace) -> str:
+    """The error's advice with the flags of the command that raised it (see :func:`synthtext.errors.option`)."""
+    return exc.render(getattr(args, "flags", frozenset()))
 
 
 def _add_formula_option(command: argparse.ArgumentParser) -> None:
@@ -188,14 +259,19 @@ def _check_outputs(inputs: Sequence[str | None], output: str | None = None, *, s
     from pathlib import Path
 
     from .errors import DataError
-    from .io import check_writable
+    from .io import STDOUT, check_writable
 
     if output is not None:
         check_writable(output)
         for source in inputs:
-            if source and Path(source).exists() and Path(output).exists() and os.path.samefile(source, output):
+            if (source and output != STDOUT and Path(source).exists() and Path(output).exists()
+                    and os.path.samefile(source, output)):
                 raise DataError(f"the output {output} is the input file {source}; synthtext never modifies its "
                                 "input. Choose another output path.")
+    for name, directory in (("--save-model", save_model), ("the report directory (-o)", report)):
+        if directory == STDOUT:
+            raise DataError(f"{name} is a directory of several files and cannot go to stdout ('-'); give a "
+                            "directory path.")
     if save_model is not None:
         from .synthesizer import check_save_target
 
@@ -221,7 +297,7 @@ def _add_redact_option(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--redact-entities", default=None, metavar="TYPE,TYPE",
         help="PII types replaced by placeholders before training (default: what identifies a person: names, "
-             "emails, phones, card/account/ID numbers, IP addresses, URLs with http(s):// or www., specific "
+             "emails, phones, street addresses, card/account/ID numbers, IP addresses, URLs with http(s):// or www., specific "
              "dates; not places, nationalities, durations or 'last week'). 'all': every type the scan finds; "
              "'default,LOCATION': the default plus places. Other types are only counted")
 
@@ -229,49 +305,98 @@ def _add_redact_option(command: argparse.ArgumentParser) -> None:
 def _add_fit_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--text-columns", type=_comma_list, metavar="A,B",
                          help="free-text columns to regenerate (default: detected)")
-    command.add_argument("--conditioning-columns", type=_comma_list, metavar="A,B",
-                         help="columns each text is conditioned on (default: every non-text, non-PII column)")
+    conditioning = command.add_mutually_exclusive_group()
+    conditioning.add_argument("--conditioning-columns", type=_comma_list, metavar="A,B",
+                              help="columns each text is conditioned on (default: every non-text, non-PII column)")
+    conditioning.add_argument("--no-conditioning", dest="conditioning_columns", action="store_const", const=[],
+                              help="condition the text on no column (texts then follow nothing of their row)")
     command.add_argument("--epsilon", type=_epsilon, default=8.0,
                          help="DP budget for the whole table (default 8); 'none' trains without DP")
-    command.add_argument("--delta", type=float, default=None, help="DP delta (default: min(1e-5, 1/(10 n)))")
+    command.add_argument("--delta", type=_delta, default=None, help="DP delta for the whole table (default: "
+                         "min(1e-5, 1/(10 n)) for n training rows), split over the text columns like epsilon")
     command.add_argument("--model", default=None,
                          help="base model: unset = SmolLM2-135M-Instruct (installed by scripts/setup.sh); "
                          "'builtin' = the byte-level model trained from scratch; or a hub id / local directory of a causal LM")
     command.add_argument("--model-size", choices=("auto", "tiny", "small", "base"), default="auto",
                          help="--model builtin only: small on CPU, base on a GPU (auto); tiny for smoke tests")
-    command.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+    command.add_argument("--max-new-tokens", type=_count(1), default=None, metavar="N",
                          help="longest generated text, in tokens (bytes for the built-in model)")
+    _add_max_length(command)
     command.add_argument("--structured", choices=("sdv", "keep"), default="sdv",
                          help="sdv: synthesize the other columns (not DP); keep: keep them as given")
-    command.add_argument("--epochs", type=int, default=None, help="training epochs (default 3)")
-    command.add_argument("--holdout", type=float, default=0.1, metavar="SHARE",
-                         help="share of rows kept out of training to measure leakage against (default 0.1)")
-    command.add_argument("--seed", type=int, default=0, help="seed for training and sampling (default 0)")
+    command.add_argument("--epochs", type=_count(1), default=None, help="training epochs (default 3)")
+    command.add_argument("--holdout", type=_share, default=0.1, metavar="SHARE",
+                         help="share of rows kept out of training to measure leakage against (0 to 0.5, default 0.1)")
+    command.add_argument("--seed", type=_SEED, default=0, help="seed for training and sampling (default 0)")
+    _add_privacy_options(command)
     _add_redact_option(command)
     command.add_argument("--encoding", default="utf-8", help="text encoding of IN.csv (default: utf-8)")
     command.add_argument("--overwrite", action="store_true", help="replace an existing --save-model directory")
     command.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
 
 
+def _add_max_length(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--max-length", type=_count(2), default=None, metavar="N",
+                         help="longest training record (prompt + text), in tokens or bytes (default: the model's; "
+                              "longer texts are cut)")
+
+
+def _add_privacy_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--min-records", type=_count(1), default=None, metavar="N",
+                         help="refuse DP training on fewer rows than this (default 100: fewer give noise, not text)")
+
+
 def _epsilon(value: str) -> float | None:
-    if value.lower() in ("none", "off", "inf"):
+    """'none' (or 'off') is the one way to train without DP; inf and nan are refused, not read as 'none'."""
+    if value.strip().lower() in ("none", "off"):
         return None
-    try:
-        return float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"epsilon must be a number or 'none', got {value!r}") from None
+    epsilon = _float(value, "epsilon must be a number or 'none'")
+    if math.isinf(epsilon) or math.isnan(epsilon):
+        raise argparse.ArgumentTypeError(f"epsilon {value!r} is not a privacy budget; to train without differential "
+                                         "privacy say so: --epsilon none")
+    if epsilon <= 0:
+        raise argparse.ArgumentTypeError(f"epsilon must be > 0 (typical: 1 to 10), got {value!r}")
+    return epsilon
+
+
+def _delta(value: str) -> float:
+    delta = _float(value, "delta must be a number such as 1e-5")
+    if not 0 < delta < 1:
+        raise argparse.ArgumentTypeError(f"delta must be in (0, 1) and well below 1/n for n rows, got {value!r}")
+    return delta
+
+
+def _warn_if_not_private(epsilon: float | None) -> None:
+    """Printed even under -q: a run without DP must never look like a private one."""
+    if epsilon is None:
+        print("synthtext: warning: --epsilon none: training WITHOUT differential privacy; the output carries no "
+              "privacy guarantee (for comparison only).", file=sys.stderr)
+
+
+def _train_config(args: argparse.Namespace, **options):
+    from .config import TrainConfig
+
+    options.update({k: v for k, v in (("epochs", args.epochs), ("max_length", getattr(args, "max_length", None)))
+                    if v is not None})
+    return TrainConfig(progress=not args.quiet, **options)
+
+
+def _privacy_config(args: argparse.Namespace):
+    from .config import PrivacyConfig
+
+    return PrivacyConfig() if args.min_records is None else PrivacyConfig(min_records=args.min_records)
 
 
 def _synthesizer_from(args: argparse.Namespace):
-    from .config import TrainConfig
     from .synthesizer import TextSynthesizer
 
+    _warn_if_not_private(args.epsilon)
     show = not args.quiet
-    train = TrainConfig(progress=show) if args.epochs is None else TrainConfig(epochs=args.epochs, progress=show)
-    return TextSynthesizer(args.text_columns, args.conditioning_columns, epsilon=args.epsilon, delta=args.delta, model=args.model,
-                           model_size=args.model_size, max_new_tokens=args.max_new_tokens,
-                           structured=args.structured, seed=args.seed, train=train, holdout=args.holdout,
-                           progress=show, redact_entities=args.redact_entities)
+    return TextSynthesizer(args.text_columns, args.conditioning_columns, epsilon=args.epsilon, delta=args.delta,
+                           model=args.model, model_size=args.model_size, max_new_tokens=args.max_new_tokens,
+                           structured=args.structured, seed=args.seed, train=_train_config(args),
+                           privacy=_privacy_config(args), holdout=args.holdout, progress=show,
+                           redact_entities=args.redact_entities)
 
 
 def _summary(what: str, rows: int | None, synth, started: float, extra: str = "") -> str:
@@ -289,27 +414,29 @@ def _run_synthesize(args: argparse.Namespace) -> int:
     import time
 
     from .io import read_csv, write_csv
+    from .synthesizer import check_keep_rows
 
     started = time.perf_counter()
     _check_outputs([args.csv], args.output, save_model=args.save_model, overwrite=args.overwrite,
                    report=args.report)
     audit = _read_audit_result(args.audit_result)  # a bad file fails now, not after training
     df = read_csv(args.csv, encoding=args.encoding)
+    check_keep_rows(args.structured, args.rows, len(df))
     synth = _synthesizer_from(args).fit(df)
     out = synth.sample(args.rows)
     extra = []
-    # the report first: evaluation is what may still fail, and then nothing at all is written
+    # the report first: evaluation is what may still fail, and then nothing at all is written; the CSV
+    # last, so that a stop (error, Ctrl-C, SIGTERM) before its one rename leaves the old CSV as it was
     report_dir = synth.write_report(out, args.report, audit=audit) if args.report else None
-    existed = os.path.exists(args.output)
+    saved = None
     try:
-        write_csv(out, args.output, neutralize_formulas=synth.text_columns_ if args.neutralize_formulas else False)
         if args.save_model:
-            synth.save(args.save_model, overwrite=args.overwrite)
+            saved = synth.save(args.save_model, overwrite=args.overwrite)
             extra.append(f"  model saved to {args.save_model}")
-    except BaseException:  # all outputs or none
-        if not existed:
-            with contextlib.suppress(OSError):
-                os.unlink(args.output)
+        write_csv(out, args.output, neutralize_formulas=synth.text_columns_ if args.neutralize_formulas else False)
+    except BaseException:  # all outputs or none (this run's: a model it replaced with --overwrite is gone)
+        if saved is not None:
+            shutil.rmtree(saved, ignore_errors=True)
         if report_dir is not None:
             shutil.rmtree(report_dir, ignore_errors=True)
         raise
@@ -345,7 +472,7 @@ def _run_sample(args: argparse.Namespace) -> int:
     _check_outputs([args.conditions], args.output)
     synth = TextSynthesizer.load(args.model_dir)
     synth.progress = not args.quiet
-    conditions = read_csv(args.conditions) if args.conditions else None
+    conditions = read_csv(args.conditions, encoding=args.encoding) if args.conditions else None
     out = synth.sample(args.rows, conditions=conditions, seed=args.seed)
     write_csv(out, args.output, neutralize_formulas=synth.text_columns_ if args.neutralize_formulas else False)
     if not args.quiet:
@@ -386,32 +513,34 @@ def _run_report(args: argparse.Namespace) -> int:
 
 def _run_audit(args: argparse.Namespace) -> int:
     from .audit import audit
-    from .config import TrainConfig
-    from .io import read_csv, write_text
+    from .io import STDOUT, read_csv, write_text
 
     if args.output:
         _check_outputs([args.csv], args.output)
     df = read_csv(args.csv, encoding=args.encoding)
+    _warn_if_not_private(args.epsilon)
     show = not args.quiet
-    options = {k: v for k, v in (("epochs", args.epochs), ("batch_size", args.batch_size)) if v is not None}
+    train = _train_config(args, **({"batch_size": args.batch_size} if args.batch_size is not None else {}))
     result = audit(df, args.text_columns, epsilon=args.epsilon, delta=args.delta, canaries=args.canaries,
                    column=args.column, conditioning_columns=args.conditioning_columns, model=args.model,
-                   model_size=args.model_size, train=TrainConfig(progress=show, **options),
+                   model_size=args.model_size, train=train, privacy=_privacy_config(args),
                    canary_digits=args.canary_digits, seed=args.seed, progress=show,
                    redact_entities=args.redact_entities)
     if args.output:
         write_text(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n", args.output)
-    if not args.quiet:
-        print(result.summary())
-        if args.output:
+    if not args.quiet:  # the summary keeps out of the JSON when that goes to stdout
+        print(result.summary(), file=sys.stderr if args.output == STDOUT else sys.stdout)
+        if args.output and args.output != STDOUT:
             print(f"synthtext: wrote {args.output}", file=sys.stderr)
     return EXIT_OK
 
 
 def _run_scan(args: argparse.Namespace) -> int:
     from . import pii
-    from .io import read_csv, write_text
+    from .io import STDOUT, read_csv, write_text
 
+    if args.output == STDOUT:
+        args.output = None
     if args.output:
         _check_outputs([args.csv], args.output)
     df = read_csv(args.csv, encoding=args.encoding)
@@ -487,14 +616,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)  # exits 2 with a usage message on bad arguments
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # signals: main thread only
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     try:
         return args.handler(args)
     except SynthtextError as exc:
-        print(f"synthtext: error: {exc}", file=sys.stderr)
+        print(f"synthtext: error: {cli_message(exc, args)}", file=sys.stderr)
         return EXIT_USAGE
+    except Terminated:
+        print("synthtext: terminated (SIGTERM)", file=sys.stderr)
+        return EXIT_TERMINATED
     except KeyboardInterrupt:
         print("synthtext: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `synthtext ... -o - | head`: the reader left; not our failure
+        with contextlib.suppress(OSError):
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return EXIT_FAILURE
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one message, exit 1
         if os.environ.get("SYNTHTEXT_DEBUG"):
             traceback.print_exc()
@@ -502,6 +640,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               "This is a bug in synthtext or its dependencies; run again with SYNTHTEXT_DEBUG=1 for the "
               "traceback and report it.", file=sys.stderr)
         return EXIT_FAILURE
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

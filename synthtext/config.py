@@ -12,7 +12,7 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, option
 
 ACCOUNTANTS = ("prv", "rdp", "gdp")
 TARGET_MODULE_PRESETS = ("all-linear", "attention")
@@ -40,6 +40,10 @@ def _from_dict(cls, data: dict):
         raise ConfigError(f"{cls.__name__} got unknown field(s) {unknown}; known fields: {sorted(known)}.")
     return cls(**data)
 
+
+MAX_ROWS = 10_000_000
+"""Most synthetic rows one call writes: beyond this the structured rows alone take many GB, and generating
+their texts takes weeks on a CPU; sample several times with different seeds instead."""
 
 DEFAULT_MAX_GRAD_NORM = {"builtin": 1.0, "pretrained": 0.01}
 """``PrivacyConfig.max_grad_norm=None`` by model kind (see that field; docs/training.md)."""
@@ -85,7 +89,8 @@ class PrivacyConfig:
         if self.epsilon is not None and not (0 < self.epsilon < math.inf):
             raise ConfigError(
                 f"epsilon must be > 0 and finite, got {self.epsilon}. "
-                "Typical values are 1 to 10; use epsilon=None to train without differential privacy."
+                f"Typical values are 1 to 10; use {option('epsilon=None', '--epsilon none')} to train without "
+                "differential privacy."
             )
         _check_number("delta", self.delta, allow_none=True)
         if self.delta is not None and not (0 < self.delta < 1):

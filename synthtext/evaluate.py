@@ -5,6 +5,8 @@ discriminator, an embedding space) and whether it agrees with its own row (a cla
 text predicts the row's conditioning value from the synthetic text). Leakage asks whether it gives the
 training data away: PII values found in the training text coming back, long verbatim spans, synthetic
 texts closer to training records than to held-out ones, and membership inference from per-record losses.
+With ``pii_columns``, the columns that are PII themselves (a name or email column) are checked too: real
+values, and real rows' combinations of them, coming back in the synthetic columns.
 
 Where a figure needs a reference to mean anything, the same figure is computed against held-out real
 rows (``holdout``) as a baseline. Every threshold a verdict uses is in :data:`THRESHOLDS`.
@@ -33,7 +35,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .errors import ConfigError, DataError
+from .errors import ConfigError, DataError, option
 
 SCHEMA = "synthtext.evaluation/1"
 EMBEDDINGS = ("auto", "minilm", "tfidf")
@@ -85,6 +87,19 @@ THRESHOLDS: dict[str, dict[str, Any]] = {
         "section": "leakage", "good": 0.0, "fair": 0.01, "better": "lower",
         "value": "share of synthetic texts that contain a PII value found in the training text",
         "rule": "share = 0 good, <= 0.01 fair, else poor",
+    },
+    "pii_value_replay": {
+        "section": "leakage", "good": 0.0, "fair": 0.10, "better": "lower",
+        "value": "share of a structured PII column's synthetic values (case and whitespace ignored) equal to a "
+                 "real value of that column found in fewer than 5 real rows",
+        "rule": "identifying types (emails, phone and card numbers, ...): share = 0 good, else poor (leak); "
+                "chance-prone types (names, places, ids): share = 0 good, <= 0.10 fair, else poor (leak)",
+    },
+    "pii_row_replay": {
+        "section": "leakage", "good": 0.0, "fair": None, "better": "lower",
+        "value": "share of real rows with two or more of their structured PII values (a name and an email, ...) "
+                 "together in one synthetic row, the combination found in fewer than 5 real rows",
+        "rule": "share = 0 good, else poor (leak)",
     },
     "verbatim_excess": {
         "section": "leakage", "good": 0.01, "fair": 0.05, "better": "lower",
@@ -146,6 +161,7 @@ class Evaluation:
     plots: dict
     sampling: dict = field(default_factory=dict)
     settings: dict = field(default_factory=dict)
+    pii_column_replay: dict | None = None  # structured PII columns checked for real values (None: not checked)
     schema: str = SCHEMA
 
     @property
@@ -169,6 +185,7 @@ class Evaluation:
             "columns": self.columns,
             "membership": self.membership,
             "structured": self.structured,
+            "pii_column_replay": self.pii_column_replay,
             "verdicts": self.verdicts,
             "plots": self.plots,
             "sampling": self.sampling,
@@ -199,7 +216,8 @@ def evaluate(real: pd.DataFrame, synthetic: pd.DataFrame, text_columns: Sequence
              conditioning_columns: Sequence[str] | None = None, *, holdout: pd.DataFrame | None = None,
              pii_values: Mapping[str, Iterable[str]] | None = None, membership: Mapping | None = None,
              embedding: str = "auto", seed: int = 0, max_rows: int = 5000,
-             structured_quality: Mapping | None = None) -> Evaluation:
+             structured_quality: Mapping | None = None,
+             pii_columns: Mapping[str, str] | None = None) -> Evaluation:
     """Score synthetic text against the real text it was trained on.
 
     Args:
@@ -221,6 +239,10 @@ def evaluate(real: pd.DataFrame, synthetic: pd.DataFrame, text_columns: Sequence
         max_rows: each table larger than this is randomly subsampled to it first (recorded in ``sampling``).
         structured_quality: SDMetrics quality figures for the other columns (see
             :func:`structured_quality`), passed through to ``structured``.
+        pii_columns: ``{column: entity type}`` of the columns that are PII themselves (a name or email
+            column, as :func:`synthtext.pii.detect_structured_pii` finds them in ``real``): their synthetic
+            values are checked for real ones, value by value and row by row (:func:`pii_column_replay`,
+            on the whole tables, never subsampled). None: not checked (``pii_column_replay`` is None).
 
     Raises:
         DataError: a table is not a DataFrame or lacks a named column, or there is no text column.
@@ -241,12 +263,19 @@ def evaluate(real: pd.DataFrame, synthetic: pd.DataFrame, text_columns: Sequence
     if structured_quality is not None and not isinstance(structured_quality, Mapping):
         raise ConfigError("evaluate: structured_quality must be a mapping (see synthtext.evaluate."
                           "structured_quality) or None.")
+    if pii_columns is not None and not isinstance(pii_columns, Mapping):
+        raise ConfigError("evaluate: pii_columns must be a mapping {column: entity type} (such as "
+                          "{'customer_name': 'PERSON', 'email': 'EMAIL_ADDRESS'}) or None.")
 
     text_columns = _resolve_text_columns(real, synthetic, holdout, text_columns)
     conditioning_columns = _resolve_conditioning(real, synthetic, holdout, text_columns, conditioning_columns)
     membership_by_column = _membership_by_column(membership, text_columns)
     pii_by_column = _pii_by_column(pii_values, text_columns)
     method = _resolve_embedding(embedding)
+    column_replay = None
+    if pii_columns is not None:
+        _require_columns(list(pii_columns), real, synthetic, None, "PII column")
+        column_replay = pii_column_replay(real, synthetic, pii_columns)  # whole tables: a copy is never sampled away
 
     n_rows = {"real": len(real), "synthetic": len(synthetic), "holdout": None if holdout is None else len(holdout)}
     rng = np.random.default_rng(seed)
@@ -289,9 +318,10 @@ def evaluate(real: pd.DataFrame, synthetic: pd.DataFrame, text_columns: Sequence
         columns=columns,
         membership=membership_out,
         structured=structured,
-        verdicts=_verdicts(columns, membership_out),
+        verdicts=_verdicts(columns, membership_out) + _pii_column_verdicts(column_replay),
         plots=plots,
         sampling=sampling,
+        pii_column_replay=column_replay,
         settings={"seed": int(seed), "embedding": embedding, "max_rows": int(max_rows),
                   "cv_folds": CV_FOLDS, "knn_k": KNN_K, "confidence": CONFIDENCE},
     )
@@ -319,7 +349,7 @@ def _resolve_text_columns(real, synthetic, holdout, text_columns) -> list[str]:
         text_columns = detect_text_columns(real)
         if not text_columns:
             raise DataError("evaluate: found no free-text column in the real table; name them with "
-                            "text_columns=[...].")
+                            f"{option('text_columns=[...]', '--text-columns')}.")
     elif isinstance(text_columns, str):
         text_columns = [text_columns]
     text_columns = list(dict.fromkeys(text_columns))
@@ -940,6 +970,117 @@ def pii_replay(texts: Sequence[str | None], pii_values: Mapping[str, Iterable[st
             "common_min_texts": None if training is None else COMMON_VALUE_MIN_TEXTS, "match": match}
 
 
+CHANCE_PRONE_TYPES = frozenset({"PERSON", "LOCATION", "ORGANIZATION", "NRP", "DATE_TIME", "ID"})
+"""Structured PII types whose single values can equal a real one by chance: unrelated people share names
+and places, generators draw them from short lists (measured: two independent Faker draws of 500 full names
+share 7, of 5,000 share 346), and ids are often counters or short codes any other numbering reproduces.
+Every other type (emails, phone and card numbers, ...) belongs to one person: a replayed rare value is a
+leak. Either way a real row's combination of values (a name with its email) does not coincide by chance:
+the same draws of 5,000 shared no (name, email) pair."""
+
+CHANCE_VALUE_SHARE = 0.10
+"""For a chance-prone column: up to this share of synthetic values equal to rare real ones is graded fair
+(possibly chance), above it poor. Above the 7% of two independent Faker draws of 5,000 full names; a
+copied column scores 1."""
+
+_NUMBER_LIKE = re.compile(r"[\d\s().+/-]+")
+
+
+def _pii_key(value) -> str | None:
+    """A structured PII value as compared: case-folded, whitespace collapsed; a number written with
+    separators ("(212) 555-0199", 7+ digits) by its digits; None when missing or blank."""
+    label = _label(value)
+    if label is None:
+        return None
+    key = _SPACE.sub(" ", label.casefold()).strip()
+    if not key:
+        return None
+    if _NUMBER_LIKE.fullmatch(key):
+        digits = re.sub(r"\D", "", key)
+        if len(digits) >= 7:
+            return digits
+    return key
+
+
+def pii_column_replay(real: pd.DataFrame, synthetic: pd.DataFrame, pii_columns: Mapping[Any, str]) -> dict:
+    """Which real values of the structured PII columns (a name or email column) come back in ``synthetic``.
+
+    Values are compared case-insensitively with whitespace collapsed (numbers such as phone numbers by
+    their digits). A real value (or combination) found in at least :data:`COMMON_VALUE_MIN_TEXTS` real
+    rows is common: listed, never counted, since it identifies no one (k = 5, as in :func:`pii_replay`).
+
+    - per column: the synthetic values equal to a rare real value; a leak in an identifying column
+      (emails, phone numbers, ...) whenever there is one, in a chance-prone one (:data:`CHANCE_PRONE_TYPES`:
+      names, places, ids) above :data:`CHANCE_VALUE_SHARE` of the synthetic values;
+    - per row (two or more PII columns): real rows with two or more of their PII values together in one
+      synthetic row (any pair of columns), the combination rare; always a leak.
+
+    Only counts leave this function, never a value.
+    """
+    columns = list(pii_columns)
+    keys_real = {c: [_pii_key(v) for v in real[c].tolist()] for c in columns}
+    keys_synth = {c: [_pii_key(v) for v in synthetic[c].tolist()] for c in columns}
+    per_column, leak = {}, False
+    for column in columns:
+        entity = str(pii_columns[column])
+        counts = Counter(k for k in keys_real[column] if k is not None)
+        present = [k for k in keys_synth[column] if k is not None]
+        equal = [k for k in present if k in counts]
+        rare = [k for k in equal if counts[k] < COMMON_VALUE_MIN_TEXTS]
+        share = len(rare) / len(present) if present else None
+        chance_prone = entity in CHANCE_PRONE_TYPES
+        if share is None:
+            verdict = "n/a"
+        elif not rare:
+            verdict = "good"
+        elif chance_prone and share <= CHANCE_VALUE_SHARE:
+            verdict = "fair"
+        else:
+            verdict = "poor"
+        leak |= verdict == "poor"
+        per_column[str(column)] = {
+            "entity_type": entity, "kind": "chance-prone" if chance_prone else "identifying",
+            "n_real_values": sum(counts.values()), "n_real_distinct": len(counts),
+            "n_real_common": sum(n >= COMMON_VALUE_MIN_TEXTS for n in counts.values()),
+            "n_synthetic_values": len(present), "n_equal_real": len(equal), "n_equal_rare": len(rare),
+            "n_rare_values_replayed": len(set(rare)), "n_common_values_replayed": len(set(equal) - set(rare)),
+            "share_rare": share, "verdict": verdict}
+    rows = None
+    if len(columns) >= 2:
+        pairs = [(a, b) for i, a in enumerate(columns) for b in columns[i + 1:]]
+        real_counts = {p: Counter(zip(keys_real[p[0]], keys_real[p[1]])) for p in pairs}
+        synth_rows: dict[tuple, dict] = {}
+        for p in pairs:
+            index = synth_rows[p] = {}
+            for row, key in enumerate(zip(keys_synth[p[0]], keys_synth[p[1]])):
+                if None not in key:
+                    index.setdefault(key, []).append(row)
+        checked, replayed, common, synth_hit = 0, 0, 0, set()
+        for row in range(len(real)):
+            hits, common_hit = [], False
+            for p in pairs:
+                key = (keys_real[p[0]][row], keys_real[p[1]][row])
+                if None in key or key not in synth_rows[p]:
+                    continue
+                if real_counts[p][key] < COMMON_VALUE_MIN_TEXTS:
+                    hits += synth_rows[p][key]
+                else:
+                    common_hit = True
+            checked += sum(keys_real[c][row] is not None for c in columns) >= 2
+            replayed += bool(hits)
+            common += common_hit and not hits
+            synth_hit.update(hits)
+        rows = {"columns": [str(c) for c in columns], "n_real_rows_checked": checked, "n_rows_replayed": replayed,
+                "n_synthetic_rows_with_real_combination": len(synth_hit), "n_rows_common_combination": common,
+                "share": replayed / checked if checked else None,
+                "verdict": "n/a" if not checked else "poor" if replayed else "good"}
+        leak |= bool(replayed)
+    return {"columns": per_column, "rows": rows, "leak": leak, "common_min_rows": COMMON_VALUE_MIN_TEXTS,
+            "chance_value_share": CHANCE_VALUE_SHARE,
+            "match": ("case-insensitive, whitespace collapsed, numbers with separators by their digits; values "
+                      f"and combinations found in {COMMON_VALUE_MIN_TEXTS} or more real rows listed, not counted")}
+
+
 def _powers(k: int) -> np.ndarray:
     mask, out, power = (1 << 64) - 1, [], 1
     for _ in range(k):
@@ -1457,6 +1598,55 @@ def _verdicts(columns: dict, membership: dict | None) -> list[dict]:
                         "this contradicts the claim: the training or its accounting is wrong."))
             out.append(_verdict("mia_epsilon", column, bound - float(claimed), plain,
                                 grade="good" if consistent else "poor"))
+    return out
+
+
+def _pii_column_verdicts(replay: dict | None) -> list[dict]:
+    """One verdict for the rows of the structured PII columns (pii_row_replay: first, the strongest evidence,
+    so a report headlines it), one per column (pii_value_replay)."""
+    if replay is None:
+        return []
+    out, k = [], replay["common_min_rows"]
+    rows = replay["rows"]
+    if rows is not None:
+        names = ", ".join(f"'{c}'" for c in rows["columns"])
+        if rows["verdict"] == "n/a":
+            plain = f"No real row has two or more PII values ({names}) to check."
+        elif rows["n_rows_replayed"]:
+            plain = (f"{rows['n_rows_replayed']} real rows ({_pct(rows['share'])}) have two or more of their PII "
+                     f"values ({names}) together in one synthetic row ({rows['n_synthetic_rows_with_real_combination']} "
+                     "synthetic rows): such combinations do not coincide by chance, so the synthetic table leaks "
+                     "real people.")
+        else:
+            plain = (f"No real row has two or more of its PII values ({names}) together in one synthetic row "
+                     f"(combinations found in {k} or more real rows aside).")
+        out.append(_verdict("pii_row_replay", None, rows["share"], plain, grade=rows["verdict"],
+                            columns=rows["columns"]))
+    for column, c in replay["columns"].items():
+        found, share = c["n_equal_rare"], c["share_rare"]
+        if c["verdict"] == "n/a":
+            plain = f"The synthetic '{column}' column has no values to check."
+        elif not found:
+            plain = (f"No synthetic '{column}' value equals a real {c['entity_type']} value of that column "
+                     f"found in fewer than {k} real rows")
+            plain += (f" ({c['n_common_values_replayed']} values found in {k} or more real rows came back: they "
+                      "identify no one)." if c["n_common_values_replayed"] else ".")
+        else:
+            plain = (f"{found} synthetic '{column}' values ({_pct(share)}) equal a real {c['entity_type']} value "
+                     f"found in fewer than {k} real rows ({c['n_rare_values_replayed']} distinct)")
+            if c["kind"] == "identifying":
+                plain += (f": {c['entity_type']} values belong to one person, so the synthetic table leaks "
+                          "real values.")
+            elif c["verdict"] == "fair":
+                plain += (f": unrelated people share such values and generators draw them from lists of common "
+                          f"ones, so up to {_pct(replay['chance_value_share'])} can be chance"
+                          + ("; the row check tells whether they came back with their row's other PII values."
+                             if replay["rows"] is not None else "; check them."))
+            else:
+                plain += (f": more than chance explains (up to {_pct(replay['chance_value_share'])}), so the "
+                          "synthetic table leaks real values.")
+        out.append(_verdict("pii_value_replay", column, share, plain, grade=c["verdict"],
+                            entity_type=c["entity_type"], kind=c["kind"]))
     return out
 
 

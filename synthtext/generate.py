@@ -138,7 +138,7 @@ def generate_token_ids(
 ) -> list[list[int]]:
     """Like :func:`generate_texts`, but returns the new token ids per prompt (EOS and padding
     removed), in input order. Same arguments."""
-    _check_sampling(temperature, top_p, max_new_tokens, batch_size, seed)
+    check_sampling(temperature, top_p, max_new_tokens, batch_size, seed)
     tok = trained.tokenizer
     prompt_ids = _encode_prompts(tok, prompts)
     budgets = token_budgets(trained, [len(p) for p in prompt_ids], max_new_tokens)
@@ -286,7 +286,7 @@ def _draw(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Ten
 # --------------------------------------------------------------------------------------------
 
 
-def _check_sampling(temperature, top_p, max_new_tokens, batch_size, seed) -> None:
+def check_sampling(temperature, top_p, max_new_tokens, batch_size, seed) -> None:
     if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
         0 <= temperature < math.inf
     ):

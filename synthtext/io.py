@@ -37,7 +37,10 @@ Writing (:func:`write_csv`)
 ---------------------------
 UTF-8 without BOM, ``,`` separated, ``\\n`` line ends, no index, missing values as empty
 cells, every string as-is. The file is replaced atomically: a reader never sees a half
-written file, and if writing fails the previous file (if any) is left untouched.
+written file, and if writing fails the previous file (if any) is left untouched. A symlink's
+target is replaced (the link stays); ``-`` means standard output, and a character device, FIFO or
+socket is written through directly (replacing ``/dev/null`` or a named pipe by a regular file would
+break the machine or the reader); those two cannot be atomic.
 
 Round trip: ``read_csv(write_csv(df, p))`` equals ``df`` for frames of strings, ints and
 floats, with two documented exceptions: an **empty string** is written as an empty cell
@@ -55,9 +58,13 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import io
 import math
 import os
+import re
+import socket
 import stat
+import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
@@ -65,9 +72,9 @@ from typing import Any, Callable, Iterable, Iterator, TextIO
 
 import pandas as pd
 
-from synthtext.errors import DataError
+from synthtext.errors import DataError, option
 
-__all__ = ["read_csv", "write_csv", "neutralize_formula", "check_writable"]
+__all__ = ["read_csv", "write_csv", "write_text", "neutralize_formula", "check_writable", "output_kind", "STDOUT"]
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
@@ -86,8 +93,8 @@ _SNIFF_BYTES = 8192
 _FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 _ENCODING_HINT = (
-    'Pass the encoding the file was saved in, e.g. encoding="cp1252" '
-    "(--encoding cp1252 on the command line) for files exported by Excel on Windows."
+    "Pass the encoding the file was saved in, e.g. " + option('encoding="cp1252"', "--encoding cp1252") + " "
+    "for files exported by Excel on Windows."
 )
 
 
@@ -138,12 +145,66 @@ def read_csv(
 
     names = ["" if pd.isna(name) else name for name in raw.iloc[0]]
     _check_unique_names(names, f"in {path}")
+    if len(names) > 1 and raw.apply(lambda column: column.str.contains("\n", regex=False).any()).any():
+        _check_no_swallowed_records(path, encoding, raw)
     frame = raw.iloc[1:].reset_index(drop=True)
     frame.columns = names
     if infer_types:
         for name in names:
             frame[name] = _infer_column(frame[name])
     return frame
+
+
+_NUMBER_CELL = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+def _check_no_swallowed_records(path: Path, encoding: str, raw: pd.DataFrame) -> None:
+    """Refuse a record that spans lines when its lines read as whole records of their own.
+
+    One stray quote (``"Great dress`` with no closing quote) opens a cell that runs on to the next
+    quote, swallowing the records in between: the file still parses, with fewer rows and a cell
+    holding a newline and a whole record. Cells with newlines are legal CSV, so only records that
+    span lines are checked, each physical line on its own. A line "reads as a record" when it has as
+    many fields as the header and a number wherever the file's numeric columns have one (text split
+    at its commas rarely does). A swallowed record in the middle is such a line; one at the end is too,
+    when the first line also holds a whole record once its opening quote is taken literally (a legal
+    multi-line cell's first line ends inside the cell). Without numeric columns only that second,
+    stricter pattern is flagged. The ``csv`` module counts physical lines for the message."""
+    n_fields = raw.shape[1]
+    data = raw.iloc[1:]
+    numeric = [j for j in range(n_fields) if (cells := data.iloc[:, j].dropna()).size
+               and cells.str.fullmatch(_NUMBER_CELL).all()]
+
+    def fields(line: str, quoting: int = csv.QUOTE_MINIMAL) -> list[str]:
+        return next(csv.reader([line], quoting=quoting), [])
+
+    def reads_as_record(line: str) -> bool:
+        cells = fields(line)
+        return len(cells) == n_fields and all(_NUMBER_CELL.fullmatch(cells[j].strip()) for j in numeric)
+
+    previous_limit = csv.field_size_limit()
+    csv.field_size_limit(2**31 - 1)  # cells of any length, as pandas reads them
+    try:
+        with open(path, encoding=encoding, newline="") as handle:
+            lines = handle.read().split("\n")
+        reader, start = csv.reader(lines), 1
+        for _ in reader:
+            end = reader.line_num
+            if end > start:
+                physical = [line.rstrip("\r") for line in lines[start - 1 : end]]
+                middle = [i for i, line in enumerate(physical[1:-1], start=1) if numeric and reads_as_record(line)]
+                whole = len(fields(physical[0], csv.QUOTE_NONE)) >= n_fields and reads_as_record(physical[-1])
+                if middle or whole:
+                    where = start + (middle[0] if middle else len(physical) - 1)
+                    raise DataError(
+                        f"{path} line {start}: a quote opens a cell that runs on to line {end} and swallows what "
+                        f"reads as a whole record (line {where}: {lines[where - 1][:60]!r}). Probably a stray \" on "
+                        f"line {start}: double a quote inside a cell (\"\") or quote the whole cell, then try again.")
+            start = end + 1
+    except csv.Error:
+        return  # pandas read the file; the csv module's stricter view is not a reason to refuse it
+    finally:
+        csv.field_size_limit(previous_limit)
 
 
 def _infer_column(column: pd.Series) -> pd.Series:
@@ -233,7 +294,7 @@ def _check_looks_like_text(path: Path, head: bytes, encoding: str) -> None:
     if not wide and head.startswith((b"\xff\xfe", b"\xfe\xff")):
         raise DataError(
             f"{path} looks like UTF-16 text (it starts with a UTF-16 byte order mark). "
-            'Pass encoding="utf-16" (--encoding utf-16 on the command line).'
+            "Pass " + option('encoding="utf-16"', "--encoding utf-16") + "."
         )
     if not wide and b"\x00" in head:
         raise DataError(
@@ -343,21 +404,57 @@ def write_text(text: str, path: str | os.PathLike[str]) -> Path:
     return target
 
 
+STDOUT = "-"
+"""The output path that means standard output (``-o -``)."""
+
+
+def output_kind(path: str | os.PathLike[str]) -> str:
+    """How :func:`atomic_output` writes ``path``: ``"stdout"`` for ``-``; ``"stream"`` for a character
+    device, FIFO or socket (``/dev/null``, a named pipe), written through directly since replacing it
+    by a regular file would break whoever reads it; else ``"file"``, replaced atomically (through a
+    symlink: the link stays and its target is replaced)."""
+    if str(path) == STDOUT:
+        return "stdout"
+    try:
+        mode = os.stat(path).st_mode  # follows symlinks
+    except OSError:
+        return "file"
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode):
+        return "stream"
+    return "file"
+
+
+def _resolved(path: str | os.PathLike[str]) -> Path:
+    """``path`` with symlinks resolved, so a rename replaces the link's target, not the link."""
+    return Path(os.path.realpath(path))
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike[str]) -> Iterator[TextIO]:
     """A UTF-8 text handle whose content replaces ``path`` only if the block succeeds.
 
     The handle writes to a temporary file in the target's directory, which is flushed, fsynced and
     renamed over the target at the end; on any error it is removed and the target is untouched.
+    A symlink is followed (its target is replaced). ``-`` writes to standard output and a character
+    device, FIFO or socket is written directly (see :func:`output_kind`): those cannot be atomic.
     An unwritable location raises :class:`DataError` before anything is written.
     """
-    target = Path(path)
+    kind = output_kind(path)
+    if kind == "stdout":
+        with _stdout_handle() as handle:
+            yield handle
+        return
+    target = _resolved(path)
+    if kind == "stream":
+        with _stream_handle(target) as handle:
+            yield handle
+        return
     directory = _check_target(target)
     try:
         mode = _new_file_mode(target)
         fd, temp = tempfile.mkstemp(dir=directory, prefix=".synthtext-", suffix=".tmp")
     except OSError as exc:
-        raise DataError(f"cannot write to {target}: {exc.strerror or exc}.") from exc
+        raise DataError(f"cannot write to {path}: {exc.strerror or exc}.") from exc
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             yield handle
@@ -369,9 +466,46 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[TextIO]:
         with contextlib.suppress(OSError):
             os.unlink(temp)
         if isinstance(exc, OSError):
-            raise DataError(f"cannot write to {target}: {exc.strerror or exc}.") from exc
+            raise DataError(f"cannot write to {path}: {exc.strerror or exc}.") from exc
         raise
     fsync_directory(directory)
+
+
+@contextlib.contextmanager
+def _stdout_handle() -> Iterator[TextIO]:
+    """UTF-8, untranslated line ends, on standard output (left open)."""
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is None:  # a text-only stand-in (e.g. io.StringIO): write to it as it is
+        yield sys.stdout
+        sys.stdout.flush()
+        return
+    sys.stdout.flush()
+    handle = io.TextIOWrapper(buffer, encoding="utf-8", newline="")
+    try:
+        yield handle
+        handle.flush()
+    finally:
+        handle.detach()  # leaves sys.stdout's buffer open
+
+
+@contextlib.contextmanager
+def _stream_handle(target: Path) -> Iterator[TextIO]:
+    """Write straight into a device, FIFO (blocks until a reader opens it) or listening socket."""
+    try:
+        if stat.S_ISSOCK(os.stat(target).st_mode):
+            connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            connection.connect(str(target))
+            handle = connection.makefile("w", encoding="utf-8", newline="")
+            connection.close()  # the file object keeps the connection open until it is closed
+        else:
+            handle = open(target, "w", encoding="utf-8", newline="")
+    except OSError as exc:
+        raise DataError(f"cannot write to {target}: {exc.strerror or exc}.") from exc
+    try:
+        with handle:
+            yield handle
+    except OSError as exc:
+        raise DataError(f"cannot write to {target}: {exc.strerror or exc}.") from exc
 
 
 def _check_target(target: Path) -> Path:
@@ -391,18 +525,26 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
     """Raise :class:`DataError` now if :func:`write_csv` / :func:`write_text` could not write
     ``path``: call it before hours of work, not after. Creates and removes a temporary file next
     to ``path`` (the only portable test: mode bits say nothing to root or about read-only mounts);
-    ``path`` itself is not touched. Returns ``path`` as a Path.
+    ``path`` itself is not touched, nor opened when it is a device, FIFO or socket (opening a FIFO
+    would wait for, or take, its reader). Returns ``path`` as a Path.
     """
-    target = Path(path)
+    kind = output_kind(path)
+    if kind == "stdout":
+        return Path(path)
+    target = _resolved(path)
+    if kind == "stream":
+        if not os.access(target, os.W_OK):
+            raise DataError(f"cannot write to {path}: permission denied.")
+        return Path(path)
     directory = _check_target(target)
     try:
         fd, temp = tempfile.mkstemp(dir=directory, prefix=".synthtext-", suffix=".tmp")
     except OSError as exc:
-        raise DataError(f"cannot write to {target}: {exc.strerror or exc}.") from exc
+        raise DataError(f"cannot write to {path}: {exc.strerror or exc}.") from exc
     os.close(fd)
     with contextlib.suppress(OSError):
         os.unlink(temp)
-    return target
+    return Path(path)
 
 
 def _new_file_mode(target: Path) -> int:

@@ -36,7 +36,7 @@ from torch import nn
 
 from .config import PrivacyConfig, PrivacyLedger, TrainConfig
 from .default_model import DEFAULT_MODEL_LABEL
-from .errors import ConfigError, DataError, ModelError
+from .errors import ConfigError, DataError, ModelError, option
 
 BUILTIN_PREFIX = "synthtext/byte-transformer"
 BUILTIN = "builtin"
@@ -379,7 +379,8 @@ class BaseModel:
             return self.default_max_length
         if self.max_positions and train.max_length > self.max_positions:
             raise ConfigError(
-                f"max_length={train.max_length} is more than {self.name} supports ({self.max_positions} positions)."
+                f"{option(f'TrainConfig(max_length={train.max_length})', f'--max-length {train.max_length}')} is "
+                f"more than {self.name} supports ({self.max_positions} positions): lower it."
             )
         return train.max_length
 
@@ -451,17 +452,22 @@ def load_base_model(
 def _check_no_builtin_size(size, what: str) -> None:
     if isinstance(size, ByteLMConfig) or size not in ("auto", None):
         raise ConfigError(f"model_size={size!r} applies to the built-in byte-level model only, not to {what}: "
-                          "pass model='builtin' (--model builtin) with it, or leave model_size at 'auto'.")
+                          f"pass {option('model=' + repr('builtin'), '--model builtin')} with it, or leave "
+                          f"{option('model_size', '--model-size')} at 'auto'.")
+
+
+_BUILTIN = option("model='builtin'", "--model builtin")
 
 
 def _help(name: str) -> str:
     return (
         f"To use {name!r}: on a machine with internet access run "
         f"`hf download {name} --local-dir ./models/{Path(name).name}` "
-        f"(or `huggingface-cli download ...`) and pass model='./models/{Path(name).name}'. "
-        "Or leave model unset for the default model (SmolLM2-135M-Instruct, installed by scripts/setup.sh), "
-        "or pass model='builtin' for the built-in byte-level model (no download; trained from scratch "
-        "on your data, so expect much lower quality)."
+        f"(or `huggingface-cli download ...`) and pass "
+        f"{option(f'model={chr(39)}./models/{Path(name).name}{chr(39)}', f'--model ./models/{Path(name).name}')}. "
+        f"Or leave {option('model', '--model')} unset for the default model (SmolLM2-135M-Instruct, installed by "
+        f"scripts/setup.sh), or pass {_BUILTIN} for the built-in byte-level model (no download; trained from "
+        "scratch on your data, so expect much lower quality)."
     )
 
 
@@ -473,8 +479,8 @@ def _load_pretrained(name: str, *, revision: str | None = None) -> BaseModel:
     if not is_dir and (path.exists() or name.startswith((".", "/", "~")) or name.endswith(("/", os.sep))):
         raise ModelError(
             f"model={name!r}: no such directory (a local model must be a directory with config.json, "
-            "weights and tokenizer files). Leave model unset for the default model, or pass model='builtin' "
-            "for the built-in byte-level model."
+            f"weights and tokenizer files). Leave {option('model', '--model')} unset for the default model, or pass "
+            f"{_BUILTIN} for the built-in byte-level model."
         )
     source = str(path.resolve()) if is_dir else name
     kwargs: dict[str, Any] = {"trust_remote_code": False}
@@ -494,7 +500,7 @@ def _load_pretrained(name: str, *, revision: str | None = None) -> BaseModel:
         else:
             msg += (
                 "Check that the directory holds a Hugging Face causal LM (config.json). "
-                "Or leave model unset for the default model, or pass model='builtin'."
+                f"Or leave {option('model', '--model')} unset for the default model, or pass {_BUILTIN}."
             )
         raise ModelError(msg) from e
     family = FAMILY_OF_MODEL_TYPE.get(config.model_type, config.model_type)
@@ -504,7 +510,7 @@ def _load_pretrained(name: str, *, revision: str | None = None) -> BaseModel:
         raise ModelError(
             f"{where} (model_type={config.model_type!r}) is not a causal language model that transformers "
             f"can load without remote code: {_first_line(e)}. Use a GPT-2, Llama/SmolLM, Qwen or Pythia model, "
-            "or model='builtin' for the built-in model."
+            f"or {_BUILTIN} for the built-in model."
         ) from e
     except OSError as e:
         raise ModelError(f"could not load the weights from {where}: {_first_line(e)}. " + _help(name)) from e
@@ -703,7 +709,8 @@ def encode_examples(tokenizer: Any, prompts: Sequence[str], texts: Sequence[str]
     if too_long:
         raise DataError(
             f"{len(too_long)} prompt(s) (first: record {too_long[0]}) take all of max_length={max_length} tokens, "
-            "leaving no room for text. Raise max_length or use fewer conditioning columns."
+            f"leaving no room for text. Raise {option('TrainConfig.max_length', '--max-length')} or use fewer "
+            f"conditioning columns ({option('conditioning_columns=[...]', '--conditioning-columns')})."
         )
     return EncodedExamples(input_ids=input_ids, prompt_lengths=prompt_lengths, n_truncated=n_cut)
 

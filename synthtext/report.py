@@ -372,6 +372,56 @@ def _names(columns: Sequence[dict]) -> str:
     return ", ".join(repr(c["name"]) for c in columns)
 
 
+def _rare_sentence(rare: Mapping | None) -> str:
+    """What rare-category suppression (synthtext.tabular) did, per column: rows withheld from SDV, and
+    how many synthetic cells got what instead of the stand-in."""
+    parts = []
+    for column, info in (rare or {}).items():
+        if not isinstance(info, Mapping):
+            continue
+        withheld = f"{_fmt(info.get('values'))} distinct values in {_fmt(info.get('rows'))} real rows"
+        cells = info.get("cells_replaced")
+        if info.get("replaced_with") == "missing":
+            what = (f"{_fmt(cells)} synthetic cells left missing" if cells is not None else "left missing")
+            what += ", as no category was frequent enough"
+        elif info.get("replaced_with"):
+            what = (f"{_fmt(cells)} synthetic cells" if cells is not None else "the cells") + (
+                f" given one of its {_fmt(info.get('kept_categories'))} frequent categories, by frequency")
+        else:
+            what = "withheld"
+        parts.append(f"{column!r}: {withheld}; {what}")
+    if not parts:
+        return ""
+    k = next((i.get("min_count") for i in rare.values() if isinstance(i, Mapping) and i.get("min_count")), None)
+    seen = f"in fewer than {_fmt(k)} real rows" if k else "too rarely"
+    return (f" Categories seen {seen} were withheld from SDV, so they cannot be copied, and no placeholder "
+            "was written in their place (" + "; ".join(parts) + ").")
+
+
+def _pii_column_finding(replay: Mapping | None) -> str:
+    """What the evaluation's check of the PII columns for real values found, in one or two sentences."""
+    if not replay or not isinstance(replay.get("columns"), Mapping):
+        return ""
+    k = replay.get("common_min_rows")
+    found = []
+    for column, c in replay["columns"].items():
+        if c.get("n_equal_rare"):
+            found.append(f"{_fmt(c['n_equal_rare'])} synthetic {column!r} values equal a real one "
+                         f"({c.get('verdict')})")
+    rows = replay.get("rows") or {}
+    if rows.get("n_rows_replayed"):
+        found.append(f"{_fmt(rows['n_rows_replayed'])} real rows have two or more of their PII values together "
+                     "in one synthetic row")
+    what = ("each synthetic value against the real values of its column"
+            + (", and each real row's combination of them" if replay.get("rows") else "")
+            + (f", case and whitespace ignored, values found in {_fmt(k)} or more real rows aside" if k else ""))
+    if not found:
+        return f"The evaluation checked {what}: no real value came back."
+    verdict = ("A leak: see the leakage section." if replay.get("leak") else
+               "A single name, place or id can coincide by chance; see the leakage section.")
+    return f"The evaluation checked {what}: " + "; ".join(found) + f". {verdict}"
+
+
 def _caveats(data: dict, ledger: dict | None, pii: dict | None, evaluation: dict | None,
              audit: dict | None, redact_pii: bool | None) -> list[dict]:
     dp = bool(ledger and ledger.get("dp"))
@@ -383,7 +433,7 @@ def _caveats(data: dict, ledger: dict | None, pii: dict | None, evaluation: dict
     if redact_pii is False:
         add("pii_placeholders", "PII redaction was turned off for this run: the training text kept its "
             "detected PII. Only the text model's differential privacy, if any, protects it.")
-    else:
+    elif ledger is not None:  # a pair synthtext did not make: nothing is known about redaction (no_ledger says so)
         counted = sorted({e for by_entity in ((pii or {}).get("counted_only") or {}).values() for e in by_entity})
         kept = (f" Spans of {', '.join(counted)} that the redaction rule does not take (places, nationalities, "
                 "durations and vague dates such as 'last week', bare domains: not identifying, and mostly not "
@@ -420,16 +470,27 @@ def _caveats(data: dict, ledger: dict | None, pii: dict | None, evaluation: dict
             "differential privacy: their distributions and correlations come from the real data and rare "
             "values or combinations can reappear. Numbers stay within each real column's minimum and "
             "maximum (SDV's default), so the extremes, often one person's values, can show through. "
-            "The generated text is conditioned on them.")
+            "The generated text is conditioned on them." + _rare_sentence(data.get("rare_categories_suppressed")))
     kept = [c for c in data["columns"] if c["protected_by"].startswith("kept")]
     if kept:
         add("kept_not_protected", f"Columns {_names(kept)} were kept as given: the synthetic table reuses "
             "their real values, which are not protected at all.")
-    surrogate = [c for c in data["columns"] if c["role"] == "pii"]
+    pii_columns = [c for c in data["columns"] if c["role"] == "pii"]
+    # Only a run that made the synthetic table knows its PII columns are surrogates (protected_by says so);
+    # for any other pair (synthtext report) the report says what it checked and found, and claims nothing.
+    surrogate = [c for c in pii_columns if c["protected_by"].startswith("Faker")]
+    unmade = [c for c in pii_columns if not c["protected_by"].startswith("Faker")]
+    checked = _pii_column_finding((evaluation or {}).get("pii_column_replay"))
     if surrogate:
         add("pii_surrogates", f"Columns {_names(surrogate)} were detected as PII columns and replaced by "
             "Faker surrogates that are not derived from the data. A PII column the scan did not detect is "
-            "treated like any other column (see its row in the protection table).")
+            "treated like any other column (see its row in the protection table)."
+            + (f" {checked}" if checked else ""))
+    if unmade:
+        add("pii_columns_checked", f"Columns {_names(unmade)} were detected as PII columns in the real "
+            "table. This report did not make the synthetic table, so it cannot tell how their synthetic "
+            "values were made. " + (checked or "Their synthetic values were not checked for real ones.")
+            + " A PII column the scan did not detect is not checked.")
     n_train = (_n_train(ledger, data) if ledger else None) or data.get("n_rows")
     if dp and n_train and n_train < SMALL_DATA_ROWS:
         add("small_data", f"Only {n_train:,} rows were used for training under DP; peers recommend "
@@ -504,7 +565,9 @@ def report_pair(real, synthetic, out_dir: str | os.PathLike = "privacy_reports",
 
     Without the model there is no ledger and no membership-inference attack, and without a holdout the
     leakage baselines are missing: the report says so. PII replay searches the synthetic text for the PII
-    the scan finds in ``real``."""
+    the scan finds in ``real``, and the columns the scan finds to be PII themselves (a name or email column)
+    are checked for real values and real rows' combinations of them; the report claims nothing about how
+    their synthetic values were made."""
     from . import pii
     from .evaluate import evaluate
 
@@ -520,7 +583,7 @@ def report_pair(real, synthetic, out_dir: str | os.PathLike = "privacy_reports",
     conditioning = list(conditioning_columns) if conditioning_columns is not None else [
         c for c in real.columns if c not in scan.text_columns and c not in pii_columns]
     evaluation = evaluate(real, synthetic, scan.text_columns, conditioning,
-                          pii_values=pii.found_values(real, scan), embedding=embedding)
+                          pii_values=pii.found_values(real, scan), embedding=embedding, pii_columns=pii_columns)
     unknown = "unknown: this pair was not made by this run"
     columns = [{"name": str(c), "dtype": str(real[c].dtype),
                 "role": column_role(c, scan.text_columns, pii_columns, conditioning),
@@ -674,7 +737,7 @@ def render_html(report: Mapping) -> str:
         _nav(report),
         _summary_section(report),
         _data_section(report),
-        _pii_section(report.get("pii_scan")),
+        _pii_section(report.get("pii_scan"), report.get("data")),
         _privacy_section(report),
         _fidelity_section(report, plots),
         _leakage_section(report, plots),
@@ -742,7 +805,7 @@ def _data_section(report: Mapping) -> str:
             + _table(["Column", "Type", "Role", "Protected by"], rows) + "</section>")
 
 
-def _pii_section(pii: Mapping | None) -> str:
+def _pii_section(pii: Mapping | None, data: Mapping | None = None) -> str:
     out = ['<section id="pii"><h2>PII scan</h2>']
     if pii is None:
         out.append('<p class="na">No PII scan summary was given.</p></section>')
@@ -777,10 +840,11 @@ def _pii_section(pii: Mapping | None) -> str:
         out.append('<p class="na">No text column was scanned.</p>')
     structured = pii.get("structured_columns") or {}
     if structured:
+        # what protects them is the data summary's word: only a run that made the table knows it
+        protected = {c.get("name"): c.get("protected_by") for c in (data or {}).get("columns") or []}
         out.append("<h3>Columns that are PII themselves</h3>"
-                   + _table(["Column", "Entity type", "Replaced by"],
-                            [[_e(c), _e(e), "Faker surrogate (not derived from data)"]
-                             for c, e in structured.items()]))
+                   + _table(["Column", "Entity type", "Protected by"],
+                            [[_e(c), _e(e), _e(protected.get(c) or "unknown")] for c, e in structured.items()]))
     else:
         out.append("<p>No column was detected as PII by itself.</p>")
     out.append("</section>")
@@ -907,7 +971,8 @@ def _leakage_section(report: Mapping, plots: Mapping) -> str:
         return _not_evaluated("leakage", "Leakage")
     out = ['<section id="leakage"><h2>Leakage</h2><p>Does the synthetic text copy training rows or bring back '
            "PII found in them?</p>"]
-    out.append(_verdict_table(_section_verdicts(report, "leakage", None), with_column=True))
+    out.append(_verdict_table([v for v in _section_verdicts(report, "leakage", None)
+                               if v.get("metric") != "pii_row_replay"], with_column=True))  # shown below
     for column, sections in (evaluation.get("columns") or {}).items():
         leakage = (sections or {}).get("leakage") or {}
         out.append(f"<h3>Text column {_e(column)}</h3>")
@@ -939,7 +1004,46 @@ def _leakage_section(report: Mapping, plots: Mapping) -> str:
                            "text and to its closest holdout text: if the synthetic texts sit clearly closer "
                            "to training rows than to unseen rows, they are copying."))
         out.append(_details("All leakage figures for this column", leakage))
+    out.append(_pii_columns_leakage(report, evaluation.get("pii_column_replay")))
     out.append("</section>")
+    return "".join(out)
+
+
+def _pii_columns_leakage(report: Mapping, replay: Mapping | None) -> str:
+    """The structured PII columns' check for real values (evaluate's pii_column_replay)."""
+    out = ["<h3>Columns that are PII themselves</h3>"]
+    if not replay:
+        if (report.get("pii_scan") or {}).get("structured_columns"):
+            out.append('<p class="na">Not checked for real values: the evaluation was given no PII columns.</p>')
+            return "".join(out)
+        return ""
+    k = _fmt(replay.get("common_min_rows"))
+    out.append("<p>Does a real value of a PII column, or a real row's combination of them, come back in the "
+               f"synthetic table? Compared case-insensitively, whitespace collapsed; values found in {_e(k)} or "
+               "more real rows identify no one and are listed, not counted. A real row's combination (a name "
+               "with its email) and an email or phone number do not come back by chance; a single name, place "
+               "or id can, so up to "
+               f"{_e(_fmt(100 * (replay.get('chance_value_share') or 0)))}% of such a column is graded fair.</p>")
+    out.append(_verdict_table([v for v in report.get("verdicts") or [] if v.get("section") == "leakage"
+                               and v.get("metric") in ("pii_value_replay", "pii_row_replay")], with_column=True))
+    columns = replay.get("columns") or {}
+    if columns:
+        out.append(_table(["Column", "Entity type", "Kind", "Real values (distinct)", "Synthetic values",
+                           "Equal to a real value", f"... found in fewer than {k} real rows",
+                           "Distinct rare values replayed", "Common values replayed"],
+                          [[_e(c), _e(v.get("entity_type")), _e(v.get("kind")),
+                            _e(f"{_fmt(v.get('n_real_values'))} ({_fmt(v.get('n_real_distinct'))})"),
+                            _e(_fmt(v.get("n_synthetic_values"))), _e(_fmt(v.get("n_equal_real"))),
+                            _e(_fmt(v.get("n_equal_rare"))), _e(_fmt(v.get("n_rare_values_replayed"))),
+                            _e(_fmt(v.get("n_common_values_replayed")))] for c, v in columns.items()],
+                          numeric=[3, 4, 5, 6, 7, 8]))
+    rows = replay.get("rows")
+    if rows:
+        out.append(f"<p>Rows: {_e(_fmt(rows.get('n_rows_replayed')))} of {_e(_fmt(rows.get('n_real_rows_checked')))} "
+                   f"real rows with two or more PII values ({_e(', '.join(rows.get('columns') or []))}) have two or "
+                   f"more of them together in one synthetic row ({_e(_fmt(rows.get('n_synthetic_rows_with_real_combination')))} "
+                   f"synthetic rows); {_e(_fmt(rows.get('n_rows_common_combination')))} more share only a combination "
+                   f"found in {_e(k)} or more real rows.</p>")
     return "".join(out)
 
 

@@ -17,7 +17,9 @@ The PII scan and SDV read the real data without DP: the report says so, column b
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -31,11 +33,13 @@ import numpy as np
 import pandas as pd
 
 from . import prompts as prompt_format
-from .config import PrivacyConfig, PrivacyLedger, TrainConfig
-from .errors import ConfigError, DataError, ModelError, NotFittedError, PrivacyBudgetError
+from .config import MAX_ROWS, PrivacyConfig, PrivacyLedger, TrainConfig
+from .errors import ConfigError, DataError, ModelError, NotFittedError, PrivacyBudgetError, option
 
 SAVE_FORMAT = "synthtext-synthesizer"
-SAVE_VERSION = 1
+SAVE_VERSION = 2
+"""2: manifest.json (a SHA-256 of every saved file); ledgers checked against the accountant on load."""
+MANIFEST = "manifest.json"
 STRUCTURED_POOL_ROWS = 10_000
 
 # Control characters a model may emit (the byte model can write any byte) that no table should hold.
@@ -113,7 +117,7 @@ class TextSynthesizer:
     redact_pii: replace PII spans in the training text by placeholders first (defence in depth, not
         part of epsilon).
     redact_entities: which PII is redacted. ``None`` (default): what identifies a person (names, emails,
-        phones, card, account and ID numbers, IP addresses, URLs with a scheme or www., specific dates
+        phones, street addresses, card, account and ID numbers, IP addresses, URLs with a scheme or www., specific dates
         such as "March 3, 2021"; not durations or "last week"); ``"all"``: every span the scan finds;
         or a list of entity types (``"default"`` in it stands for the default set). Types not redacted
         are still counted in the scan and the report. See :mod:`synthtext.pii.redaction`.
@@ -156,12 +160,15 @@ class TextSynthesizer:
 
     # -- fit ------------------------------------------------------------------------------------------
 
-    def _privacy_per_model(self, n_models: int) -> PrivacyConfig:
+    def _privacy_per_model(self, n_models: int, n_records: int) -> PrivacyConfig:
+        """Each text model's share of the table's (epsilon, delta): both split evenly, so they add up to
+        the table's by basic composition. The table's delta is resolved once for ``n_records`` (default
+        min(1e-5, 1/(10 n))) and then split, whether it was given or not."""
         base = self.privacy or PrivacyConfig()
-        epsilon, delta = self.epsilon, self.delta if self.delta is not None else base.delta
-        if epsilon is None:
+        if self.epsilon is None:
             return replace(base, epsilon=None, delta=None)
-        return replace(base, epsilon=epsilon / n_models, delta=None if delta is None else delta / n_models)
+        table = replace(base, delta=self.delta if self.delta is not None else base.delta)
+        return replace(base, epsilon=self.epsilon / n_models, delta=table.resolve_delta(n_records) / n_models)
 
     def _train_config(self) -> TrainConfig:
         train = self.train or TrainConfig()
@@ -175,7 +182,7 @@ class TextSynthesizer:
         scan = pii.scan_pii(df, columns=self.text_columns, analyzer=self.analyzer, progress=self.progress)
         if not scan.text_columns:
             raise DataError("no text column found (a text column holds strings of 3+ words on average, "
-                            "mostly distinct); name them with text_columns=[...] (--text-columns).")
+                            f"mostly distinct); name them with {option('text_columns=[...]', '--text-columns')}.")
         for column in scan.text_columns:
             if df[column].isna().all() or not df[column].map(lambda v: isinstance(v, str) and v.strip()).any():
                 raise DataError(f"text column {column!r} is empty: every cell is missing or blank.")
@@ -215,6 +222,13 @@ class TextSynthesizer:
             raise ConfigError(f"epsilon: must be a positive number (or None for no DP), got {self.epsilon!r}.")
         if isinstance(self.holdout, bool) or not isinstance(self.holdout, (int, float)) or not 0 <= self.holdout <= 0.5:
             raise ConfigError(f"holdout: must be a share between 0 and 0.5 (default 0.1), got {self.holdout!r}.")
+        from .generate import check_sampling
+
+        # every setting is checked now, not after the scan, SDV and training
+        check_sampling(self.temperature, self.top_p, self.max_new_tokens, None, self.seed)
+        train_cfg = self._train_config()  # checks the seed (>= 0) with the rest of the training settings
+        if self.seed >= 2**32:
+            raise ConfigError(f"seed: must be below 2**32 (numpy's limit), got {self.seed}.")
         started = time.perf_counter()
         timings = {}
 
@@ -222,15 +236,15 @@ class TextSynthesizer:
         timings["scan"] = time.perf_counter() - started
 
         train_pos, holdout_pos = split_holdout(len(df), self.holdout, self.seed)
-        train_cfg = self._train_config()
-        privacy = self._privacy_per_model(len(scan.text_columns))
+        privacy = self._privacy_per_model(len(scan.text_columns), len(train_pos))
         try:
             plan_privacy(len(train_pos), privacy, train_cfg)  # refuse too-small data before any work
         except PrivacyBudgetError as exc:
             if len(holdout_pos) == 0:
                 raise
-            raise PrivacyBudgetError(f"{exc} (Training rows: the {len(df)} rows minus a {len(holdout_pos)}-row "
-                                     "holdout; holdout=0, --holdout 0, trains on every row.)") from None
+            raise PrivacyBudgetError(f"{exc.args[0]} (Training rows: the {len(df)} rows minus a "
+                                     f"{len(holdout_pos)}-row holdout; {option('holdout=0', '--holdout 0')} trains "
+                                     "on every row.)") from None
 
         train_df = df.iloc[train_pos].reset_index(drop=True)
         t0 = time.perf_counter()
@@ -290,10 +304,15 @@ class TextSynthesizer:
             missing = [c for c in self.conditioning_columns_ if c not in conditions.columns]
             if missing:
                 raise DataError(f"conditions lack the conditioning column(s) {missing}.")
-            rows = conditions.reset_index(drop=True).copy()
-            for column in self.columns_:
-                if column not in rows.columns:
-                    rows[column] = None
+            unknown = [c for c in conditions.columns if c not in self.columns_]
+            if unknown:
+                raise DataError(f"conditions have column(s) {unknown} that the synthesizer was not fitted with; "
+                                f"it knows {self.columns_}.")
+            given = conditions.reset_index(drop=True)
+            rows = self._rows_beside(given)
+            for column in given.columns:
+                if column not in self.text_columns_:
+                    rows[column] = given[column].to_numpy()
             return rows[self.columns_]
         if self.structured_pool_ is not None:  # loaded: SDV itself cannot be saved without pickle
             n = self.n_rows_ if num_rows is None else num_rows
@@ -307,6 +326,23 @@ class TextSynthesizer:
             return self.structured_.sample(num_rows)
         return self.structured_.sample(self.n_rows_ if num_rows is None else num_rows)
 
+    def _rows_beside(self, given: pd.DataFrame) -> pd.DataFrame:
+        """Rows for the columns ``given`` lacks, drawn as without conditions (pool or SDV; PII columns are
+        surrogates either way) but independently of the given values: SDV's conditional sampling is
+        not kept after saving and rejects values it has not seen. Keep mode has no rows to draw from:
+        its PII columns get fresh surrogates and the others stay missing."""
+        n = len(given)
+        if self.structured_pool_ is not None or self.structured_.method == "sdv":
+            return self._structured_rows(n, None).reset_index(drop=True)
+        from .pii import Surrogates
+
+        surrogates = Surrogates(locale=self.locale, seed=self.seed)
+        rows = pd.DataFrame({c: pd.Series([None] * n, dtype=object) for c in self.columns_})
+        for column, entity in self.pii_columns_.items():
+            if column not in given.columns:
+                rows[column] = [surrogates.new_value(entity) for _ in range(n)]
+        return rows
+
     def sample(self, num_rows: int | None = None, conditions: pd.DataFrame | None = None,
                *, seed: int | None = None) -> pd.DataFrame:
         """A synthetic table: ``num_rows`` rows (default: as many as fitted), or one row per row of
@@ -315,8 +351,10 @@ class TextSynthesizer:
         from .pii import Surrogates
 
         self._check_fitted()
-        if num_rows is not None and (isinstance(num_rows, bool) or not isinstance(num_rows, int) or num_rows < 1):
-            raise ConfigError(f"num_rows: must be a positive integer, got {num_rows!r}.")
+        if num_rows is not None and (isinstance(num_rows, bool) or not isinstance(num_rows, int)
+                                     or not 1 <= num_rows <= MAX_ROWS):
+            raise ConfigError(f"num_rows: must be a whole number from 1 to {MAX_ROWS:,} (sample several times with "
+                              f"different seeds for more), got {num_rows!r}.")
         seed = self.seed if seed is None else seed
         rows = self._structured_rows(num_rows, conditions)
         records = rows.to_dict("records")
@@ -411,7 +449,8 @@ class TextSynthesizer:
             train, synthetic, self.text_columns_, self.conditioning_columns_, holdout=holdout,
             pii_values=data.pii_values if data is not None else None,
             membership=self._membership() if membership and data is not None else None,
-            embedding=embedding, seed=self.seed, max_rows=max_rows, structured_quality=quality)
+            embedding=embedding, seed=self.seed, max_rows=max_rows, structured_quality=quality,
+            pii_columns=self.pii_columns_)
 
     def report_inputs(self) -> dict:
         """What the privacy report needs besides the evaluation: data summary, PII summary, ledger,
@@ -492,6 +531,8 @@ class TextSynthesizer:
                         else self.structured_.sample(STRUCTURED_POOL_ROWS))
                 (staging / "structured_pool.json").write_text(pool.to_json(orient="split", index=False))
             (staging / "synthesizer.json").write_text(json.dumps(state, indent=2) + "\n")
+            manifest = {"format": SAVE_FORMAT, "version": SAVE_VERSION, "sha256": _file_hashes(staging)}
+            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
             if target.exists():
                 shutil.rmtree(target)
             os.replace(staging, target)
@@ -546,6 +587,7 @@ class TextSynthesizer:
             raise ModelError(f"{source} was written by another synthtext version (format {found[0]!r} "
                              f"v{found[1]!r}; this one reads v{SAVE_VERSION}). Load it with the version that "
                              "saved it, or fit the synthesizer again with this one.")
+        _check_manifest(source)
         try:
             synth = cls._from_state(state, source)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
@@ -573,7 +615,7 @@ class TextSynthesizer:
                    for d in state["text_models"].values()):
             raise ValueError("text_models must name subdirectories of the saved directory")
         synth.models_ = {c: TrainedModel.load(source / d) for c, d in state["text_models"].items()}
-        synth.privacy_ledger_ = state["privacy_ledger"]
+        synth.privacy_ledger_ = _checked_table_ledger(state, synth.models_, source)
         synth.structured_ = None
         synth.structured_pool_ = None
         pool_file = source / "structured_pool.json"
@@ -584,7 +626,86 @@ class TextSynthesizer:
 
             synth.structured_ = StructuredSynthesizer(method="keep", pii_columns=synth.pii_columns_,
                                                       text_columns=synth.text_columns_)
+        _check_columns(synth, source)
         return synth
+
+
+def _file_hashes(directory: Path) -> dict[str, str]:
+    """SHA-256 of every file under ``directory`` but the manifest, by relative path."""
+    return {p.relative_to(directory).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(directory.rglob("*")) if p.is_file() and p.relative_to(directory).as_posix() != MANIFEST}
+
+
+def _check_manifest(source: Path) -> None:
+    """Every saved file is there, unchanged, and nothing was added. This catches edits and damage; it
+    is no signature (whoever edits the files can rewrite the manifest), which is why the ledgers are
+    also recomputed from the accountant on load."""
+    try:
+        manifest = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
+        expected = dict(manifest["sha256"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelError(f"{source} has no readable {MANIFEST} ({type(exc).__name__}); it is damaged or incomplete. "
+                         "Save the synthesizer again.") from exc
+    found = _file_hashes(source)
+    changed = sorted(name for name in expected.keys() & found.keys() if expected[name] != found[name])
+    missing, added = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
+    if changed or missing or added:
+        parts = [f"{label}: {', '.join(names)}" for label, names in
+                 (("changed since it was saved", changed), ("missing", missing), ("not saved by synthtext", added))
+                 if names]
+        raise ModelError(f"{source} does not match its {MANIFEST} ({'; '.join(parts)}). A saved synthesizer is "
+                         "loaded only as synthtext wrote it: save it again.")
+
+
+def _checked_table_ledger(state: dict, models: Mapping, source: Path) -> dict:
+    """The table's ledger recomputed from the per-model ledgers, each checked against the accountant;
+    a saved table ledger that says anything else (an edited epsilon) is refused."""
+    from .train import check_ledger
+
+    for column, model in models.items():
+        check_ledger(model.ledger, f"{source} (text model of {column!r})")
+    table = compose_ledgers([models[c].ledger for c in state["text_columns"]])
+    saved = state["privacy_ledger"]
+    for key in ("dp", "epsilon", "delta", "summary"):
+        ours, theirs = table[key], saved.get(key) if isinstance(saved, dict) else None
+        same = (ours == theirs if not isinstance(ours, float) or not isinstance(theirs, (int, float))
+                else math.isclose(ours, theirs, rel_tol=1e-9))
+        if not same:
+            raise ModelError(f"{source}: synthesizer.json says the table's {key} is {theirs!r}, but its text models' "
+                             f"ledgers give {ours!r}: the file was edited. Fit the synthesizer again.")
+    target = state["settings"].get("epsilon")
+    if table["dp"] != (target is not None) or (
+            table["dp"] and table["epsilon"] > float(target) * (1 + 1e-9)):
+        raise ModelError(f"{source}: the settings' epsilon {target!r} does not match the spent epsilon "
+                         f"{table['epsilon']!r}: the file was edited. Fit the synthesizer again.")
+    return table
+
+
+def _check_columns(synth: "TextSynthesizer", source: Path) -> None:
+    """The saved column roles agree with each other, the prompt format, the models and the pool."""
+    columns = synth.columns_
+    problems = []
+    if len(set(columns)) != len(columns) or len(synth.dtypes_) != len(columns):
+        problems.append("the column list has duplicates or does not match its dtypes")
+    for role, names in (("text", synth.text_columns_), ("conditioning", synth.conditioning_columns_),
+                        ("PII", list(synth.pii_columns_))):
+        unknown = [c for c in names if c not in columns]
+        if unknown:
+            problems.append(f"{role} column(s) {unknown} are not among the columns {columns}")
+    if set(synth.text_columns_) & (set(synth.conditioning_columns_) | set(synth.pii_columns_)):
+        problems.append("a column is both text and conditioning/PII")
+    if set(synth.models_) != set(synth.text_columns_):
+        problems.append(f"text models {sorted(synth.models_)} do not match the text columns {synth.text_columns_}")
+    fmt = synth.prompt_format_
+    if list(fmt.conditioning_columns) != list(synth.conditioning_columns_) or \
+            list(fmt.text_columns) != list(synth.text_columns_):
+        problems.append("the prompt format was made for other columns than the saved ones")
+    pool = synth.structured_pool_
+    if pool is not None and list(pool.columns) != list(columns):
+        problems.append(f"the structured pool has columns {list(pool.columns)}, not {columns}")
+    if problems:
+        raise ModelError(f"{source}: the saved synthesizer does not hold together ({'; '.join(problems)}). "
+                         "Fit the synthesizer again.")
 
 
 def check_save_target(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
@@ -598,7 +719,7 @@ def check_save_target(path: str | os.PathLike, *, overwrite: bool = False) -> Pa
         raise ModelError(f"cannot save to {target}: it is a file, not a directory. Choose a directory path.")
     if target.is_dir() and any(target.iterdir()):
         if not overwrite:
-            raise ModelError(f"{target} exists and is not empty; pass overwrite=True (--overwrite) "
+            raise ModelError(f"{target} exists and is not empty; pass {option('overwrite=True', '--overwrite')} "
                              "or choose another directory.")
         if not (target / "synthesizer.json").is_file():
             raise ModelError(f"refusing to replace {target}: it is not a saved synthesizer (no synthesizer.json), "
@@ -613,6 +734,16 @@ def check_save_target(path: str | os.PathLike, *, overwrite: bool = False) -> Pa
     return target
 
 
+def check_keep_rows(structured: str, num_rows: int | None, n_rows: int) -> None:
+    """Refuse, before any work, a row count that ``structured="keep"`` cannot write (it keeps every row)."""
+    if structured == "keep" and num_rows is not None and num_rows != n_rows:
+        raise ConfigError(
+            option(f"num_rows={num_rows}", f"--rows {num_rows}") + " with "
+            + option("structured='keep'", "--structured keep") + f": keep writes one synthetic row per input row "
+            f"({n_rows:,} here); leave the number of rows out, or use "
+            + option("structured='sdv'", "--structured sdv") + " for another number.")
+
+
 def synthesize(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilon: float | None = 8.0,
                num_rows: int | None = None, model: str | None = None, structured: str = "sdv",
                report: str | os.PathLike | None = None, **options) -> pd.DataFrame:
@@ -622,6 +753,8 @@ def synthesize(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, e
     ``report="privacy_reports"`` also evaluates the result and writes the privacy audit report to
     ``privacy_reports/<run-id>/``; its directory is in ``result.attrs["synthtext_report"]``.
     """
+    if isinstance(df, pd.DataFrame):
+        check_keep_rows(structured, num_rows, len(df))
     synth = TextSynthesizer(text_columns, epsilon=epsilon, model=model, structured=structured, **options)
     out = synth.fit(df).sample(num_rows)
     if report is not None:

@@ -18,6 +18,22 @@ A table has three kinds of columns, and this stage treats each differently:
     modelled. Which columns are PII is decided by the caller (:mod:`synthtext.pii`), not by SDV.
     PII columns get a fresh surrogate per row; where a PII column has missing values, SDV also models
     whether each row's value is missing.
+    **Rare categories** (a string value seen in fewer than ``min_category_count`` real rows, 5 by
+    default) are never shown to SDV, which samples categories from the real values it saw and would
+    otherwise copy a near-unique string (a review title, a small town) into the output. SDV learns them
+    as one stand-in category; each synthetic cell that draws it gets, instead:
+
+    - a value drawn from the column's kept (frequent) categories, in proportion to their real
+      frequencies, when the column has any; never a suppressed value;
+    - a missing value when no category of the column is frequent enough (a free-form title, a city
+      column where every city is rare). Not a Faker value: SDV never sees the column names, so the
+      type would be a guess from the name (a "state" column may hold a status), and a made-up city
+      would look like data that was modelled. Missing is honest and what the text model saw in rows
+      without a value. To get Faker values, declare the column PII (``pii_columns={"City":
+      "LOCATION"}``); to have it written by the language model, make it a text column.
+
+    ``rare_suppressed_`` holds, per column, how many values and real rows were suppressed, what
+    replaces them and how many cells the latest ``sample`` replaced; the privacy report repeats it.
     **SDV is not differentially private**: these columns are protected by being synthetic, not by a
     privacy guarantee, and the privacy report says so.
   - ``"keep"``: they are kept exactly as given (**not protected at all**; the report says so) and only
@@ -130,7 +146,30 @@ def _empty_like(dtype, n: int, index) -> pd.Series:
 
 
 RARE_CATEGORY = "_RARE_"
-"""What a categorical value seen fewer than ``min_category_count`` times becomes under SDV."""
+"""The stand-in SDV learns for categorical values seen fewer than ``min_category_count`` times (with
+digits added if a real value is spelled so). Internal: sampling replaces it, it never reaches the output."""
+REPLACED_BY_KEPT = "kept categories"
+REPLACED_BY_MISSING = "missing"
+
+
+@dataclass(frozen=True)
+class _RareFill:
+    """How ``sample`` replaces a column's rare stand-in: ``token`` becomes one of ``values`` (drawn with
+    probabilities ``weights``), or missing when there are none."""
+
+    token: str
+    values: tuple
+    weights: tuple
+
+
+def _rare_token(series: pd.Series) -> str:
+    """``RARE_CATEGORY``, or a variant no real value of ``series`` is equal to."""
+    present = set(series.dropna().astype(str))
+    token, i = RARE_CATEGORY, 0
+    while token in present:
+        i += 1
+        token = f"{RARE_CATEGORY}{i}"
+    return token
 
 
 class StructuredSynthesizer:
@@ -209,6 +248,7 @@ class StructuredSynthesizer:
         self.data_ = None
         self.sdv_ = None
         self.rare_suppressed_: dict[Any, dict] = {}
+        self.rare_fill_: dict[Any, _RareFill] = {}
         self.missing_flags_: dict[Any, _MissingFlag] = {}
         self.sdv_names_: dict[Any, str] = {}
         if self.method == "keep":
@@ -268,8 +308,10 @@ class StructuredSynthesizer:
         SDV samples a categorical column from the real values it saw, so a near-unique string (a
         review title, a zip code, a free-text note too short to count as text) would come out
         verbatim. Rare-category protection, as in MOSTLY AI's engine, keeps such values out of the
-        output; the counts are in ``rare_suppressed_`` (and the report)."""
+        output; the counts are in ``rare_suppressed_`` (and the report). ``sample`` replaces the
+        stand-in by a kept category or a missing value (module docstring); ``rare_fill_`` says how."""
         self.rare_suppressed_ = {}
+        self.rare_fill_ = {}
         names = {sdv_name: column for column, sdv_name in self.sdv_names_.items()}
         columns = metadata.to_dict()["tables"][_TABLE]["columns"]
         frame = frame.copy()
@@ -281,9 +323,21 @@ class StructuredSynthesizer:
             counts = series.value_counts()
             rare = counts.index[counts < self.min_category_count]
             if len(rare):
-                frame[sdv_name] = series.where(~series.isin(rare), RARE_CATEGORY)
-                self.rare_suppressed_[names[sdv_name]] = {"values": int(len(rare)),
-                                                          "rows": int(counts[rare].sum())}
+                column = names[sdv_name]
+                token = _rare_token(series)
+                frame[sdv_name] = series.where(~series.isin(rare), token)
+                # only categories with at least min_category_count rows, weighted by those counts:
+                # the same frequencies SDV learns for them, so no rare value can be drawn
+                kept = counts[counts >= self.min_category_count]
+                self.rare_fill_[column] = _RareFill(token, tuple(kept.index.tolist()),
+                                                    tuple((kept / kept.sum()).tolist()))
+                self.rare_suppressed_[column] = {
+                    "values": int(len(rare)), "rows": int(counts[rare].sum()),
+                    "min_count": self.min_category_count,
+                    "replaced_with": REPLACED_BY_KEPT if len(kept) else REPLACED_BY_MISSING,
+                    "kept_categories": int(len(kept)),
+                    "cells_replaced": 0,  # in the latest sample() call
+                }
         return frame
 
     def _check_fitted(self) -> None:
@@ -321,6 +375,7 @@ class StructuredSynthesizer:
             with _quiet_sdv():
                 sampled = self.sdv_.sample(n)[_TABLE].reset_index(drop=True)
             rows = pd.DataFrame({c: sampled[name] for c, name in self.sdv_names_.items()}, index=index)
+        self._replace_rare(rows)
         out = {}
         for column in self.columns_:
             dtype = self.dtypes_[column]
@@ -334,6 +389,27 @@ class StructuredSynthesizer:
             else:
                 out[column] = rows[column] if column in rows else _empty_like(dtype, n, index)
         return self._restore_dtypes(pd.DataFrame(out, index=index))
+
+    def _replace_rare(self, rows: pd.DataFrame) -> None:
+        """Replace each column's rare stand-in in place (module docstring: a kept category drawn by its
+        frequency, or missing) and count the cells in ``rare_suppressed_[column]["cells_replaced"]``."""
+        for column, fill in self.rare_fill_.items():
+            if column not in rows:
+                continue
+            values = rows[column].astype(object)
+            hit = values.eq(fill.token).fillna(False).to_numpy(dtype=bool)
+            n_hit = int(hit.sum())
+            if n_hit:
+                if fill.values:
+                    choices = np.empty(len(fill.values), dtype=object)
+                    choices[:] = list(fill.values)
+                    draws = choices[self.rng_.choice(len(choices), size=n_hit, p=np.asarray(fill.weights))]
+                else:
+                    draws = np.full(n_hit, np.nan, dtype=object)  # as SDV writes a missing category
+                values = values.copy()
+                values[hit] = draws
+                rows[column] = values
+            self.rare_suppressed_[column]["cells_replaced"] = n_hit
 
     def transform(self, df: pd.DataFrame) -> pd.DataFrame:
         """``df`` with the structured columns kept, PII columns replaced and text columns missing.
@@ -482,6 +558,8 @@ class StructuredSynthesizer:
                                    if c not in synth.pii_columns and c not in synth.text_columns]
         synth.data_ = None
         synth.sdv_ = None
+        synth.rare_suppressed_ = {}
+        synth.rare_fill_ = {}
         synth.missing_flags_ = {}
         synth.sdv_names_ = {}
         return synth

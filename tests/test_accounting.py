@@ -89,7 +89,11 @@ def test_no_dp_plan():
 def test_too_few_rows_refused_with_numbers():
     with pytest.raises(PrivacyBudgetError) as e:
         T.plan_privacy(50, PrivacyConfig(epsilon=8), TrainConfig())
-    assert "50 rows" in str(e.value) and "min_records=100" in str(e.value) and "epsilon=None" in str(e.value)
+    assert "50 rows" in str(e.value) and "at least 100" in str(e.value) and "epsilon=None" in str(e.value)
+    assert "PrivacyConfig.min_records" in str(e.value)
+    on_the_command_line = e.value.render(frozenset({"--epsilon", "--min-records"}))
+    assert "--epsilon none" in on_the_command_line and "--min-records" in on_the_command_line
+    assert "min_records" not in on_the_command_line and "epsilon=None" not in on_the_command_line
     # the threshold is configurable
     assert T.plan_privacy(50, PrivacyConfig(epsilon=8, min_records=10, accountant="gdp"),
                           TrainConfig(batch_size=10)).dp

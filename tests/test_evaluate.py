@@ -432,6 +432,93 @@ def test_pii_replay_leaves_values_common_in_the_training_text_out_of_the_share()
     assert pii_replay(synthetic, values)["rows_with_replay"] == 3  # without training texts nothing is left out
 
 
+PII_COLUMNS = {"customer_name": "PERSON", "email": "EMAIL_ADDRESS"}
+
+
+def _people_tables(reviews, n=60):
+    """A "real" table of people (Faker names, addresses at ordinary mail domains) and a synthetic one whose
+    PII columns are fresh surrogates, made as synthtext makes them; the texts are other real reviews."""
+    from faker import Faker
+
+    from synthtext.pii import Surrogates
+
+    fake = Faker("en_US")
+    fake.seed_instance(0)
+    real = pd.DataFrame({"customer_name": [fake.name() for _ in range(n)],
+                         "email": [fake.free_email() for _ in range(n)],
+                         TEXT: reviews[TEXT].iloc[:n].tolist()})
+    surrogates = Surrogates(seed=1)
+    synthetic = pd.DataFrame({"customer_name": [surrogates.new_value("PERSON") for _ in range(n)],
+                              "email": [surrogates.new_value("EMAIL_ADDRESS") for _ in range(n)],
+                              TEXT: reviews[TEXT].iloc[n:2 * n].tolist()})
+    return real, synthetic
+
+
+def test_copied_real_name_email_pairs_in_pii_columns_are_flagged(reviews):
+    """Issue 12.10: 10 real (name, email) pairs copied into the synthetic PII columns are a leak (row and
+    value checks poor), found through case and whitespace changes; only counts reach the result."""
+    real, fresh = _people_tables(reviews)
+    leaky = fresh.copy()
+    copied = real.loc[5:14, ["customer_name", "email"]].to_numpy()
+    copied[::2] = [[f"  {name.upper()} ", email.title()] for name, email in copied[::2]]  # same people
+    leaky.loc[30:39, ["customer_name", "email"]] = copied
+    result = evaluate(real, leaky, [TEXT], [], embedding="tfidf", pii_columns=PII_COLUMNS)
+    replay = result.pii_column_replay
+    assert replay["leak"] is True
+    assert replay["rows"]["n_rows_replayed"] == 10 and replay["rows"]["n_synthetic_rows_with_real_combination"] == 10
+    assert replay["columns"]["email"]["n_equal_rare"] == 10 and replay["columns"]["email"]["kind"] == "identifying"
+    assert replay["columns"]["customer_name"]["n_rare_values_replayed"] == 10
+    rows = _verdict(result, "pii_row_replay", None)
+    assert rows["verdict"] == "poor" and rows["section"] == "leakage"
+    assert rows["plain"].startswith("10 real rows") and "leaks real people" in rows["plain"]
+    email = _verdict(result, "pii_value_replay", "email")
+    assert email["verdict"] == "poor" and "leaks real values" in email["plain"]
+    assert _verdict(result, "pii_value_replay", "customer_name")["verdict"] == "poor"  # 17% of a column: no chance
+    assert result.to_dict()["pii_column_replay"]["rows"]["n_rows_replayed"] == 10
+    dumped = json.dumps(result.to_dict(), allow_nan=False).casefold()
+    for name, email_address in real[["customer_name", "email"]].itertuples(index=False):
+        assert name.casefold() not in dumped and email_address.casefold() not in dumped
+
+    clean = evaluate(real, fresh, [TEXT], [], embedding="tfidf", pii_columns=PII_COLUMNS)
+    assert clean.pii_column_replay["leak"] is False and clean.pii_column_replay["rows"]["n_rows_replayed"] == 0
+    assert clean.pii_column_replay["columns"]["email"]["n_equal_real"] == 0
+    assert {v["verdict"] for v in clean.verdicts if v["metric"] in ("pii_value_replay", "pii_row_replay")} == {"good"}
+    assert evaluate(real, fresh, [TEXT], [], embedding="tfidf").pii_column_replay is None  # not asked: not checked
+    with pytest.raises(DataError, match="PII column 'phone'"):
+        evaluate(real, fresh, [TEXT], [], embedding="tfidf", pii_columns={"phone": "PHONE_NUMBER"})
+
+
+def test_pii_column_replay_tells_chance_from_copying():
+    """A single common name can come back by chance (fair, not a leak); a value found in 5 or more real rows
+    identifies no one (not counted); an email, a phone number written differently, or a copied name column
+    is a leak; with one PII column there is no row check."""
+    from synthtext.evaluate import CHANCE_VALUE_SHARE, _pii_column_verdicts, pii_column_replay
+
+    names = [f"Person Number{i}" for i in range(48)] + ["John Smith"] + ["Ann"] * 6 + [None]
+    real = pd.DataFrame({"name": names, "email": [f"p{i}@mailbox.test" for i in range(len(names))],
+                         "phone": [f"(212) 555-{1000 + i}" for i in range(len(names))]})
+    synthetic = pd.DataFrame({"name": [" john   SMITH", "Ann", "Ann", None] + [f"Fresh Name{i}" for i in range(16)],
+                              "email": ["someone@else.test"] * 20, "phone": [f"646-555-{i:04d}" for i in range(20)]})
+    result = pii_column_replay(real, synthetic, {"name": "PERSON", "email": "EMAIL_ADDRESS", "phone": "PHONE_NUMBER"})
+    name = result["columns"]["name"]
+    assert name["n_synthetic_values"] == 19 and name["n_equal_real"] == 3 and name["n_equal_rare"] == 1
+    assert name["n_common_values_replayed"] == 1 and name["kind"] == "chance-prone"
+    assert name["verdict"] == "fair" and name["share_rare"] == pytest.approx(1 / 19) and 1 / 19 <= CHANCE_VALUE_SHARE
+    assert result["rows"]["n_rows_replayed"] == 0 and result["rows"]["n_real_rows_checked"] == len(names)
+    assert result["leak"] is False
+    plain = {v["metric"] + str(v["column"]): v for v in _pii_column_verdicts(result)}
+    assert plain["pii_value_replayname"]["verdict"] == "fair" and "chance" in plain["pii_value_replayname"]["plain"]
+    assert plain["pii_row_replayNone"]["verdict"] == "good"
+
+    synthetic.loc[5, "phone"] = "212.555.1003"  # the same number, other separators
+    phone = pii_column_replay(real, synthetic, {"phone": "PHONE_NUMBER"})
+    assert phone["columns"]["phone"]["verdict"] == "poor" and phone["leak"] is True and phone["rows"] is None
+
+    copied = pii_column_replay(real, real[["name"]].copy(), {"name": "PERSON"})  # the whole name column
+    assert copied["columns"]["name"]["verdict"] == "poor" and copied["leak"] is True
+    assert copied["columns"]["name"]["n_common_values_replayed"] == 1  # "Ann" is in 6 real rows
+
+
 def test_mia_auc_is_higher_for_a_model_trained_without_dp_than_with_dp():
     """The issue's check on real models: few rows, trained to memorise without DP, give a loss-based
     attack a higher AUC than the same training under DP (epsilon 1)."""

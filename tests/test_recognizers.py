@@ -6,6 +6,8 @@ recognizer breaks even when another one happens to find the same text.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from synthtext import pii
@@ -50,7 +52,7 @@ def test_luhn_helper_agrees_with_presidio():
 def test_recognizers_are_registered_and_replace_stock_ones(analyzer):
     names = {r.name for r in analyzer.registry.recognizers}
     assert {"PaymentCardRecognizer", "LibPhoneRecognizer", "PhoneShapeRecognizer", "NhsNumberRecognizer",
-            "NameListRecognizer"} <= names
+            "StreetAddressRecognizer", "NameListRecognizer"} <= names
     assert not names & recognizers.REPLACED_RECOGNIZERS
 
 
@@ -145,6 +147,99 @@ def test_nhs_numbers_are_still_found(analyzer, text):
     assert (number, "NhsNumberRecognizer") in found(analyzer, text, "UK_NHS")
     spans = pii.analyze_texts([text], analyzer=analyzer, n_jobs=1)[0]
     assert "<UK_NHS>" in pii.redact(text, spans)
+
+
+# Planted PII that slipped through the default redaction (bench/bench_redaction.py --planted-only) -----
+
+
+def redacted_by_default(analyzer, text: str) -> str:
+    spans = pii.analyze_texts([text], analyzer=analyzer, n_jobs=1)[0]
+    return pii.redact(text, pii.redaction_spans(text, spans))
+
+
+# Faker en_US phone numbers that went into the training text whole: "001-" (international prefix "00"
+# for "+") was over the national pattern's 12 digits, and python-phonenumbers rejects Faker's made-up
+# area codes, so without a phone word before them 3-3-4 numbers were only "possible" (score 0.3).
+@pytest.mark.parametrize("template, number", [
+    ("Returned it; questions to {} please.", "001-497-476-5823x6940"),
+    ("Ordered twice, both arrived late. Reach me on {}.", "001-666-223-7582x57173"),
+    ("The store said to text {} for a return label, nobody answered.", "001-665-247-6048x4870"),
+    ("Love this top but the zipper broke. Please call me at {} about a replacement.", "001-535-646-0305x357"),
+    ("The store said to text {} for a return label, nobody answered.", "001-429-245-0678"),
+    ("Runs small, size up. My number is {} if the seller wants feedback.", "001-275-468-5125"),
+    ("Great fabric. {} is my cell, the courier can ring me there.", "328.671.1587"),
+    ("Runs small, size up. My number is {} if the seller wants feedback.", "400.535.1056"),
+    ("Great fabric. {} is my cell, the courier can ring me there.", "429.398.6930x0690"),
+    ("The store said to text {} for a return label, nobody answered.", "391-715-3475x77881"),
+    ("The store said to text {} for a return label, nobody answered.", "(598)682-5986x34174"),
+    ("Great fabric. {} is my cell, the courier can ring me there.", "(397)242-0354"),
+    ("Ordered twice, both arrived late. Reach me on {}.", "5586235703"),
+    ("Returned it; questions to {} please.", "328.671.1587 ext. 12"),
+    ("Returned it; questions to {} please.", "328-671-1587 x 12"),
+    ("Returned it; questions to {} please.", "001 (497) 476-5823"),  # "001 " was left in the text
+])
+def test_faker_phone_formats_that_slipped_are_redacted_whole(analyzer, template, number):
+    text = template.format(number)
+    assert (number, "PhoneShapeRecognizer") in found(analyzer, text, "PHONE_NUMBER")
+    assert redacted_by_default(analyzer, text) == template.format("<PHONE_NUMBER>")
+
+
+# Faker en_US street addresses (fake.street_address(), fake.address() with ", " for the newline): spaCy
+# tagged at most a piece as LOCATION or PERSON, and LOCATION is only counted.
+@pytest.mark.parametrize("template, address", [
+    ("Shipped to {} in two days, very happy with the dress.", "4740 Trevino Valleys"),
+    ("I live at {} and the package was left at the wrong door.", "7637 Aimee Ranch"),
+    ("Delivery to {} took three weeks, the sweater was worth it.", "1009 George Throughway"),
+    ("Please send the replacement to {} as soon as possible.", "60429 Christian Way Suite 826"),
+    ("Shipped to {} in two days, very happy with the dress.", "85921 John Flats Suite 306, Josephshire, KS 58556"),
+    ("Please send the replacement to {} as soon as possible.",
+     "95422 Gonzalez Crest Suite 624, Jenniferburgh, VI 53680"),
+    ("I live at {} and the package was left at the wrong door.", "57891 Lisa Estate, Port Susanview, IL 70837"),
+    ("Delivery to {} took three weeks, the sweater was worth it.",
+     "912 Singleton Valley Apt. 954, New Kevin, OK 54582"),
+    ("Shipped to {} in two days, very happy with the dress.", "9545 Brandon Pike Apt. 780, Floreshaven, FM 27102"),
+    # "North Gina" was a name listed with a name (score 1.0), which outranked the address.
+    ("Shipped to {} in two days, very happy with the dress.", "15371 Nicole Mill, North Gina, CA 07050"),
+    ("Please send the replacement to {} as soon as possible.", "PSC 1245, Box 4927, APO AA 01407"),
+    ("Please send the replacement to {} as soon as possible.", "USNS Smith, FPO AE 12345"),
+    ("We met at {} yesterday.", "12 Main St."),
+    ("Stop by {} for returns.", "12 Main St."),  # "by" before a number that is not a year
+    ("Mail it to {}, thanks.", "P.O. Box 123, Springfield, IL 62704"),
+])
+def test_faker_street_addresses_are_redacted_whole(analyzer, template, address):
+    text = template.format(address)
+    assert (address, "StreetAddressRecognizer") in found(analyzer, text, "STREET_ADDRESS")
+    assert redacted_by_default(analyzer, text) == template.format("<STREET_ADDRESS>")
+
+
+# Numbers in reviews that are not PII: none of their digits may be redacted by default.
+@pytest.mark.parametrize("text", [
+    "I ordered size 12 and it fits perfectly.",
+    "Paid $45.99 on sale, regular price $128.00.",
+    "Bought 3 of them in 2019 and 2 more in 2021.",
+    "5 out of 5 stars, would buy again.",
+    "Rated it 4/5 because the hem frayed after 10 washes.",
+    "We ordered 250 units for the team, 12 arrived torn.",
+    "Order quantity 1200 pieces, delivered in 14 days.",
+    "I'm 5'4\" and 130 lbs, 34B, and the XS fit.",
+    "The 24 x 36 inch poster came with a 4x6 print.",
+    "Size 10x12 rug, 2x the thickness I expected.",
+    "Model 2020 runs 1-2 sizes small, I'm 38-30-40.",
+    "Extension cord was 6 ft, ext. 2 meters would help.",
+    "I wear a 32x34 in jeans and a 7.5 in shoes.",
+    "I wear size 12 Petite Park dresses all year.",
+    "In 2019 Central Park was lovely in this coat.",
+    "Call me, the code is 078-05-1120.",
+])
+def test_ordinary_numbers_are_not_phones_or_addresses(analyzer, text):
+    assert found(analyzer, text, "PHONE_NUMBER") == []
+    assert found(analyzer, text, "STREET_ADDRESS") == []
+    assert re.findall(r"\d+", redacted_by_default(analyzer, text)) == re.findall(r"\d+", text)
+
+
+def test_street_addresses_are_redacted_by_default_with_street_surrogates():
+    assert "STREET_ADDRESS" in pii.DEFAULT_REDACT_ENTITIES
+    assert pii.Surrogates(seed=0).new_value("STREET_ADDRESS")[0].isdigit()  # Faker's street_address
 
 
 # Person names -------------------------------------------------------------------------------------

@@ -198,6 +198,25 @@ def test_protection_is_derived_when_not_given_and_false_dp_claims_are_refused():
         build_report(**_inputs(data_summary=_data_summary(columns=[{"name": "x", "role": "secret"}])))
 
 
+def test_the_sdv_caveat_says_how_rare_categories_were_replaced():
+    """Issue 12.11: per column, the suppressed counts and what the synthetic cells got instead."""
+    data = _data_summary()
+    data["rare_categories_suppressed"] = {
+        "Title": {"values": 420, "rows": 434, "min_count": 5, "replaced_with": "kept categories",
+                  "kept_categories": 12, "cells_replaced": 431},
+        "City": {"values": 80, "rows": 500, "min_count": 5, "replaced_with": "missing",
+                 "kept_categories": 0, "cells_replaced": 500},
+        "Old": {"values": 3, "rows": 4},  # a summary from before the replacement was recorded
+    }
+    caveat = {c["id"]: c["text"] for c in build_report(**_inputs(data_summary=data))["caveats"]}["sdv_not_dp"]
+    assert "fewer than 5 real rows" in caveat and "_RARE_" not in caveat
+    assert "'Title': 420 distinct values in 434 real rows; 431 synthetic cells given one of its 12 frequent" in caveat
+    assert "'City': 80 distinct values in 500 real rows; 500 synthetic cells left missing" in caveat
+    assert "'Old': 3 distinct values in 4 real rows; withheld" in caveat
+    plain = {c["id"]: c["text"] for c in build_report(**_inputs())["caveats"]}["sdv_not_dp"]
+    assert "withheld from SDV" not in plain and plain.endswith("conditioned on them.")
+
+
 def test_caveats_are_present_and_follow_the_run():
     ids = {c["id"] for c in build_report(**_inputs())["caveats"]}
     assert {"pii_placeholders", "epsilon_scope", "sdv_not_dp", "pii_surrogates", "small_data",
@@ -296,6 +315,117 @@ def test_pii_replay_section_says_what_the_share_leaves_out():
     assert "Values common in the training text" in page and "<td class=\"num\">2</td>" in page
     del evaluation["columns"][TEXT]["leakage"]["pii_replay"]["common_min_texts"]  # evaluated without them
     assert "Nor values found" not in render_html(build_report(**_inputs(evaluation=evaluation)))
+
+
+def _pii_column_evaluation(copies: int):
+    """_evaluation() with the structured PII check of 40 real customers, ``copies`` of them copied whole."""
+    import pandas as pd
+
+    from synthtext.evaluate import _pii_column_verdicts, pii_column_replay
+
+    real = pd.DataFrame({"Customer": [f"Real Person{i}" for i in range(40)],
+                         "Email": [f"real{i}@mailbox.test" for i in range(40)]})
+    synthetic = pd.DataFrame({"Customer": [f"Fresh Person{i}" for i in range(40)],
+                              "Email": [f"fresh{i}@example.org" for i in range(40)]})
+    synthetic.iloc[:copies] = real.iloc[:copies].to_numpy()
+    replay = pii_column_replay(real, synthetic, {"Customer": "PERSON", "Email": "EMAIL_ADDRESS"})
+    evaluation = _evaluation(plots=False)
+    evaluation["pii_column_replay"] = replay
+    evaluation["verdicts"] = evaluation["verdicts"] + _pii_column_verdicts(replay)
+    return evaluation
+
+
+def _pair_summaries():
+    """Data and PII summaries as report_pair makes them: it did not make the synthetic table."""
+    unknown = "unknown: this pair was not made by this run"
+    columns = [{"name": TEXT, "role": "text", "protected_by": unknown},
+               {"name": "Customer", "role": "pii", "protected_by": unknown},
+               {"name": "Email", "role": "pii", "protected_by": unknown}]
+    data = {"n_rows": 40, "n_train": 40, "n_holdout": 0, "columns": columns, "text_columns": [TEXT],
+            "conditioning_columns": [], "structured": None, "model": None}
+    pii = {"counts": {TEXT: {}}, "structured_columns": {"Customer": "PERSON", "Email": "EMAIL_ADDRESS"},
+           "examples": {}}
+    return data, pii
+
+
+def test_pii_column_caveat_says_what_was_checked_for_a_pair_it_did_not_make():
+    """Issue 12.10: for a given pair the report cannot know the PII columns were replaced by surrogates: it
+    says what it checked and what it found. A run's own report keeps its claim and adds the finding."""
+    data, pii = _pair_summaries()
+    for copies, finding in ((0, "no real value came back"), (10, "10 real rows have two or more")):
+        report = build_report(evaluation=_pii_column_evaluation(copies), ledger=None, data_summary=data,
+                              pii_summary=pii)
+        caveats = {c["id"]: c["text"] for c in report["caveats"]}
+        assert "pii_surrogates" not in caveats
+        text = caveats["pii_columns_checked"]
+        assert "'Customer', 'Email'" in text and "did not make the synthetic table" in text and finding in text
+        page = render_html(report)
+        assert not any("replaced by faker surrogates" in c.casefold() for c in caveats.values())
+        assert "Faker surrogate" not in page  # nor in the PII scan's table of PII columns
+        assert "<h3>Columns that are PII themselves</h3>" in page.split('id="leakage"')[1]
+    assert report["overall"]["leakage"]["verdict"] == "poor"
+    assert report["overall"]["leakage"]["plain"].split("Worst: ")[1].startswith("10 real rows")
+    assert "A leak" in text
+
+    unchecked = build_report(evaluation=_evaluation(plots=False), ledger=None, data_summary=data, pii_summary=pii)
+    text = {c["id"]: c["text"] for c in unchecked["caveats"]}["pii_columns_checked"]
+    assert "were not checked for real ones" in text
+    assert "Not checked for real values" in render_html(unchecked)
+
+    own = build_report(**_inputs(evaluation=_pii_column_evaluation(0)))  # made by synthtext: Faker surrogates
+    caveats = {c["id"]: c["text"] for c in own["caveats"]}
+    assert "pii_columns_checked" not in caveats
+    assert "replaced by Faker surrogates" in caveats["pii_surrogates"]
+    assert "no real value came back" in caveats["pii_surrogates"]
+
+
+def test_report_pair_flags_real_name_email_pairs_copied_into_the_synthetic_table(tmp_path):
+    """Issue 12.10 end to end: `synthtext report` finds the PII columns in the real table, flags 10 copied
+    (name, email) pairs, passes fresh surrogates, and never claims the columns were replaced."""
+    import pandas as pd
+    from faker import Faker
+
+    from synthtext.io import read_csv
+    from synthtext.pii import Surrogates
+    from synthtext.report import report_pair
+
+    reviews = read_csv(ROOT / "examples" / "reviews_500.csv")
+    fake, surrogates, n = Faker("en_US"), Surrogates(seed=1), 60
+    fake.seed_instance(0)
+    real = pd.DataFrame({"customer_name": [fake.name() for _ in range(n)],
+                         "email": [fake.free_email() for _ in range(n)],
+                         TEXT: reviews[TEXT].iloc[:n].tolist()})
+    fresh = pd.DataFrame({"customer_name": [surrogates.new_value("PERSON") for _ in range(n)],
+                          "email": [surrogates.new_value("EMAIL_ADDRESS") for _ in range(n)],
+                          TEXT: reviews[TEXT].iloc[n:2 * n].tolist()})
+    leaky = fresh.copy()
+    leaky.loc[30:39, ["customer_name", "email"]] = real.loc[5:14, ["customer_name", "email"]].to_numpy()
+    reports = {}
+    for name, synthetic in (("fresh", fresh), ("leaky", leaky)):
+        run = report_pair(real, synthetic, tmp_path, text_columns=[TEXT], embedding="tfidf", run_id=name)
+        reports[name] = (json.loads((run / "report.json").read_text(encoding="utf-8")),
+                         (run / "report.html").read_text(encoding="utf-8"))
+    report, page = reports["leaky"]
+    assert report["pii_scan"]["structured_columns"] == {"customer_name": "PERSON", "email": "EMAIL_ADDRESS"}
+    replay = report["evaluation"]["pii_column_replay"]
+    assert replay["leak"] is True and replay["rows"]["n_rows_replayed"] == 10
+    verdicts = {(v["metric"], v["column"]): v for v in report["verdicts"]}
+    assert verdicts[("pii_row_replay", None)]["verdict"] == "poor"
+    assert verdicts[("pii_value_replay", "email")]["verdict"] == "poor"
+    assert report["overall"]["leakage"]["verdict"] == "poor"
+    caveats = {c["id"]: c["text"] for c in report["caveats"]}
+    assert "pii_surrogates" not in caveats and "10 real rows" in caveats["pii_columns_checked"]
+    assert "replaced by faker surrogates" not in json.dumps(report["caveats"]).casefold()
+    assert "Faker surrogate" not in page and "10 real rows" in page
+    for name, email in real[["customer_name", "email"]].itertuples(index=False):
+        assert email not in page and email not in json.dumps(report)
+
+    report, page = reports["fresh"]
+    replay = report["evaluation"]["pii_column_replay"]
+    assert replay["leak"] is False and replay["rows"]["n_rows_replayed"] == 0
+    assert {v["verdict"] for v in report["verdicts"] if v["metric"] in ("pii_value_replay", "pii_row_replay")} \
+        == {"good"}
+    assert "no real value came back" in {c["id"]: c["text"] for c in report["caveats"]}["pii_columns_checked"]
 
 
 def test_plots_are_skipped_cleanly_without_their_data():

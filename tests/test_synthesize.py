@@ -8,9 +8,10 @@ import pytest
 
 from synthtext import cli
 from synthtext.config import TrainConfig
-from synthtext.errors import ConfigError, DataError, NotFittedError, PrivacyBudgetError
+from synthtext.errors import ConfigError, DataError, ModelError, NotFittedError, PrivacyBudgetError
 from synthtext.io import read_csv, write_csv
 from synthtext.synthesizer import TextSynthesizer, synthesize
+from tiny_models import reseal
 
 PLANTED_NAME = "Zebulon Quartermaine"
 PLANTED_EMAIL = "zebulon.q@secret-mail.example"
@@ -36,7 +37,8 @@ def table(n=120) -> pd.DataFrame:
 
 def tiny(**options) -> TextSynthesizer:
     options.setdefault("train", TrainConfig(epochs=1, batch_size=32, progress=False))
-    return TextSynthesizer(["comment"], model="builtin", model_size="tiny", max_new_tokens=24, **options)
+    options.setdefault("max_new_tokens", 24)
+    return TextSynthesizer(["comment"], model="builtin", model_size="tiny", **options)
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +88,49 @@ def test_save_load_sample_round_trip(fitted, tmp_path):
     again = loaded.sample(15)
     assert len(again) == 15 and list(again.columns) == list(table().columns)
     assert_clean(again)
+
+
+def _forge(saved, file: str, change) -> None:
+    path = saved / file
+    path.write_text(json.dumps(change(json.loads(path.read_text()))))
+    reseal(saved)  # a forger can rewrite the manifest too: the ledgers must be checked on their own
+
+
+def test_a_forged_epsilon_is_refused_on_load(fitted, tmp_path):
+    """The issue's case: epsilon 8 -> 0.1 in synthesizer.json (summary too), or in a model's ledger."""
+    spent = fitted.privacy_ledger_["epsilon"]
+    table = fitted.save(tmp_path / "table")
+    _forge(table, "synthesizer.json", lambda s: {**s, "privacy_ledger": {
+        **s["privacy_ledger"], "epsilon": 0.1,
+        "summary": s["privacy_ledger"]["summary"].replace(f"epsilon={spent:.3g}", "epsilon=0.1")}})
+    with pytest.raises(ModelError, match="says the table's epsilon is 0.1, but its text models' ledgers give"):
+        TextSynthesizer.load(table)
+    one = fitted.save(tmp_path / "model")
+    _forge(one, "text_model_0/privacy_ledger.json", lambda ledger: {**ledger, "epsilon": 0.1})
+    with pytest.raises(ModelError, match="claims epsilon=0.1, but the prv accountant gives"):
+        TextSynthesizer.load(one)
+    steps = fitted.save(tmp_path / "steps")  # fewer steps with the real epsilon: inputs and claim disagree
+    _forge(steps, "text_model_0/privacy_ledger.json", lambda ledger: {**ledger, "steps": ledger["steps"] // 2})
+    with pytest.raises(ModelError, match="accountant gives"):
+        TextSynthesizer.load(steps)
+    loaded = TextSynthesizer.load(fitted.save(tmp_path / "intact"))
+    assert loaded.privacy_ledger_["epsilon"] == pytest.approx(spent, rel=1e-9)  # recomputed, and equal
+
+
+def test_two_text_columns_share_one_table_delta(tmp_path):
+    """The default delta (and an explicit one) is the table's, split over the text models."""
+    df = table()
+    df["note"] = [f"second text about the {p} and its size {i}" for i, p in enumerate(df["product"])]
+    train = TrainConfig(epochs=1, batch_size=32, progress=False)
+    synth = TextSynthesizer(["comment", "note"], model="builtin", model_size="tiny", max_new_tokens=8,
+                            train=train, epsilon=8.0).fit(df)
+    ledger = synth.privacy_ledger_
+    assert ledger["delta"] == pytest.approx(min(1e-5, 1 / (10 * synth.n_train_)))
+    assert [m["delta"] for m in ledger["models"]] == pytest.approx([ledger["delta"] / 2] * 2)
+    assert ledger["epsilon"] <= 8.0 + 1e-9
+    explicit = TextSynthesizer(["comment", "note"], model="builtin", model_size="tiny", max_new_tokens=8,
+                               train=train, epsilon=8.0, delta=1e-6)
+    assert explicit._privacy_per_model(2, synth.n_train_).delta == pytest.approx(5e-7)
 
 
 def test_keep_mode_keeps_structured_columns():
@@ -223,3 +268,29 @@ def test_membership_losses_cover_train_and_holdout_rows(fitted):
     assert len(membership["train_losses"]) == fitted._fit_data.train["comment"].notna().sum()
     assert membership["claimed_epsilon"] == fitted.models_["comment"].ledger.epsilon
     assert all(loss > 0 for loss in membership["train_losses"])
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"seed": -1}, "seed must be >= 0"),
+    ({"seed": 2**32}, "below 2\\*\\*32"),
+    ({"max_new_tokens": 0}, "max_new_tokens must be a positive integer"),
+    ({"top_p": 0.0}, "top_p must be in"),
+    ({"temperature": float("inf")}, "temperature must be a finite number"),
+])
+def test_python_settings_are_checked_before_the_scan(options, message, monkeypatch):
+    import synthtext.pii
+
+    def scan(*args, **kwargs):
+        raise AssertionError("the scan started before the settings were checked")
+
+    monkeypatch.setattr(synthtext.pii, "scan_pii", scan)
+    with pytest.raises(ConfigError, match=message):
+        tiny(**options).fit(table())
+
+
+def test_row_counts_a_run_cannot_write_are_refused_up_front(fitted, monkeypatch):
+    with pytest.raises(ConfigError, match="from 1 to 10,000,000"):
+        fitted.sample(10**9)
+    monkeypatch.setattr(TextSynthesizer, "fit", lambda *a, **k: pytest.fail("fit started"))
+    with pytest.raises(ConfigError, match="num_rows=7 with structured='keep'"):
+        synthesize(table(), ["comment"], structured="keep", num_rows=7)

@@ -239,11 +239,15 @@ def test_neural_sdv_models_keep_schema_and_seed(model, table):
     pd.testing.assert_frame_equal(first, run())
 
 
+def _placeholders(series: pd.Series) -> set:
+    from synthtext.tabular import RARE_CATEGORY
+
+    return {v for v in series.dropna() if isinstance(v, str) and v.startswith(RARE_CATEGORY)}
+
+
 def test_sdv_never_reproduces_rare_categories():
     """A near-unique string column (think review titles) would come out of SDV verbatim: values
     seen fewer than min_category_count times are suppressed, frequent ones survive."""
-    from synthtext.tabular import RARE_CATEGORY, StructuredSynthesizer
-
     rng = np.random.default_rng(0)
     n = 200
     df = pd.DataFrame({"title": [f"unique title {i}" for i in range(n)],
@@ -252,11 +256,70 @@ def test_sdv_never_reproduces_rare_categories():
     df.loc[:9, "size"] = "XXL-rare"  # 10 rows: frequent enough at k=5, rare at k=20
     synth = StructuredSynthesizer(method="sdv", seed=0).fit(df)
     out = synth.sample(400)
-    assert set(out["title"].dropna()) == {RARE_CATEGORY}
-    assert synth.rare_suppressed_["title"] == {"values": n, "rows": n}
+    assert not set(out["title"].dropna()) & set(df["title"])
+    assert {k: synth.rare_suppressed_["title"][k] for k in ("values", "rows")} == {"values": n, "rows": n}
     assert "XXL-rare" in set(out["size"]) and {"S", "M", "L"} <= set(out["size"])
     strict = StructuredSynthesizer(method="sdv", seed=0, min_category_count=20).fit(df)
-    assert "XXL-rare" not in set(strict.sample(400)["size"])
-    assert strict.rare_suppressed_["size"] == {"values": 1, "rows": 10}
+    sizes = strict.sample(400)["size"]
+    assert "XXL-rare" not in set(sizes) and set(sizes) == {"S", "M", "L"}
+    assert strict.rare_suppressed_["size"] == {"values": 1, "rows": 10, "min_count": 20,
+                                               "replaced_with": "kept categories", "kept_categories": 3,
+                                               "cells_replaced": strict.rare_suppressed_["size"]["cells_replaced"]}
     with pytest.raises(ConfigError, match="min_category_count"):
         StructuredSynthesizer(method="sdv", min_category_count=0)
+
+
+def test_rare_categories_are_replaced_by_kept_categories_not_a_placeholder():
+    """Issue 12.11: the stand-in SDV learns for rare values must not reach the output. A column with
+    frequent categories gets one of them (by frequency), never a placeholder or a suppressed value."""
+    rng = np.random.default_rng(1)
+    n = 300
+    frequent = rng.choice(["Paris", "Lyon", "Nice"], size=n, p=[0.6, 0.3, 0.1]).astype(object)
+    frequent[:90] = [f"Hamlet {i}" for i in range(90)]  # 30% of the rows: each town seen once
+    df = pd.DataFrame({"city": frequent, "score": rng.integers(1, 6, size=n)})
+    synth = StructuredSynthesizer(method="sdv", seed=3).fit(df)
+    out = synth.sample(1000)
+    assert not _placeholders(out["city"])
+    assert set(out["city"].dropna()) <= {"Paris", "Lyon", "Nice"}  # only kept categories
+    assert out["city"].notna().all()
+    info = synth.rare_suppressed_["city"]
+    assert {k: info[k] for k in ("values", "rows", "min_count", "replaced_with", "kept_categories")} == {
+        "values": 90, "rows": 90, "min_count": 5, "replaced_with": "kept categories", "kept_categories": 3}
+    assert 150 < info["cells_replaced"] < 450  # about 30% of the 1000 cells
+    # drawn by frequency: Paris stays the most common, Nice the least
+    shares = out["city"].value_counts(normalize=True)
+    assert shares["Paris"] > shares["Lyon"] > shares["Nice"]
+    # the count follows the latest call
+    synth.sample(10)
+    assert synth.rare_suppressed_["city"]["cells_replaced"] <= 10
+
+
+def test_an_all_rare_column_comes_out_missing_not_a_placeholder():
+    """No category frequent enough (a free-form title, a column of small towns): missing, never a
+    placeholder or a real value, and the report inputs say so."""
+    n = 150
+    df = pd.DataFrame({"title": pd.Series([None if i % 5 == 0 else f"my title {i}" for i in range(n)],
+                                          dtype=object),
+                       "town": pd.Series([f"Town {i % 75}" for i in range(n)], dtype="string"),  # 2 rows each
+                       "score": np.arange(n) % 5})
+    synth = StructuredSynthesizer(method="sdv", seed=0).fit(df)
+    out = synth.sample(200)
+    assert out["title"].isna().all() and out["town"].isna().all()
+    assert out.dtypes.to_dict() == df.dtypes.to_dict()
+    assert synth.rare_suppressed_["title"]["replaced_with"] == "missing"
+    assert synth.rare_suppressed_["title"]["kept_categories"] == 0
+    assert synth.rare_suppressed_["town"] == {"values": 75, "rows": n, "min_count": 5, "replaced_with": "missing",
+                                              "kept_categories": 0, "cells_replaced": 200}
+    assert synth.rare_suppressed_["title"]["rows"] == n - n // 5  # missing values are not categories
+    assert 0 < synth.rare_suppressed_["title"]["cells_replaced"] <= 200
+
+
+def test_a_real_value_spelled_like_the_placeholder_is_kept_apart():
+    """A frequent real value "_RARE_" stays a kept category; the stand-in then has another spelling."""
+    n = 120
+    values = np.array(["_RARE_"] * 40 + ["plain"] * 40 + [f"odd {i}" for i in range(40)], dtype=object)
+    df = pd.DataFrame({"tag": values, "score": np.arange(n) % 3})
+    synth = StructuredSynthesizer(method="sdv", seed=0).fit(df)
+    out = synth.sample(300)
+    assert set(out["tag"]) <= {"_RARE_", "plain"} and "_RARE_1" not in set(out["tag"])
+    assert synth.rare_suppressed_["tag"]["values"] == 40

@@ -117,6 +117,40 @@ def test_per_sample_gradients_match_one_at_a_time(kind, model_dirs):
     assert T.GRAD_SAMPLE_MODE == "hooks"  # the only mode we use; add a case here if that changes
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_plain_training_weighs_tokens_not_records(kind, model_dirs):
+    """Without DP the step follows the mean over all target tokens of the batch (physical chunks and
+    all), so a 2-token target (the missing-text marker) no longer weighs like a whole review."""
+    base, model = _trainable_model(kind, model_dirs)
+    reference, per_record = copy.deepcopy(model), copy.deepcopy(model)
+    tok = base.tokenizer
+    texts = [" ok", " a long and careful review of the dress, its fit, its colour and its fabric", " no",
+             " fine, thanks, it fits", " x"]
+    ex = encode_examples(tok, [f"rating {i} :" for i in range(5)], texts, 48)
+    lengths = [len(ids) - int(p) for ids, p in zip(ex.input_ids, ex.prompt_lengths)]
+    assert max(lengths) > 3 * min(lengths)  # really unequal
+    collate = T._PadCollate(tok.pad_token_id)
+    cfg = TrainConfig(epochs=1, batch_size=5, max_physical_batch_size=2, progress=False)
+    cpu = torch.device("cpu")
+
+    def step(m, **kw):
+        params = [p for p in m.parameters() if p.requires_grad]
+        loader = DataLoader(T._Records(ex), batch_size=5, collate_fn=collate)
+        T.plain_loop(m, torch.optim.SGD(params, lr=0.5), loader, _plan(5, 5), cfg, cpu, **kw)
+        return params
+
+    ours, by_record = step(model), step(per_record, weigh_tokens=False)
+    ids, attn, target = collate([T._Records(ex)[i] for i in range(5)])[:3]
+    params = [p for p in reference.parameters() if p.requires_grad]
+    labels = ids[:, 1:].masked_fill(target[:, 1:] == 0, -100)
+    logits = T.model_logits(reference, ids, attn)[:, :-1]
+    torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), labels.reshape(-1)).backward()
+    torch.optim.SGD(params, lr=0.5).step()
+    for p, q in zip(ours, params):
+        torch.testing.assert_close(p, q, rtol=1e-4, atol=1e-6)
+    assert any(not torch.allclose(p, q, rtol=1e-4, atol=1e-6) for p, q in zip(by_record, params))
+
+
 # ------------------------------------------------------------------ DP == plain without noise/clipping
 
 
@@ -141,7 +175,8 @@ def test_dp_step_equals_plain_step_without_noise_and_clipping(kind, model_dirs):
     finally:
         hooks.cleanup()
     twin_params = [p for p in twin.parameters() if p.requires_grad]
-    assert T.plain_loop(twin, torch.optim.SGD(twin_params, lr=0.5), loader(), plan, cfg, cpu) == (2, 16)
+    assert T.plain_loop(twin, torch.optim.SGD(twin_params, lr=0.5), loader(), plan, cfg, cpu,
+                        weigh_tokens=False) == (2, 16)
     moved = 0
     for p, q, p0 in zip(params, twin_params, [p for p in _trainable_model(kind, model_dirs)[1].parameters()
                                               if p.requires_grad]):
@@ -253,7 +288,7 @@ def test_too_few_rows_refused_before_training():
     before = copy.deepcopy(base.model.state_dict())
     with pytest.raises(PrivacyBudgetError, match="99 rows") as e:
         T.train_private(base, _examples(base.tokenizer, n=99), FAST, QUICK)
-    assert "min_records=100" in str(e.value)
+    assert "at least 100" in str(e.value) and "PrivacyConfig.min_records" in str(e.value)
     assert all(torch.equal(v, base.model.state_dict()[k]) for k, v in before.items())
 
 

@@ -80,3 +80,17 @@ def save_tiny_model(family: str, path: Path, seed: int = 0) -> Path:
 
 
 FAMILIES = ("gpt2", "llama", "gpt_neox", "qwen2")
+
+
+def reseal(saved_dir) -> None:
+    """Rewrite a saved synthesizer's manifest.json after a test damaged its files on purpose, so the
+    load reaches the deeper check under test (the manifest alone would refuse it first)."""
+    import json
+    from pathlib import Path
+
+    from synthtext.synthesizer import MANIFEST, SAVE_FORMAT, SAVE_VERSION, _file_hashes
+
+    root = Path(saved_dir)
+    if root.is_dir() and (root / MANIFEST).is_file():
+        (root / MANIFEST).write_text(json.dumps({"format": SAVE_FORMAT, "version": SAVE_VERSION,
+                                                 "sha256": _file_hashes(root)}))

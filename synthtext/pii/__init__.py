@@ -54,6 +54,7 @@ _ENTITY_PRECONDITIONS = {
     # Every phone recognizer keeps only matches of 7+ digits, except "+country code" numbers.
     "PHONE_NUMBER": lambda text: "+" in text or len(_DIGIT.findall(text)) >= PHONE_MIN_DIGITS,
     "CREDIT_CARD": lambda text: _has_digit(text),
+    "STREET_ADDRESS": lambda text: _has_digit(text),  # a house number, box number or zip code
     "US_SSN": lambda text: _has_digit(text),
     "US_ITIN": lambda text: _has_digit(text),
     "US_BANK_NUMBER": lambda text: _has_digit(text),
@@ -547,6 +548,8 @@ STRUCTURED_ENTITY_TYPES = frozenset({
     "US_BANK_NUMBER", "US_PASSPORT", "US_DRIVER_LICENSE", "UK_NHS", "MEDICAL_LICENSE", "IP_ADDRESS",
     "MAC_ADDRESS", "CRYPTO", "UUID", "URL",
 })
+# Entity types a structured column is reported under another name: the type its column has always had.
+_STRUCTURED_ALIASES = {"STREET_ADDRESS": "LOCATION"}
 VALUE_MATCH_SHARE = 0.6  # share of sampled values that must be one entity, when the name says nothing
 HINTED_VALUE_MATCH_SHARE = 0.3  # ... when the column name suggests that entity
 CELL_COVERAGE = 0.7  # a value "is" an entity when one span covers this share of its characters
@@ -570,13 +573,15 @@ def _dominant_entity(values: Sequence[str], spans: Sequence[Sequence[PiiSpan]],
     """The entity that most values are, and the share of values that are it.
 
     A value is an entity when one span of it covers most of the value; for an entity the column name
-    hints at (an "address" column), any span of it in the value is enough.
+    hints at (an "address" column), any span of it in the value is enough. A street address counts as
+    LOCATION here, so an address column is a LOCATION column whichever recognizer found its values.
     """
     votes: Counter = Counter()
     for value, value_spans in zip(values, spans):
         length = len(value.strip()) or 1
-        matching = {s.entity_type for s in value_spans
-                    if s.entity_type in hinted or (s.end - s.start) / length >= CELL_COVERAGE}
+        matching = {_STRUCTURED_ALIASES.get(s.entity_type, s.entity_type) for s in value_spans
+                    if _STRUCTURED_ALIASES.get(s.entity_type, s.entity_type) in hinted
+                    or (s.end - s.start) / length >= CELL_COVERAGE}
         votes.update(matching)
     if not votes:
         return None, 0.0

@@ -1,7 +1,8 @@
 """Which detected spans are redacted before training, and which are only counted.
 
 The scan keeps every span it finds (its counts stay complete). Redaction takes only what identifies a
-person: names, contact details, account, card and other ID numbers, and
+person: names, contact details (emails, phone numbers, street addresses), account, card and other ID
+numbers, and
 
 - ``DATE_TIME`` only for a **specific date**, one with a date element more specific than a year (as in
   HIPAA's Safe Harbor rule): "March 3, 2021", "3rd of March", "July 2nd", "Aug 2010", "03/04/2021",
@@ -13,7 +14,9 @@ person: names, contact details, account, card and other ID numbers, and
 
 Places (LOCATION), nationalities and religious or political groups (NRP) and organisations are counted,
 not redacted: they are quasi-identifiers that the text model learns under DP, and in ordinary text most
-of the scan's hits of these types are not PII at all (docs/benchmarks/redaction.md).
+of the scan's hits of these types are not PII at all (docs/benchmarks/redaction.md). A street address
+(house number, street, optional city, state and zip: STREET_ADDRESS) is redacted whole, although spaCy
+may also tag pieces of it as LOCATION.
 
 Measured on 500 clothing reviews: 150 DATE_TIME and 29 URL spans flagged, 2 and 0 of them PII; this rule
 redacts those 2 dates and no URL (docs/benchmarks/redaction.md).
@@ -31,8 +34,8 @@ from ..errors import ConfigError
 # Every entity type synthtext's analyzer (build_analyzer) can produce; tests check it stays so.
 KNOWN_ENTITY_TYPES = frozenset({
     "CREDIT_CARD", "CRYPTO", "DATE_TIME", "EMAIL_ADDRESS", "IBAN_CODE", "IP_ADDRESS", "LOCATION",
-    "MAC_ADDRESS", "MEDICAL_LICENSE", "NRP", "PERSON", "PHONE_NUMBER", "UK_NHS", "URL", "US_BANK_NUMBER",
-    "US_DRIVER_LICENSE", "US_ITIN", "US_PASSPORT", "US_SSN", "UUID",
+    "MAC_ADDRESS", "MEDICAL_LICENSE", "NRP", "PERSON", "PHONE_NUMBER", "STREET_ADDRESS", "UK_NHS", "URL",
+    "US_BANK_NUMBER", "US_DRIVER_LICENSE", "US_ITIN", "US_PASSPORT", "US_SSN", "UUID",
 })
 # Counted in the scan but not redacted by default: quasi-identifiers, not identifiers.
 COUNTED_ONLY_BY_DEFAULT = frozenset({"LOCATION", "NRP", "ORGANIZATION"})
