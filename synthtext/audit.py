@@ -308,7 +308,8 @@ class AuditResult:
 
 def _check_count(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ConfigError(f"{name}: must be an integer >= {minimum}, got {value!r}.")
+        raise ConfigError(f"{option(name, '--' + name.replace('_', '-'))}: must be an integer >= {minimum}, "
+                          f"got {value!r}.")
     return int(value)
 
 
@@ -358,7 +359,8 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
     digits = _check_count("canary_digits", canary_digits, 4)
     n_references = _check_count("references", references, 20)
     if digits > 64:
-        raise ConfigError(f"canary_digits: at most 64, got {digits}; short random secrets show memorisation best.")
+        raise ConfigError(f"{option('canary_digits', '--canary-digits')}: at most 64, got {digits}; short random "
+                          "secrets show memorisation best.")
 
     synth = TextSynthesizer(text_columns, conditioning_columns, epsilon=epsilon, delta=delta, model=model,
                             model_size=model_size, seed=seed, train=train, privacy=privacy, progress=progress,

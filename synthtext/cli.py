@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 2 usage or data errors (one message on stderr, no traceback); 1 unexpected
 failure (message on stderr; ``SYNTHTEXT_DEBUG=1`` shows the traceback); 130 interrupted (Ctrl-C);
-143 terminated (SIGTERM: ``kill``, ``docker stop``, systemd, SLURM). Interrupted or terminated, a run
+143 terminated (SIGTERM: ``kill``, ``docker stop``, systemd, SLURM); 141 the reader of ``-o -`` left
+(``| head``), as for a process killed by SIGPIPE. Interrupted or terminated, a run
 leaves all of its outputs or none, and no staging directory.
 
 ``-o -`` writes the result to standard output; everything else (progress, summary) goes to stderr.
@@ -21,12 +22,13 @@ import signal
 import sys
 import threading
 import traceback
+from pathlib import Path
 from typing import Sequence
 
 from .config import MAX_ROWS
 from .errors import SynthtextError
 
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 143, 141
 
 
 
@@ -76,7 +78,8 @@ def _share(value: str) -> float:
     return share
 
 
-_ROWS = _count(1, MAX_ROWS, f" (at most {MAX_ROWS:,} per run: write several files with different --seed)")
+_ROWS = _count(1, MAX_ROWS, f" (at most {MAX_ROWS:,} per run: for more, fit once with --save-model and run "
+               "'synthtext sample' several times with different --seed; training again spends epsilon again)")
 _SEED = _count(0, 2**32 - 1)
 
 
@@ -119,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
                            '{"row", "column", "spans"}')
     scan.add_argument("-o", "--output", metavar="OUT", help="write the result here instead of stdout ('-': stdout)")
     scan.add_argument("--encoding", default="utf-8", help="text encoding of FILE.csv (default: utf-8)")
+    _add_trust_quotes(scan)
     scan.add_argument("--threshold", type=float, default=None, metavar="SCORE",
                       help="drop spans scoring below this (0-1, default 0.4)")
     scan.add_argument("--jobs", type=int, default=None, metavar="N",
@@ -165,6 +169,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="your own rows for the conditioning columns: one synthetic row per row (the other "
                              "structured columns are drawn as without --conditions)")
     sample.add_argument("--encoding", default="utf-8", help="text encoding of ROWS.csv (default: utf-8)")
+    _add_trust_quotes(sample)
     sample.add_argument("--seed", type=_SEED, default=None, help="sampling seed (default: the fitted one)")
     _add_formula_option(sample)
     sample.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
@@ -189,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--embedding", choices=("auto", "minilm", "tfidf"), default="auto",
                         help="text embedding for distances: MiniLM when installed (auto), or TF-IDF + SVD")
     report.add_argument("--encoding", default="utf-8", help="text encoding of both files (default: utf-8)")
+    _add_trust_quotes(report)
     report.add_argument("--audit-result", metavar="AUDIT.json", default=None,
                         help="a 'synthtext audit -o AUDIT.json' result to include in the report")
     report.add_argument("-q", "--quiet", action="store_true", help="no summary")
@@ -231,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_redact_option(audit)
     audit.add_argument("-o", "--output", metavar="audit.json", help="write the full result as JSON here ('-': stdout)")
     audit.add_argument("--encoding", default="utf-8", help="text encoding of IN.csv (default: utf-8)")
+    _add_trust_quotes(audit)
     audit.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     audit.set_defaults(handler=_run_audit)
     for command in commands.choices.values():  # so error advice names only flags this command has
@@ -256,8 +263,6 @@ def _check_outputs(inputs: Sequence[str | None], output: str | None = None, *, s
                    overwrite: bool = False, report: str | None = None) -> None:
     """Fail before any work (training takes hours) when an output cannot be written or would replace
     an input: one clear message, nothing written."""
-    from pathlib import Path
-
     from .errors import DataError
     from .io import STDOUT, check_writable
 
@@ -291,6 +296,12 @@ def _check_outputs(inputs: Sequence[str | None], output: str | None = None, *, s
             os.rmdir(tempfile.mkdtemp(prefix=".synthtext-", dir=existing))
         except OSError as exc:
             raise DataError(f"cannot write the report to {target}: {exc.strerror or exc} in {existing}.") from exc
+
+
+def _add_trust_quotes(command: argparse.ArgumentParser) -> None:
+    command.add_argument("--trust-quotes", action="store_true",
+                         help="read quoted cells that span lines as they are, without the check for a stray quote "
+                              "that swallows the next record (for a file whose multi-line cells look like records)")
 
 
 def _add_redact_option(command: argparse.ArgumentParser) -> None:
@@ -331,6 +342,7 @@ def _add_fit_options(command: argparse.ArgumentParser) -> None:
     _add_privacy_options(command)
     _add_redact_option(command)
     command.add_argument("--encoding", default="utf-8", help="text encoding of IN.csv (default: utf-8)")
+    _add_trust_quotes(command)
     command.add_argument("--overwrite", action="store_true", help="replace an existing --save-model directory")
     command.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
 
@@ -417,10 +429,10 @@ def _run_synthesize(args: argparse.Namespace) -> int:
     from .synthesizer import check_keep_rows
 
     started = time.perf_counter()
-    _check_outputs([args.csv], args.output, save_model=args.save_model, overwrite=args.overwrite,
+    _check_outputs([args.csv, args.audit_result], args.output, save_model=args.save_model, overwrite=args.overwrite,
                    report=args.report)
     audit = _read_audit_result(args.audit_result)  # a bad file fails now, not after training
-    df = read_csv(args.csv, encoding=args.encoding)
+    df = read_csv(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
     check_keep_rows(args.structured, args.rows, len(df))
     synth = _synthesizer_from(args).fit(df)
     out = synth.sample(args.rows)
@@ -428,18 +440,26 @@ def _run_synthesize(args: argparse.Namespace) -> int:
     # the report first: evaluation is what may still fail, and then nothing at all is written; the CSV
     # last, so that a stop (error, Ctrl-C, SIGTERM) before its one rename leaves the old CSV as it was
     report_dir = synth.write_report(out, args.report, audit=audit) if args.report else None
-    saved = None
+    model, replaced, owned = (Path(args.save_model) if args.save_model else None), None, False
     try:
-        if args.save_model:
-            saved = synth.save(args.save_model, overwrite=args.overwrite)
+        if model is not None:
+            if model.is_dir() and any(model.iterdir()):  # --overwrite (checked): keep the old one until the end
+                replaced = model.parent / f".synthtext-replaced-{os.getpid()}-{model.name}"
+                os.replace(model, replaced)
+            owned = True  # from here on, whatever is at `model` is this run's
+            synth.save(model)
             extra.append(f"  model saved to {args.save_model}")
         write_csv(out, args.output, neutralize_formulas=synth.text_columns_ if args.neutralize_formulas else False)
-    except BaseException:  # all outputs or none (this run's: a model it replaced with --overwrite is gone)
-        if saved is not None:
-            shutil.rmtree(saved, ignore_errors=True)
+    except BaseException:  # all outputs or none: this run's go, what they replaced comes back
+        if owned:
+            shutil.rmtree(model, ignore_errors=True)
+        if replaced is not None and replaced.exists():
+            os.replace(replaced, model)
         if report_dir is not None:
             shutil.rmtree(report_dir, ignore_errors=True)
         raise
+    if replaced is not None:
+        shutil.rmtree(replaced, ignore_errors=True)
     if report_dir is not None:
         extra.append(f"  report: {report_dir / 'report.html'}")
     if not args.quiet:
@@ -454,7 +474,7 @@ def _run_fit(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     _check_outputs([args.csv], save_model=args.save_model, overwrite=args.overwrite)
-    df = read_csv(args.csv, encoding=args.encoding)
+    df = read_csv(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
     synth = _synthesizer_from(args).fit(df)
     synth.save(args.save_model, overwrite=args.overwrite)
     if not args.quiet:
@@ -472,7 +492,7 @@ def _run_sample(args: argparse.Namespace) -> int:
     _check_outputs([args.conditions], args.output)
     synth = TextSynthesizer.load(args.model_dir)
     synth.progress = not args.quiet
-    conditions = read_csv(args.conditions, encoding=args.encoding) if args.conditions else None
+    conditions = read_csv(args.conditions, encoding=args.encoding, trust_quotes=args.trust_quotes) if args.conditions else None
     out = synth.sample(args.rows, conditions=conditions, seed=args.seed)
     write_csv(out, args.output, neutralize_formulas=synth.text_columns_ if args.neutralize_formulas else False)
     if not args.quiet:
@@ -501,8 +521,8 @@ def _run_report(args: argparse.Namespace) -> int:
     from .report import report_pair
 
     _check_outputs([args.real, args.synthetic], report=args.output)
-    real = read_csv(args.real, encoding=args.encoding)
-    synthetic = read_csv(args.synthetic, encoding=args.encoding)
+    real = read_csv(args.real, encoding=args.encoding, trust_quotes=args.trust_quotes)
+    synthetic = read_csv(args.synthetic, encoding=args.encoding, trust_quotes=args.trust_quotes)
     run_dir = report_pair(real, synthetic, args.output, text_columns=args.text_columns,
                           conditioning_columns=args.conditioning_columns, embedding=args.embedding,
                           audit=_read_audit_result(args.audit_result))
@@ -517,7 +537,7 @@ def _run_audit(args: argparse.Namespace) -> int:
 
     if args.output:
         _check_outputs([args.csv], args.output)
-    df = read_csv(args.csv, encoding=args.encoding)
+    df = read_csv(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
     _warn_if_not_private(args.epsilon)
     show = not args.quiet
     train = _train_config(args, **({"batch_size": args.batch_size} if args.batch_size is not None else {}))
@@ -543,7 +563,7 @@ def _run_scan(args: argparse.Namespace) -> int:
         args.output = None
     if args.output:
         _check_outputs([args.csv], args.output)
-    df = read_csv(args.csv, encoding=args.encoding)
+    df = read_csv(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
     threshold = pii.DEFAULT_SCORE_THRESHOLD if args.threshold is None else args.threshold
     show_progress = not args.quiet
     result = pii.scan_pii(df, columns=args.columns, score_threshold=threshold, n_jobs=args.jobs,
@@ -618,6 +638,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
     in_main_thread = threading.current_thread() is threading.main_thread()  # signals: main thread only
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
+    if previous is None:  # a handler not installed from Python: restore the default
+        previous = signal.SIG_DFL
     try:
         return args.handler(args)
     except SynthtextError as exc:
@@ -629,10 +651,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("synthtext: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # `synthtext ... -o - | head`: the reader left; not our failure
-        with contextlib.suppress(OSError):
-            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
-        return EXIT_FAILURE
+    except BrokenPipeError:  # `synthtext ... -o - | head`: the reader left; exit as a process killed by SIGPIPE
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return EXIT_BROKEN_PIPE
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one message, exit 1
         if os.environ.get("SYNTHTEXT_DEBUG"):
             traceback.print_exc()

@@ -130,7 +130,7 @@ class PrivacyConfig:
             raise ConfigError(
                 f"delta={self.delta:g} is not below 1/n = 1/{n_records} = {1.0 / n_records:.3g}: "
                 "with delta >= 1/n a mechanism may publish a whole record. "
-                "Leave delta=None to use min(1e-5, 1/(10 n))."
+                f"Leave {option('delta', '--delta')} unset to use min(1e-5, 1/(10 n))."
             )
         return float(self.delta)
 

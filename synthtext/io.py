@@ -58,6 +58,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import csv
+import errno
 import io
 import math
 import os
@@ -102,9 +103,13 @@ _ENCODING_HINT = (
 
 
 def read_csv(
-    path: str | os.PathLike[str], *, encoding: str = "utf-8", infer_types: bool = True
+    path: str | os.PathLike[str], *, encoding: str = "utf-8", infer_types: bool = True,
+    trust_quotes: bool = False,
 ) -> pd.DataFrame:
     """Read a CSV file without losing anything; see the module docstring for the rules.
+
+    ``trust_quotes=True`` skips the stray-quote check (a quoted cell spanning lines that swallows what
+    reads as a whole record is an error by default), for files whose multi-line cells look like records.
 
     Raises:
         DataError: the file is missing, unreadable, empty, binary, not valid text in
@@ -145,7 +150,7 @@ def read_csv(
 
     names = ["" if pd.isna(name) else name for name in raw.iloc[0]]
     _check_unique_names(names, f"in {path}")
-    if len(names) > 1 and raw.apply(lambda column: column.str.contains("\n", regex=False).any()).any():
+    if not trust_quotes and len(names) > 1 and raw.apply(lambda column: column.str.contains("\n", regex=False).any()).any():
         _check_no_swallowed_records(path, encoding, raw)
     frame = raw.iloc[1:].reset_index(drop=True)
     frame.columns = names
@@ -198,8 +203,10 @@ def _check_no_swallowed_records(path: Path, encoding: str, raw: pd.DataFrame) ->
                     where = start + (middle[0] if middle else len(physical) - 1)
                     raise DataError(
                         f"{path} line {start}: a quote opens a cell that runs on to line {end} and swallows what "
-                        f"reads as a whole record (line {where}: {lines[where - 1][:60]!r}). Probably a stray \" on "
-                        f"line {start}: double a quote inside a cell (\"\") or quote the whole cell, then try again.")
+                        f"reads as a whole record (line {where}: {physical[where - start][:60]!r}). Probably a stray "
+                        f"\" on line {start}: double a quote inside a cell (\"\") or quote the whole cell, then try "
+                        "again. If that cell is meant to span those lines, pass "
+                        + option("trust_quotes=True", "--trust-quotes") + ".")
             start = end + 1
     except csv.Error:
         return  # pandas read the file; the csv module's stricter view is not a reason to refuse it
@@ -426,7 +433,23 @@ def output_kind(path: str | os.PathLike[str]) -> str:
 
 def _resolved(path: str | os.PathLike[str]) -> Path:
     """``path`` with symlinks resolved, so a rename replaces the link's target, not the link."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # realpath would hand back a point in the loop, to be replaced
+            raise DataError(f"cannot write to {path}: its symbolic links form a loop. Fix the links or choose "
+                            "another output path.") from exc
     return Path(os.path.realpath(path))
+
+
+def _stdout_fd() -> int:
+    """Standard output's file descriptor, or DataError when there is none (closed: ``>&-``)."""
+    try:
+        return sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError) as exc:
+        if sys.stdout is not None and hasattr(sys.stdout, "write") and not hasattr(sys.stdout, "buffer"):
+            return -1  # a text-only stand-in (io.StringIO in tests): writable all the same
+        raise DataError("cannot write to stdout ('-'): standard output is closed. Give a file path with -o.") from exc
 
 
 @contextlib.contextmanager
@@ -474,6 +497,7 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[TextIO]:
 @contextlib.contextmanager
 def _stdout_handle() -> Iterator[TextIO]:
     """UTF-8, untranslated line ends, on standard output (left open)."""
+    _stdout_fd()
     buffer = getattr(sys.stdout, "buffer", None)
     if buffer is None:  # a text-only stand-in (e.g. io.StringIO): write to it as it is
         yield sys.stdout
@@ -484,8 +508,13 @@ def _stdout_handle() -> Iterator[TextIO]:
     try:
         yield handle
         handle.flush()
+    except BrokenPipeError:
+        raise  # the reader left (`| head`): the CLI exits as for SIGPIPE
+    except OSError as exc:
+        raise DataError(f"cannot write to stdout: {exc.strerror or exc}.") from exc
     finally:
-        handle.detach()  # leaves sys.stdout's buffer open
+        with contextlib.suppress(ValueError, OSError):
+            handle.detach()  # leaves sys.stdout's buffer open
 
 
 @contextlib.contextmanager
@@ -530,6 +559,7 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
     """
     kind = output_kind(path)
     if kind == "stdout":
+        _stdout_fd()
         return Path(path)
     target = _resolved(path)
     if kind == "stream":

@@ -379,7 +379,9 @@ def _rare_sentence(rare: Mapping | None) -> str:
     for column, info in (rare or {}).items():
         if not isinstance(info, Mapping):
             continue
-        withheld = f"{_fmt(info.get('values'))} distinct values in {_fmt(info.get('rows'))} real rows"
+        values, rows = info.get("values"), info.get("rows")
+        withheld = (f"{_fmt(values)} distinct value{'' if values == 1 else 's'} in {_fmt(rows)} real "
+                    f"row{'' if rows == 1 else 's'}")
         cells = info.get("cells_replaced")
         if info.get("replaced_with") == "missing":
             what = (f"{_fmt(cells)} synthetic cells left missing" if cells is not None else "left missing")

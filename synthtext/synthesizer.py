@@ -297,7 +297,7 @@ class TextSynthesizer:
             raise NotFittedError("This TextSynthesizer is not fitted yet: call fit(df) first, or "
                                  "TextSynthesizer.load(path) for a saved one.")
 
-    def _structured_rows(self, num_rows: int | None, conditions: pd.DataFrame | None) -> pd.DataFrame:
+    def _structured_rows(self, num_rows: int | None, conditions: pd.DataFrame | None, seed: int) -> pd.DataFrame:
         if conditions is not None:
             if not isinstance(conditions, pd.DataFrame):
                 raise DataError(f"conditions must be a DataFrame of rows, got {type(conditions).__name__}.")
@@ -309,34 +309,35 @@ class TextSynthesizer:
                 raise DataError(f"conditions have column(s) {unknown} that the synthesizer was not fitted with; "
                                 f"it knows {self.columns_}.")
             given = conditions.reset_index(drop=True)
-            rows = self._rows_beside(given)
+            rows = self._rows_beside(given, seed)
             for column in given.columns:
                 if column not in self.text_columns_:
                     rows[column] = given[column].to_numpy()
             return rows[self.columns_]
         if self.structured_pool_ is not None:  # loaded: SDV itself cannot be saved without pickle
             n = self.n_rows_ if num_rows is None else num_rows
-            rng = np.random.default_rng(self.seed)
+            rng = np.random.default_rng(seed)  # the sampling seed: another seed, other rows
             picks = rng.choice(len(self.structured_pool_), size=n, replace=n > len(self.structured_pool_))
             return self.structured_pool_.iloc[picks].reset_index(drop=True)
         if self.structured_.method == "keep":
             if getattr(self.structured_, "data_", None) is None:
                 raise ConfigError("this synthesizer keeps the given structured columns, which are never "
-                                  "saved: pass conditions=<the rows to keep>.")
+                                  "saved: pass " + option("conditions=<the rows to keep>", "--conditions ROWS.csv")
+                                  + ".")
             return self.structured_.sample(num_rows)
         return self.structured_.sample(self.n_rows_ if num_rows is None else num_rows)
 
-    def _rows_beside(self, given: pd.DataFrame) -> pd.DataFrame:
+    def _rows_beside(self, given: pd.DataFrame, seed: int) -> pd.DataFrame:
         """Rows for the columns ``given`` lacks, drawn as without conditions (pool or SDV; PII columns are
         surrogates either way) but independently of the given values: SDV's conditional sampling is
         not kept after saving and rejects values it has not seen. Keep mode has no rows to draw from:
         its PII columns get fresh surrogates and the others stay missing."""
         n = len(given)
         if self.structured_pool_ is not None or self.structured_.method == "sdv":
-            return self._structured_rows(n, None).reset_index(drop=True)
+            return self._structured_rows(n, None, seed).reset_index(drop=True)
         from .pii import Surrogates
 
-        surrogates = Surrogates(locale=self.locale, seed=self.seed)
+        surrogates = Surrogates(locale=self.locale, seed=seed)
         rows = pd.DataFrame({c: pd.Series([None] * n, dtype=object) for c in self.columns_})
         for column, entity in self.pii_columns_.items():
             if column not in given.columns:
@@ -353,10 +354,11 @@ class TextSynthesizer:
         self._check_fitted()
         if num_rows is not None and (isinstance(num_rows, bool) or not isinstance(num_rows, int)
                                      or not 1 <= num_rows <= MAX_ROWS):
-            raise ConfigError(f"num_rows: must be a whole number from 1 to {MAX_ROWS:,} (sample several times with "
-                              f"different seeds for more), got {num_rows!r}.")
+            raise ConfigError(f"num_rows: must be a whole number from 1 to {MAX_ROWS:,} (for more, fit once and sample "
+                              f"several times with different seeds: training again spends epsilon again), got "
+                              f"{num_rows!r}.")
         seed = self.seed if seed is None else seed
-        rows = self._structured_rows(num_rows, conditions)
+        rows = self._structured_rows(num_rows, conditions, seed)
         records = rows.to_dict("records")
         surrogates = Surrogates(locale=self.locale, seed=seed)
         out = rows.copy()
@@ -674,10 +676,11 @@ def _checked_table_ledger(state: dict, models: Mapping, source: Path) -> dict:
             raise ModelError(f"{source}: synthesizer.json says the table's {key} is {theirs!r}, but its text models' "
                              f"ledgers give {ours!r}: the file was edited. Fit the synthesizer again.")
     target = state["settings"].get("epsilon")
-    if table["dp"] != (target is not None) or (
-            table["dp"] and table["epsilon"] > float(target) * (1 + 1e-9)):
-        raise ModelError(f"{source}: the settings' epsilon {target!r} does not match the spent epsilon "
-                         f"{table['epsilon']!r}: the file was edited. Fit the synthesizer again.")
+    targets = [models[c].ledger.target_epsilon for c in state["text_columns"]]
+    if table["dp"] != (target is not None) or (table["dp"] and (
+            None in targets or not math.isclose(sum(targets), float(target), rel_tol=1e-9))):
+        raise ModelError(f"{source}: the settings' epsilon {target!r} is not the text models' targets {targets}: "
+                         "the file was edited. Fit the synthesizer again.")
     return table
 
 

@@ -797,3 +797,73 @@ def test_sigterm_keeps_an_existing_output_as_it_was(small_run, tmp_path, monkeyp
     assert code == 143, err
     assert out.read_text() == "the previous run's file\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "out.csv"]  # no .synthtext-*.tmp left
+
+
+# --- found in review
+
+
+def test_overwrite_keeps_the_old_model_when_the_csv_cannot_be_written(small_run, tmp_path, monkeypatch):
+    model = tmp_path / "model"
+    code, _, err = run(["fit", small_run, "--save-model", model, *TRAIN_FAST])
+    assert code == 0, err
+    before = snapshot(model)
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", full_disk)
+    code, _, err = run(["synthesize", small_run, "-o", tmp_path / "out.csv", "--save-model", model, "--overwrite",
+                        "--seed", "5", *TRAIN_FAST])
+    assert_refused(code, err, "No space left on device")
+    assert snapshot(model) == before  # the old model is back, byte for byte
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.csv", "model"]  # no staging or moved-aside copy
+
+
+def test_broken_pipe_on_stdout_exits_as_sigpipe(small_run, monkeypatch):
+    def reader_left(*args, **kwargs):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(pd.DataFrame, "to_csv", reader_left)
+    code, _, err = run(["synthesize", small_run, "-o", "-", *TRAIN_FAST])
+    assert code == 141 and "unexpected" not in err
+
+
+def test_closed_stdout_and_link_loops_are_refused_before_any_work(tmp_path, monkeypatch):
+    loop_a, loop_b = tmp_path / "a.csv", tmp_path / "b.csv"
+    loop_a.symlink_to(loop_b)
+    loop_b.symlink_to(loop_a)
+    with pytest.raises(DataError, match="symbolic links form a loop"):
+        sio.check_writable(loop_a)
+    assert loop_a.is_symlink() and loop_b.is_symlink()
+    monkeypatch.setattr(sys, "stdout", None)  # `synthtext ... -o - >&-`
+    with pytest.raises(DataError, match="standard output is closed"):
+        sio.check_writable("-")
+
+
+def test_a_record_like_multi_line_cell_can_be_read_with_trust_quotes(tmp_path, no_expensive_work):
+    """The stray-quote check cannot tell this legal cell from a swallowed record; the message says how to
+    read it anyway, and the flag does."""
+    src = tmp_path / "in.csv"
+    src.write_text('id,review,stars\n1,"Overall, great.\n10, would buy again",5\n2,fine,4\n')
+    with pytest.raises(DataError, match="pass trust_quotes=True"):
+        read_csv(src)
+    assert read_csv(src, trust_quotes=True)["review"][0] == "Overall, great.\n10, would buy again"
+    code, _, err = run(["scan", src, "-q"])
+    assert_refused(code, err, "pass --trust-quotes")
+    code, _, err = run(["scan", src, "-q", "--trust-quotes"])
+    assert code == 0, err
+
+
+def test_sample_seed_draws_other_structured_rows(tmp_path):
+    src, model = tmp_path / "in.csv", tmp_path / "model"
+    src.write_bytes(csv_bytes(GOOD))
+    code, _, err = run(["fit", src, "--save-model", model, *FAST, "--epsilon", "none"])
+    assert code == 0, err
+    frames = []
+    for seed in ("1", "2", "1"):
+        out = tmp_path / f"out{seed}.csv"
+        code, _, err = run(["sample", model, "-o", out, "--rows", "30", "--seed", seed, "-q"])
+        assert code == 0, err
+        frames.append(read_csv(out)[["product", "rating"]])
+    assert not frames[0].equals(frames[1])  # another seed, other rows
+    pd.testing.assert_frame_equal(frames[0], frames[2])  # the same seed, the same rows
