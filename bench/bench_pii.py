@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from synthtext import pii  # noqa: E402
 from synthtext.io import read_csv  # noqa: E402
+from synthtext.pii.analyzer import silence_tldextract_downloads  # noqa: E402
 
 DATA = ROOT / "bench" / "data" / "presidio_synth_pii.csv"
 
@@ -99,7 +100,7 @@ def stock_analyzer(pipeline: str):
     import presidio_analyzer
     import yaml
 
-    pii._silence_tldextract_downloads()  # else it tries the network (and waits) on first use
+    silence_tldextract_downloads()  # else it tries the network (and waits) on first use
     stock_conf = Path(presidio_analyzer.__file__).parent / "conf" / "default.yaml"
     nlp_engine = NlpEngineProvider(nlp_configuration={
         "nlp_engine_name": "spacy",

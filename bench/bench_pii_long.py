@@ -6,9 +6,9 @@ sentences of bench/data/presidio_synth_pii.csv, a different shuffle per cell, wi
 planted at random places (a phone number, an email address, a card number, a person's name). Three
 variants scan them with ``scan_pii(n_jobs=1)``:
 
-- ``pieces``: the default, cells longer than ``pii.PIECE_CHARS`` are analysed in overlapping pieces;
+- ``pieces``: the default, cells longer than ``pii.texts.PIECE_CHARS`` are analysed in overlapping pieces;
 - ``whole``: ``PIECE_CHARS = None``, each cell analysed whole;
-- ``whole-1-batch``: whole cells and no ``pii.CHUNK_CHARS`` limit, so up to 128 cells share one spaCy
+- ``whole-1-batch``: whole cells and no ``pii.texts.CHUNK_CHARS`` limit, so up to 128 cells share one spaCy
   batch (the scan before pieces and the character limit were added).
 
 Each run is a fresh subprocess, so its peak resident memory (``ru_maxrss``) is its own; the variants
@@ -73,11 +73,12 @@ def run_variant(variant: str, n_cells: int, n_chars: int, source: str, spans_out
     import pandas as pd
 
     from synthtext import pii
+    from synthtext.pii import texts as pii_texts
 
     if variant != "pieces":
-        pii.PIECE_CHARS = None
+        pii_texts.PIECE_CHARS = None
     if variant == "whole-1-batch":
-        pii.CHUNK_CHARS = sys.maxsize
+        pii_texts.CHUNK_CHARS = sys.maxsize
     df = pd.DataFrame({"text": build_cells(n_cells, n_chars, source)})
     analyzer = pii.build_analyzer()
     pii.analyze_texts(["Warm up: call Ann at 415-555-0199."], analyzer=analyzer, n_jobs=1)
@@ -93,7 +94,7 @@ def run_variant(variant: str, n_cells: int, n_chars: int, source: str, spans_out
     return {"variant": variant, "seconds": round(seconds, 2), "cpu_seconds": round(cpu_seconds, 2),
             "baseline_mb": round(baseline_mb),
             "peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-            "planted_missed": missed, "engine": result.engine, "piece_chars": pii.PIECE_CHARS}
+            "planted_missed": missed, "engine": result.engine, "piece_chars": pii_texts.PIECE_CHARS}
 
 
 def main() -> None:

@@ -18,7 +18,7 @@ from .synthesizer import TextSynthesizer, synthesize
 from .audit import AuditResult, audit  # light: torch/scipy load inside audit()
 from .evaluate import Evaluation, evaluate  # light: scikit-learn/scipy load inside evaluate()
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 __all__ = [
     "AuditResult",

@@ -44,10 +44,10 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from .config import PrivacyConfig, TrainConfig
+from .config import CONFIDENCE, PrivacyConfig, TrainConfig
 from .errors import ConfigError, DataError, option
+from .jsonsafe import json_safe
 
-CONFIDENCE = 0.95
 DEFAULT_CANARIES = 1000
 DEFAULT_CANARY_DIGITS = 10
 DEFAULT_REFERENCES = 1000
@@ -201,21 +201,6 @@ def random_secrets(rng: np.random.Generator, count: int, digits: int) -> list[st
 # ----------------------------------------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    """JSON-safe copy: numpy scalars/arrays to Python, non-finite floats to None."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_plain(v) for v in value]
-    if isinstance(value, (np.bool_, bool)):
-        return bool(value)
-    if isinstance(value, (np.integer, int)):
-        return int(value)
-    if isinstance(value, (np.floating, float)):
-        return float(value) if math.isfinite(value) else None
-    return value
-
-
 def _num(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
@@ -290,7 +275,7 @@ class AuditResult:
         ])
 
     def to_dict(self) -> dict:
-        return _plain({
+        return json_safe({
             "method": self.method, "dp": self.dp, "claimed_epsilon": self.claimed_epsilon, "delta": self.delta,
             "n_canaries": self.n_canaries, "n_inserted": self.n_inserted,
             "empirical_epsilon_lower_bound": self.empirical_epsilon_lower_bound,

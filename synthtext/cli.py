@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Privacy-safe synthetic copies of tables with free-text columns.",
         epilog="Exit codes: 0 ok, 2 usage or data error, 1 unexpected failure.",
     )
-    from . import __version__
+    from ._version import __version__
 
     parser.add_argument("--version", action="version", version=f"synthtext {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")

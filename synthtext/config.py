@@ -41,6 +41,10 @@ def _from_dict(cls, data: dict):
     return cls(**data)
 
 
+CONFIDENCE = 0.95
+"""The confidence of every statistical bound synthtext reports (membership-inference and canary-audit
+epsilon lower bounds, intervals)."""
+
 MAX_ROWS = 10_000_000
 """Most synthetic rows one call writes: beyond this the structured rows alone take many GB, and generating
 their texts takes weeks on a CPU; sample several times with different seeds instead."""

@@ -35,7 +35,9 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from .config import CONFIDENCE
 from .errors import ConfigError, DataError, option
+from .jsonsafe import json_safe
 
 SCHEMA = "synthtext.evaluation/1"
 EMBEDDINGS = ("auto", "minilm", "tfidf")
@@ -56,7 +58,6 @@ KNN_MAX_POINTS = 2000
 PLOT_POINTS = 2000  # per series, in Evaluation.plots
 SVD_COMPONENTS = 100
 MIA_MIN_PER_SIDE = 20  # per side, to split losses in halves for the epsilon lower bound
-CONFIDENCE = 0.95
 
 # Every verdict's rule. "value" names what is compared; lower is better unless better == "higher".
 THRESHOLDS: dict[str, dict[str, Any]] = {
@@ -176,7 +177,7 @@ class Evaluation:
 
     def to_dict(self) -> dict:
         """Plain JSON-safe data: str/int/float/bool/None/lists/dicts, no NaN or infinity."""
-        return _jsonable({
+        return json_safe({
             "schema": self.schema,
             "embedding_method": self.embedding_method,
             "n_rows": self.n_rows,
@@ -192,20 +193,6 @@ class Evaluation:
             "settings": self.settings,
             "thresholds": THRESHOLDS,
         })
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in value]
-    if value is None or isinstance(value, (str, bool, np.bool_)):
-        return bool(value) if isinstance(value, np.bool_) else value
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    raise TypeError(f"not JSON-safe: {type(value).__name__}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -306,7 +293,7 @@ def evaluate(real: pd.DataFrame, synthetic: pd.DataFrame, text_columns: Sequence
     structured = None
     if structured_quality is not None:
         try:
-            structured = _jsonable(dict(structured_quality))
+            structured = json_safe(dict(structured_quality))
         except TypeError as exc:
             raise ConfigError(f"evaluate: structured_quality must hold plain numbers, strings, lists and "
                               f"dicts ({exc}); pass what synthtext.evaluate.structured_quality returns.") from exc
@@ -1468,7 +1455,7 @@ def structured_quality(real: pd.DataFrame, synthetic: pd.DataFrame, columns: Seq
         "score": properties.get("Column Pair Trends"),
         "pairs": [{"columns": [str(r["Column 1"]), str(r["Column 2"])], "metric": r["Metric"], "score": r["Score"]}
                   for _, r in pairs.iterrows()]}
-    return _jsonable(out)
+    return json_safe(out)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -63,6 +63,7 @@ import io
 import math
 import os
 import re
+import shutil
 import socket
 import stat
 import sys
@@ -575,6 +576,39 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
     with contextlib.suppress(OSError):
         os.unlink(temp)
     return Path(path)
+
+
+@contextlib.contextmanager
+def atomic_directory(target: str | os.PathLike[str], *, replace: bool = False,
+                     prefix: str | None = None) -> Iterator[Path]:
+    """A staging directory next to ``target`` that becomes ``target`` with one rename if the block succeeds.
+
+    At the end every file in it is fsynced and the directory gets the mode of any new directory (mkdtemp
+    makes it 0700); on any error (Ctrl-C and SIGTERM included) it is removed and ``target`` is untouched.
+    ``replace=True`` removes an existing ``target`` just before the rename. Used by the saved synthesizer
+    and the report, so both leave all of a directory or none of it.
+    """
+    target = Path(target)
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=prefix or f".{target.name}.tmp-", dir=target.parent))
+    except OSError as exc:
+        raise DataError(f"cannot write {target}: {exc.strerror or exc} in {target.parent}.") from exc
+    try:
+        yield staging
+        for path in sorted(staging.rglob("*")):
+            if path.is_file():
+                with open(path, "rb") as handle:
+                    os.fsync(handle.fileno())
+        os.chmod(staging, 0o777 & ~current_umask())
+        if replace and target.exists():
+            shutil.rmtree(target)
+        os.rename(staging, target)
+    except BaseException as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        if isinstance(exc, OSError):
+            raise DataError(f"cannot write {target}: {exc.strerror or exc}.") from exc
+        raise
+    fsync_directory(target.parent)
 
 
 def _new_file_mode(target: Path) -> int:

@@ -27,15 +27,14 @@ import math
 import os
 import re
 import secrets
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, DataError
-from .io import current_umask, fsync_directory
+from .io import atomic_directory
+from .jsonsafe import json_safe
 from .pii import mask_contacts
 
 __all__ = ["REPORT_SCHEMA", "build_report", "render_html", "report_pair", "write_report"]
@@ -80,7 +79,7 @@ def build_report(*, evaluation: Mapping | Any | None, ledger: Mapping | None, da
         ConfigError: an input lacks a required key, a column role is unknown, a column claims DP that
             the ledger does not support, a PII example is not redacted, or a value is not JSON-safe.
     """
-    from . import __version__
+    from ._version import __version__
 
     now = datetime.now(timezone.utc)
     run_id = _check_run_id(run_id) if run_id is not None else new_run_id(now)
@@ -146,23 +145,12 @@ def _as_dict(value: Any, name: str) -> dict | None:
 
 
 def _json_safe(value: Any, where: str) -> Any:
-    """Plain JSON types only: numpy scalars/arrays become Python ones, NaN/inf become None."""
-    if value is None or isinstance(value, (str, bool)):
-        return value
-    if isinstance(value, int):
-        return int(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): _json_safe(v, f"{where}.{k}") for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v, f"{where}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, os.PathLike):
-        return os.fspath(value)
-    if hasattr(value, "tolist"):  # numpy scalars and arrays, without importing numpy here
-        return _json_safe(value.tolist(), where)
-    raise ConfigError(f"{where} is a {type(value).__name__}, which cannot be written to report.json; "
-                      "pass numbers, strings, lists and dicts only.")
+    """:func:`synthtext.jsonsafe.json_safe`, with what cannot be written said as the caller's error."""
+    try:
+        return json_safe(value, where)
+    except TypeError as exc:
+        raise ConfigError(f"{exc}, so it cannot be written to report.json; pass numbers, strings, lists and "
+                          "dicts only.") from None
 
 
 def _check_data_summary(data_summary: Mapping, ledger: dict | None) -> dict:
@@ -537,25 +525,13 @@ def write_report(out_dir: str | os.PathLike, *, evaluation: Mapping | Any | None
     _refuse_existing(final)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{report['run_id']}.tmp-", dir=root))
     except OSError as exc:
         raise DataError(f"cannot write the report to {root}: {exc.strerror or exc}. "
                         "Choose a writable directory.") from exc
-    try:
+    with atomic_directory(final) as staging:
         for name, content in (("report.json", text), ("report.html", page)):
-            with open(staging / name, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(content)
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.chmod(staging, 0o777 & ~current_umask())  # mkdtemp makes it 0700; make it like any new directory
+            (staging / name).write_text(content, encoding="utf-8", newline="\n")
         _refuse_existing(final)  # another run may have taken the name meanwhile
-        os.rename(staging, final)
-    except BaseException as exc:
-        shutil.rmtree(staging, ignore_errors=True)
-        if isinstance(exc, OSError):
-            raise DataError(f"cannot write the report to {final}: {exc.strerror or exc}.") from exc
-        raise
-    fsync_directory(root)
     return final
 
 

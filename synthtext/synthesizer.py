@@ -22,7 +22,6 @@ import json
 import math
 import os
 import re
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -521,10 +520,11 @@ class TextSynthesizer:
         rows is saved instead and later samples draw their rows from it. ``structured="keep"`` saves no
         rows: sampling a loaded one needs ``conditions=``.
         """
+        from .io import atomic_directory
+
         self._check_fitted()
         target = check_save_target(path, overwrite=overwrite)
-        staging = Path(tempfile.mkdtemp(prefix=".synthtext-save-", dir=target.parent))
-        try:
+        with atomic_directory(target, replace=True, prefix=".synthtext-save-") as staging:
             for i, column in enumerate(self.text_columns_):
                 self.models_[column].save(staging / f"text_model_{i}")
             state = self._state()
@@ -535,12 +535,6 @@ class TextSynthesizer:
             (staging / "synthesizer.json").write_text(json.dumps(state, indent=2) + "\n")
             manifest = {"format": SAVE_FORMAT, "version": SAVE_VERSION, "sha256": _file_hashes(staging)}
             (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-            if target.exists():
-                shutil.rmtree(target)
-            os.replace(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
         return target
 
     def _state(self) -> dict:

@@ -45,7 +45,7 @@ from torch.utils.data import DataLoader, Dataset
 from .config import PrivacyConfig, PrivacyLedger, TrainConfig
 from .errors import ConfigError, DataError, ModelError, PrivacyBudgetError, option
 from .llm import decoder_stack
-from .models import (BaseModel, ByteTransformerLM, EncodedExamples, TrainedModel, _base_fingerprint, add_lora,
+from .models import (BaseModel, ByteTransformerLM, EncodedExamples, TrainedModel, add_lora, base_fingerprint,
                      cpu_has_native_bf16, length_order, sequence_losses)
 from .progress import Progress
 
@@ -500,7 +500,7 @@ def train_private(
         )
     plan = plan_privacy(len(examples), privacy, train)  # refuses before any work is done
     train = dataclasses.replace(train, learning_rate=train.learning_rate_for(base.kind, plan.steps, plan.dp))  # as used
-    fingerprint = _base_fingerprint(base.model) if base.kind == "pretrained" else None
+    fingerprint = base_fingerprint(base.model) if base.kind == "pretrained" else None
 
     torch.manual_seed(train.seed)  # LoRA init and dropout
     base.model.to(device)  # BEFORE get_peft_model (opacus #820)

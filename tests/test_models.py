@@ -16,8 +16,8 @@ from synthtext.models import (
     ByteTokenizer,
     ByteTransformerLM,
     TrainedModel,
-    _base_fingerprint,
     add_lora,
+    base_fingerprint,
     encode_examples,
     load_base_model,
     lora_target_modules,
@@ -238,7 +238,7 @@ def test_save_load_builtin_identical_logits(tmp_path):
 @pytest.mark.parametrize("family", ["gpt2", "llama"])
 def test_save_load_lora_identical_logits(tmp_path, model_dirs, family):
     base = load_base_model(model_dirs[family])
-    fp = _base_fingerprint(base.model)
+    fp = base_fingerprint(base.model)
     model = add_lora(base, TrainConfig(lora_r=4))
     with torch.no_grad():  # make the adapter non-trivial (lora_B starts at zero)
         for n, p in model.named_parameters():
@@ -261,7 +261,7 @@ def test_save_load_lora_identical_logits(tmp_path, model_dirs, family):
 
 def test_load_refuses_other_base_and_pickles(tmp_path, model_dirs):
     base = load_base_model(model_dirs["gpt2"])
-    fp = _base_fingerprint(base.model)
+    fp = base_fingerprint(base.model)
     model = add_lora(base, TrainConfig())
     trained = TrainedModel(model=model, tokenizer=base.tokenizer, base_name=base.name, kind="pretrained",
                            family="gpt2", ledger=_ledger(base.name), train_config=TrainConfig(),

@@ -6,6 +6,8 @@ import pandas as pd
 import pytest
 
 from synthtext import pii
+from synthtext.pii import analyzer as pii_analyzer
+from synthtext.pii import texts as pii_texts
 from synthtext.errors import ConfigError, DataError
 from synthtext.io import read_csv
 from conftest import BENCH_DATA
@@ -143,15 +145,15 @@ def test_presidio_is_kept_on_the_cpu_unless_the_user_chose(monkeypatch):
     out = subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["cpu", "cpu"]
     monkeypatch.setenv("PRESIDIO_DEVICE", "cuda:1")
-    pii._keep_presidio_on_cpu()
+    pii_analyzer._keep_presidio_on_cpu()
     assert os.environ["PRESIDIO_DEVICE"] == "cuda:1"  # the user's choice stands
 
 
 def test_no_worker_processes_when_spacy_runs_on_a_gpu(analyzer, bench_texts, monkeypatch):
     texts = bench_texts[:300]  # more than one chunk
     expected = pii.analyze_texts(texts, analyzer=analyzer, n_jobs=1)
-    monkeypatch.setattr(pii, "_spacy_on_cpu", lambda: False)
-    monkeypatch.setattr(pii, "ProcessPoolExecutor", None)  # any attempt to fork would fail here
+    monkeypatch.setattr(pii_texts, "spacy_on_cpu", lambda: False)
+    monkeypatch.setattr(pii_texts, "ProcessPoolExecutor", None)  # any attempt to fork would fail here
     assert pii.analyze_texts(texts, analyzer=analyzer, n_jobs=2) == expected
 
 
@@ -204,7 +206,7 @@ def test_regex_only_engine_warns_loudly_and_still_finds_emails():
 
 
 def test_auto_without_spacy_pipeline_warns(monkeypatch):
-    monkeypatch.setattr(pii, "find_spacy_pipeline", lambda *a, **k: None)
+    monkeypatch.setattr(pii_analyzer, "find_spacy_pipeline", lambda *a, **k: None)
     with pytest.warns(UserWarning, match="will NOT detect person names"):
         pii.build_analyzer("auto")
 
@@ -342,9 +344,9 @@ FILLER = "the fabric is soft and the colour is lovely but the sleeves run a litt
 
 @pytest.fixture
 def small_pieces(monkeypatch):
-    monkeypatch.setattr(pii, "PIECE_CHARS", 600)
-    monkeypatch.setattr(pii, "PIECE_OVERLAP_CHARS", 150)
-    monkeypatch.setattr(pii, "CHUNK_CHARS", pii.CHUNK_CHARS)  # restored after a test changes it
+    monkeypatch.setattr(pii_texts, "PIECE_CHARS", 600)
+    monkeypatch.setattr(pii_texts, "PIECE_OVERLAP_CHARS", 150)
+    monkeypatch.setattr(pii_texts, "CHUNK_CHARS", pii_texts.CHUNK_CHARS)  # restored after a test changes it
 
 
 def plant_at_cuts(text: str, n_pieces: int) -> tuple[str, list[tuple[int, str, str]]]:
@@ -362,14 +364,14 @@ def plant_at_cuts(text: str, n_pieces: int) -> tuple[str, list[tuple[int, str, s
         return text[:at] + phrase + text[at + len(phrase):]
 
     for i in range(n_pieces):
-        text = write(text, pii._piece_bounds(text)[i][0] + pii.PIECE_CHARS, 2 * i)
-        text = write(text, pii._piece_bounds(text)[i][1] - pii.PIECE_OVERLAP_CHARS, 2 * i + 1)
+        text = write(text, pii_texts._piece_bounds(text)[i][0] + pii_texts.PIECE_CHARS, 2 * i)
+        text = write(text, pii_texts._piece_bounds(text)[i][1] - pii_texts.PIECE_OVERLAP_CHARS, 2 * i + 1)
     return text, planted
 
 
 def test_long_cell_is_scanned_in_pieces_without_losing_pii_at_the_cuts(analyzer, small_pieces):
     text, planted = plant_at_cuts(FILLER * 400, n_pieces=40)  # 30,400 characters
-    bounds = pii._piece_bounds(text)
+    bounds = pii_texts._piece_bounds(text)
     assert len(text) > 30_000 and len(bounds) > 60
     cuts = [end for _, end in bounds[:-1]] + [start for start, _ in bounds[1:]]
     across = [value for start, value, _ in planted if any(start < cut < start + len(value) for cut in cuts)]
@@ -383,28 +385,28 @@ def test_long_cell_is_scanned_in_pieces_without_losing_pii_at_the_cuts(analyzer,
         assert text[start:start + len(value)] == value
     assert len(found) == len(spans)  # the overlaps gave no duplicate spans
 
-    pii.CHUNK_CHARS = 5_000  # pieces of the two cells shared by two worker processes
+    pii_texts.CHUNK_CHARS = 5_000  # pieces of the two cells shared by two worker processes
     done = []
     assert pii.analyze_texts([text, text[:10_000]], analyzer=analyzer, n_jobs=2, progress=done.append)[0] == spans
     assert sum(done) == 2
-    pii.PIECE_CHARS = None  # the whole cell at once finds exactly the same spans
+    pii_texts.PIECE_CHARS = None  # the whole cell at once finds exactly the same spans
     assert pii.analyze_texts([text], analyzer=analyzer, n_jobs=1)[0] == spans
 
 
 def test_short_cells_are_analysed_whole(analyzer, bench_texts, monkeypatch):
     texts = bench_texts[:100]
-    assert all(pii._piece_bounds(t) == [(0, len(t))] for t in texts)
+    assert all(pii_texts._piece_bounds(t) == [(0, len(t))] for t in texts)
     pieces = pii.analyze_texts(texts, analyzer=analyzer, n_jobs=1)
-    monkeypatch.setattr(pii, "PIECE_CHARS", None)
+    monkeypatch.setattr(pii_texts, "PIECE_CHARS", None)
     assert pii.analyze_texts(texts, analyzer=analyzer, n_jobs=1) == pieces
 
 
 def test_piece_spans_are_joined_once(small_pieces):
     text = FILLER * 14
-    bounds = pii._piece_bounds(text)
+    bounds = pii_texts._piece_bounds(text)
     assert len(bounds) == 3 and bounds[0][0] == 0 and bounds[-1][1] == len(text)
     for (start, end), (next_start, next_end) in zip(bounds, bounds[1:]):
-        assert start < next_start <= end - pii.PIECE_OVERLAP_CHARS and end < next_end
+        assert start < next_start <= end - pii_texts.PIECE_OVERLAP_CHARS and end < next_end
         assert text[end - 1] == " " and text[next_start - 1] == " "  # cut between words
     (_, end0), (start1, _), _ = bounds
     middle = (start1 + end0) // 2
@@ -417,5 +419,5 @@ def test_piece_spans_are_joined_once(small_pieces):
     whole = (end0 - 8, end0 + 10, "PHONE_NUMBER", 0.75)
     inner = (middle + 10, middle + 14, "PERSON", 0.5)  # inside a PERSON piece 0 found with a higher score
     outer = (middle - 2, middle + 20, "PERSON", 0.85)
-    joined = pii._join_pieces(bounds, [piece(0, both, cut_off, outer), piece(1, both, whole, inner), []])
+    joined = pii_texts._join_pieces(bounds, [piece(0, both, cut_off, outer), piece(1, both, whole, inner), []])
     assert [(s.start, s.end, s.entity_type) for s in joined] == [both[:3], outer[:3], whole[:3]]

@@ -5,7 +5,7 @@ import re
 
 from synthtext import generate as G
 from synthtext import train as T
-from synthtext.pii import _progress_bar as pii_progress_bar
+from synthtext.pii import scan as S
 from synthtext.progress import Progress, format_duration
 
 
@@ -98,8 +98,8 @@ def test_generate_and_pii_wrappers_use_progress(monkeypatch):
     bar.close()
     assert lines(out)[0].startswith("generating: 0/10 texts (0%)")
     assert lines(out)[-1].startswith("generating: 10/10 texts (100%)")
-    assert not G._progress_bar(10, False).enabled and pii_progress_bar(5, False, "scanning for PII", "text") is None
-    scan = pii_progress_bar(5, True, "scanning for PII", "text")
+    assert not G._progress_bar(10, False).enabled and S._progress_bar(5, False, "scanning for PII", "text") is None
+    scan = S._progress_bar(5, True, "scanning for PII", "text")
     scan(5)  # analyze_texts calls progress(n)
     scan.close()
     assert lines(out)[-1].startswith("scanning for PII: 5/5 texts (100%)")

@@ -29,3 +29,13 @@ def test_audit_stays_the_function_after_its_module_is_imported():
             "print(callable(synthtext.audit), synthtext.audit is sys.modules['synthtext.audit'].audit)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True", "True"]
+
+
+def test_the_version_is_the_one_pyproject_declares():
+    import tomllib
+    from pathlib import Path
+
+    import synthtext
+
+    declared = tomllib.loads((Path(__file__).parent.parent / "pyproject.toml").read_text())["project"]["version"]
+    assert synthtext.__version__ == declared

@@ -21,7 +21,7 @@ from presidio_analyzer import (AnalysisExplanation, EntityRecognizer, Pattern, P
                                RecognizerResult)
 from presidio_analyzer.predefined_recognizers import CreditCardRecognizer, NhsRecognizer, PhoneRecognizer
 
-from . import PHONE_MIN_DIGITS
+from .constants import PHONE_MIN_DIGITS, SPACY_PIPELINES
 from .redaction import URL_WITH_SCHEME
 
 # presidio's stock setting for spaCy entities (conf/default.yaml); NlpEngineProvider does not apply it
@@ -482,8 +482,6 @@ def _wordnet_index() -> set[str]:
     """
     import spacy.util
     from spacy.lookups import Lookups
-
-    from . import SPACY_PIPELINES
 
     for pipeline in SPACY_PIPELINES:
         if not spacy.util.is_package(pipeline):

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from typing import Iterable, Sequence
 
 from ..errors import ConfigError
+from .constants import LANGUAGE
+from .results import PiiSpan
 
 # Every entity type synthtext's analyzer (build_analyzer) can produce; tests check it stays so.
 KNOWN_ENTITY_TYPES = frozenset({
@@ -114,8 +116,6 @@ def check_redact_entities(entities=None, *, analyzer=None, known: Iterable[str] 
     policy = redaction_policy(entities)
     valid = set(KNOWN_ENTITY_TYPES) | COUNTED_ONLY_BY_DEFAULT | set(known)
     if analyzer is not None and hasattr(analyzer, "get_supported_entities"):
-        from . import LANGUAGE
-
         valid |= set(analyzer.get_supported_entities(LANGUAGE))
     unknown = sorted(policy.entities - valid)
     if unknown:
@@ -200,8 +200,6 @@ def redaction_spans(text: str, spans: Iterable, entities=None) -> list:
     scheme or www.; either is widened to the whole date or URL ("2010" in "Aug 2010", presidio's
     "WWW.Sh" in "WWW.Shop.example"), so no fragment of it is left beside the placeholder.
     """
-    from . import PiiSpan
-
     policy = redaction_policy(entities)
     kept, dates, urls = [], None, None
     for span in spans:
