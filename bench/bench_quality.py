@@ -178,7 +178,7 @@ def main() -> None:
     vocabulary = {w for t in train[TEXT].dropna() for w in words(t)}
     evaluation = synthtext.evaluate(train, synthetic, [TEXT], CONDITIONS, holdout=heldout, embedding="tfidf",
                                     seed=args.seed).to_dict()
-    lift = {}  # the report's rule (evaluate._verdicts): balanced accuracy above chance, synthetic / real
+    lift = {}  # the report's rule (synthtext.metrics.verdicts): balanced accuracy above chance, synthetic / real
     for column, r in evaluation["columns"][TEXT]["fidelity"]["conditional"].items():
         chance = r["chance_balanced_accuracy"]
         gap = r["real_holdout_balanced_accuracy"] - chance["real_holdout"]

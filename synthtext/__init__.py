@@ -16,7 +16,7 @@ from .io import read_csv, write_csv
 from .pii import PiiScanResult, PiiSpan, StructuredPiiColumn, Surrogates, redact, scan_pii
 from .synthesizer import TextSynthesizer, synthesize
 from .audit import AuditResult, audit  # light: torch/scipy load inside audit()
-from .evaluate import Evaluation, evaluate  # light: scikit-learn/scipy load inside evaluate()
+from .metrics import Evaluation, evaluate  # light: scikit-learn/scipy load inside evaluate()
 
 from ._version import __version__
 

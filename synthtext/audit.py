@@ -329,7 +329,7 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
     from . import pii
     from .models import EncodedExamples, encode_examples, load_base_model, uses_chat_template
     from .prompts import PromptFormat
-    from .synthesizer import TextSynthesizer, _encode_rows
+    from .plan import encode_rows, scan_columns, table_privacy, training_config
     from .train import plan_privacy, train_private
 
     started = time.perf_counter()
@@ -337,9 +337,7 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
         raise DataError(f"audit expects a pandas DataFrame, got {type(df).__name__}.")
     if len(df) == 0:
         raise DataError("the table has no rows; there is nothing to audit.")
-    if epsilon is not None and (isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or
-                                not 0 < epsilon < math.inf):
-        raise ConfigError(f"epsilon: must be a positive number (or None for no DP), got {epsilon!r}.")
+    table = table_privacy(privacy, epsilon, delta)  # PrivacyConfig checks epsilon and delta
     m = _check_count("canaries", canaries, MIN_CANARIES)
     digits = _check_count("canary_digits", canary_digits, 4)
     n_references = _check_count("references", references, 20)
@@ -347,18 +345,17 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
         raise ConfigError(f"{option('canary_digits', '--canary-digits')}: at most 64, got {digits}; short random "
                           "secrets show memorisation best.")
 
-    synth = TextSynthesizer(text_columns, conditioning_columns, epsilon=epsilon, delta=delta, model=model,
-                            model_size=model_size, seed=seed, train=train, privacy=privacy, progress=progress,
-                            analyzer=analyzer, redact_entities=redact_entities)
-    scan, _, conditioning = synth._scan_columns(df)
+    train_cfg = training_config(train, seed, progress)
+    # the same plan as fit's (plan.py), so the audited model is trained as the synthesizer's would be
+    scan, _, conditioning = scan_columns(df, text_columns=text_columns, conditioning_columns=conditioning_columns,
+                                         redact_entities=redact_entities, analyzer=analyzer, progress=progress)
     column = scan.text_columns[0] if column is None else column
     if column not in scan.text_columns:
         raise ConfigError(f"column: {column!r} is not one of the text columns {list(scan.text_columns)}.")
-    train_cfg = synth._train_config()
-    privacy_cfg = synth._privacy_per_model(len(scan.text_columns), len(df))
+    privacy_cfg = table.per_model(len(scan.text_columns), len(df))
     plan_privacy(len(df), privacy_cfg, train_cfg)  # refuse what fit would refuse, before any work
 
-    records = (pii.redact_frame(df, scan, synth.redact_entities) if synth.redact_pii else df).to_dict("records")
+    records = pii.redact_frame(df, scan, redact_entities).to_dict("records")  # fit redacts by default
     base = load_base_model(model, size=model_size, seed=seed)
     fmt = PromptFormat(conditioning_columns=conditioning, text_columns=scan.text_columns,
                        style="instruction" if uses_chat_template(base.tokenizer) else "plain")  # as fit does
@@ -368,7 +365,7 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
     inserted = rng.random(m) < 0.5
 
     max_length = base.max_length(train_cfg)
-    data = _encode_rows(fmt, base.tokenizer, max_length, records, column)
+    data = encode_rows(fmt, base.tokenizer, max_length, records, column)
     secret_records = encode_examples(base.tokenizer, prompts, secrets, max_length=max_length)
     if secret_records.n_truncated:
         raise ConfigError(f"{secret_records.n_truncated} canaries do not fit in max_length={max_length} tokens "

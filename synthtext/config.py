@@ -9,8 +9,8 @@ never guessed from the data silently.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Sequence
 
 from .errors import ConfigError, option
 
@@ -125,6 +125,14 @@ class PrivacyConfig:
     def dp(self) -> bool:
         """True when training is differentially private."""
         return self.epsilon is not None
+
+    def per_model(self, n_models: int, n_records: int) -> PrivacyConfig:
+        """Each of ``n_models`` text models' share of this (table) budget: epsilon and delta split evenly,
+        so that they add up to the table's by basic composition (:func:`compose_ledgers`). The table's
+        delta is resolved once for ``n_records`` (default min(1e-5, 1/(10 n))) and then split."""
+        if not self.dp:
+            return replace(self, epsilon=None, delta=None)
+        return replace(self, epsilon=self.epsilon / n_models, delta=self.resolve_delta(n_records) / n_models)
 
     def resolve_delta(self, n_records: int) -> float:
         """The delta to use for ``n_records`` records; raises ConfigError if delta >= 1/n."""
@@ -343,3 +351,23 @@ class PrivacyLedger:
     def from_dict(cls, data: dict) -> PrivacyLedger:
         data = {k: v for k, v in data.items() if k != "summary"}
         return _from_dict(cls, data)
+
+
+def compose_ledgers(ledgers: Sequence[PrivacyLedger]) -> dict:
+    """The whole pipeline's guarantee from one ledger per text model (basic composition: the
+    epsilons and deltas add up, since every model reads every row; :meth:`PrivacyConfig.per_model`
+    makes the split that this sums)."""
+    dp = all(ledger.dp for ledger in ledgers)
+    total = {
+        "dp": dp,
+        "epsilon": sum(ledger.epsilon for ledger in ledgers) if dp else None,
+        "delta": sum(ledger.delta for ledger in ledgers) if dp else None,
+        "composition": "basic (sum over text models)" if len(ledgers) > 1 else "single model",
+        "privacy_unit": "row",
+        "models": [ledger.to_dict() for ledger in ledgers],
+    }
+    total["summary"] = (
+        f"(epsilon={total['epsilon']:.3g}, delta={total['delta']:.2g})-DP per row for the text "
+        f"({len(ledgers)} model(s))." if dp else
+        "no differential privacy: the text models were trained without DP.")
+    return total

@@ -24,7 +24,7 @@ import os
 import re
 import tempfile
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -32,7 +32,8 @@ import numpy as np
 import pandas as pd
 
 from . import prompts as prompt_format
-from .config import MAX_ROWS, PrivacyConfig, PrivacyLedger, TrainConfig
+from .config import MAX_ROWS, PrivacyConfig, TrainConfig, compose_ledgers
+from .plan import encode_rows, scan_columns, split_holdout, table_privacy, training_config
 from .errors import ConfigError, DataError, ModelError, NotFittedError, PrivacyBudgetError, option
 
 SAVE_FORMAT = "synthtext-synthesizer"
@@ -46,42 +47,6 @@ _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 # Which structured PII column a placeholder in the same row may take its value from.
 _PLACEHOLDER_SOURCES = ("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "LOCATION")
-
-
-def compose_ledgers(ledgers: Sequence[PrivacyLedger]) -> dict:
-    """The whole pipeline's guarantee from one ledger per text model (basic composition: the
-    epsilons and deltas add up, since every model reads every row)."""
-    dp = all(ledger.dp for ledger in ledgers)
-    total = {
-        "dp": dp,
-        "epsilon": sum(ledger.epsilon for ledger in ledgers) if dp else None,
-        "delta": sum(ledger.delta for ledger in ledgers) if dp else None,
-        "composition": "basic (sum over text models)" if len(ledgers) > 1 else "single model",
-        "privacy_unit": "row",
-        "models": [ledger.to_dict() for ledger in ledgers],
-    }
-    total["summary"] = (
-        f"(epsilon={total['epsilon']:.3g}, delta={total['delta']:.2g})-DP per row for the text "
-        f"({len(ledgers)} model(s))." if dp else
-        "no differential privacy: the text models were trained without DP.")
-    return total
-
-
-def split_holdout(n_rows: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row positions (sorted) for training and for the holdout: a seeded random ``share`` of the rows,
-    rounded, kept out of training so leakage can be measured against rows the model never saw."""
-    n_holdout = int(round(n_rows * share))
-    order = np.random.default_rng(seed).permutation(n_rows)
-    return np.sort(order[n_holdout:]), np.sort(order[:n_holdout])
-
-
-def _encode_rows(fmt: prompt_format.PromptFormat, tokenizer: Any, max_length: int, records: Sequence[Mapping],
-                 column: str):
-    """The (prompt, text) training records of one text column, tokenized."""
-    from .models import encode_examples
-
-    pairs = [fmt.example(row, column) for row in records]
-    return encode_examples(tokenizer, [p for p, _ in pairs], [t for _, t in pairs], max_length=max_length)
 
 
 @dataclass
@@ -159,51 +124,6 @@ class TextSynthesizer:
 
     # -- fit ------------------------------------------------------------------------------------------
 
-    def _privacy_per_model(self, n_models: int, n_records: int) -> PrivacyConfig:
-        """Each text model's share of the table's (epsilon, delta): both split evenly, so they add up to
-        the table's by basic composition. The table's delta is resolved once for ``n_records`` (default
-        min(1e-5, 1/(10 n))) and then split, whether it was given or not."""
-        base = self.privacy or PrivacyConfig()
-        if self.epsilon is None:
-            return replace(base, epsilon=None, delta=None)
-        table = replace(base, delta=self.delta if self.delta is not None else base.delta)
-        return replace(base, epsilon=self.epsilon / n_models, delta=table.resolve_delta(n_records) / n_models)
-
-    def _train_config(self) -> TrainConfig:
-        train = self.train or TrainConfig()
-        return replace(train, seed=self.seed, progress=self.progress and train.progress)
-
-    def _scan_columns(self, df: pd.DataFrame) -> tuple[Any, dict[str, str], list]:
-        """Scan ``df`` for PII; decide its text, PII and conditioning columns (fit and the canary audit)."""
-        from . import pii
-
-        pii.check_redact_entities(self.redact_entities, analyzer=self.analyzer)  # before the scan's minutes
-        scan = pii.scan_pii(df, columns=self.text_columns, analyzer=self.analyzer, progress=self.progress)
-        if not scan.text_columns:
-            raise DataError("no text column found (a text column holds strings of 3+ words on average, "
-                            f"mostly distinct); name them with {option('text_columns=[...]', '--text-columns')}.")
-        for column in scan.text_columns:
-            if df[column].isna().all() or not df[column].map(lambda v: isinstance(v, str) and v.strip()).any():
-                raise DataError(f"text column {column!r} is empty: every cell is missing or blank.")
-            # the scan reads strings only: anything else would be trained on unredacted
-            odd = [(i, v) for i, v in enumerate(df[column].tolist())
-                   if not isinstance(v, str) and not prompt_format.is_missing(v)]
-            if odd:
-                raise DataError(f"text column {column!r} holds {len(odd)} value(s) that are not text (first: "
-                                f"{type(odd[0][1]).__name__} in row {odd[0][0]}); the PII scan reads text only. "
-                                "Convert them to strings first, keeping missing cells missing.")
-        pii_columns = {c: s.entity_type for c, s in scan.structured_columns.items()}
-        conditioning = self.conditioning_columns
-        if conditioning is None:
-            conditioning = [c for c in df.columns if c not in scan.text_columns and c not in pii_columns]
-        unknown = [c for c in conditioning if c not in df.columns]
-        if unknown:
-            raise DataError(f"conditioning_columns: unknown column(s) {unknown}; the table has {list(df.columns)}.")
-        clash = [c for c in conditioning if c in scan.text_columns]
-        if clash:
-            raise ConfigError(f"conditioning_columns: {clash} are text columns; a text is not conditioned on itself.")
-        return scan, pii_columns, list(conditioning)
-
     def fit(self, df: pd.DataFrame) -> "TextSynthesizer":
         """Learn ``df``: scan, redact, fit the structured synthesizer, train one text model per column."""
         from . import pii
@@ -217,27 +137,28 @@ class TextSynthesizer:
             raise DataError("the table has no rows; there is nothing to learn.")
         if self.structured not in ("sdv", "keep"):
             raise ConfigError(f"structured: must be 'sdv' or 'keep', got {self.structured!r}.")
-        if self.epsilon is not None and not (isinstance(self.epsilon, (int, float)) and self.epsilon > 0):
-            raise ConfigError(f"epsilon: must be a positive number (or None for no DP), got {self.epsilon!r}.")
+        table = table_privacy(self.privacy, self.epsilon, self.delta)  # PrivacyConfig checks epsilon and delta
         if isinstance(self.holdout, bool) or not isinstance(self.holdout, (int, float)) or not 0 <= self.holdout <= 0.5:
             raise ConfigError(f"holdout: must be a share between 0 and 0.5 (default 0.1), got {self.holdout!r}.")
         from .generate import check_sampling
 
         # every setting is checked now, not after the scan, SDV and training
         check_sampling(self.temperature, self.top_p, self.max_new_tokens, None, self.seed)
-        train_cfg = self._train_config()  # checks the seed (>= 0) with the rest of the training settings
+        train_cfg = training_config(self.train, self.seed, self.progress)  # checks the seed (>= 0) and the rest
         if self.seed >= 2**32:
             raise ConfigError(f"seed: must be below 2**32 (numpy's limit), got {self.seed}.")
         started = time.perf_counter()
         timings = {}
 
-        scan, pii_columns, conditioning = self._scan_columns(df)
+        scan, pii_columns, conditioning = scan_columns(
+            df, text_columns=self.text_columns, conditioning_columns=self.conditioning_columns,
+            redact_entities=self.redact_entities, analyzer=self.analyzer, progress=self.progress)
         timings["scan"] = time.perf_counter() - started
 
         train_pos, holdout_pos = split_holdout(len(df), self.holdout, self.seed)
-        privacy = self._privacy_per_model(len(scan.text_columns), len(train_pos))
+        privacy = table.per_model(len(scan.text_columns), len(train_pos))
         try:
-            plan_privacy(len(train_pos), privacy, train_cfg)  # refuse too-small data before any work
+            plan = plan_privacy(len(train_pos), privacy, train_cfg)  # refuse too-small data before any work
         except PrivacyBudgetError as exc:
             if len(holdout_pos) == 0:
                 raise
@@ -264,8 +185,8 @@ class TextSynthesizer:
                 style = "instruction" if uses_chat_template(base.tokenizer) else "plain"
                 fmt = prompt_format.PromptFormat(conditioning_columns=list(conditioning),
                                                  text_columns=list(scan.text_columns), style=style)
-            examples = _encode_rows(fmt, base.tokenizer, base.max_length(train_cfg), records, column)
-            models[column] = train_private(base, examples, privacy, train_cfg)
+            examples = encode_rows(fmt, base.tokenizer, base.max_length(train_cfg), records, column)
+            models[column] = train_private(base, examples, privacy, train_cfg, plan=plan)  # the plan checked above
         timings["train"] = time.perf_counter() - t0
 
         self.columns_ = list(df.columns)
@@ -416,7 +337,7 @@ class TextSynthesizer:
                 cap = max_records if name == "holdout" else min(max_records, max(200, 4 * len(data.holdout)))
                 if len(rows) > cap:
                     rows = rows.iloc[np.sort(rng.choice(len(rows), size=cap, replace=False))]
-                examples = _encode_rows(self.prompt_format_, trained.tokenizer, trained.max_length,
+                examples = encode_rows(self.prompt_format_, trained.tokenizer, trained.max_length,
                                         rows.to_dict("records"), column)
                 losses[name] = trained.record_losses(examples)
             ledger = trained.ledger
@@ -432,8 +353,8 @@ class TextSynthesizer:
 
         A loaded synthesizer holds no real data: pass ``real=`` (then holdout-based and model-based
         metrics are not available)."""
-        from .evaluate import evaluate as evaluate_frames
-        from .evaluate import structured_quality
+        from .metrics import evaluate as evaluate_frames
+        from .metrics import structured_quality
 
         self._check_fitted()
         data = getattr(self, "_fit_data", None)

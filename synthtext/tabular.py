@@ -90,7 +90,7 @@ _NON_DIGIT = re.compile(r"\D")
 
 
 @contextlib.contextmanager
-def _quiet_sdv():
+def quiet_sdv():
     """Silence SDV's advice and its dependencies' deprecation noise; real problems still surface."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=r".*saving the metadata using 'save_to_json'")
@@ -279,7 +279,7 @@ class StructuredSynthesizer:
             return  # only PII and text columns: nothing for SDV to learn
         frame = pd.DataFrame({self.sdv_names_[c]: s.reset_index(drop=True) for c, s in columns.items()})
 
-        with _quiet_sdv(), _seeded_global_rngs(self.seed_, torch_too=self.sdv_model != "gaussian_copula"):
+        with quiet_sdv(), _seeded_global_rngs(self.seed_, torch_too=self.sdv_model != "gaussian_copula"):
             from sdv import single_table
             from sdv.metadata import Metadata
 
@@ -372,7 +372,7 @@ class StructuredSynthesizer:
         index = pd.RangeIndex(n)
         rows = pd.DataFrame(index=index)
         if self.sdv_ is not None and n > 0:
-            with _quiet_sdv():
+            with quiet_sdv():
                 sampled = self.sdv_.sample(n)[_TABLE].reset_index(drop=True)
             rows = pd.DataFrame({c: sampled[name] for c, name in self.sdv_names_.items()}, index=index)
         self._replace_rare(rows)

@@ -477,6 +477,8 @@ def train_private(
     examples: EncodedExamples,
     privacy: PrivacyConfig | None = None,
     train: TrainConfig | None = None,
+    *,
+    plan: PrivacyPlan | None = None,
 ) -> TrainedModel:
     """Fine-tune ``base`` on ``examples`` under DP (or without, if ``privacy.epsilon is None``).
 
@@ -487,6 +489,10 @@ def train_private(
         PrivacyBudgetError: too few records for the requested epsilon (before any training).
         ConfigError: invalid settings (delta >= 1/n, records longer than the model, no GPU, ...).
         ModelError: training ran but the trainable weights did not change (opacus #820 guard).
+
+    ``plan``: the :class:`PrivacyPlan` the caller already computed with :func:`plan_privacy` for these
+    records and settings (fit does, to refuse before any work), used as it is after a check that it is for
+    as many records, the same DP switch and accountant.
     """
     privacy = privacy or PrivacyConfig()
     train = train or TrainConfig()
@@ -498,7 +504,11 @@ def train_private(
             f"records are encoded up to {longest} tokens but max_length is {limit} for {base.name}: "
             f"encode with encode_examples(..., max_length={limit})."
         )
-    plan = plan_privacy(len(examples), privacy, train)  # refuses before any work is done
+    if plan is None:
+        plan = plan_privacy(len(examples), privacy, train)  # refuses before any work is done
+    elif (plan.n_records, plan.dp) != (len(examples), privacy.dp) or (plan.dp and plan.accountant != privacy.accountant):
+        raise ConfigError(f"the privacy plan handed in ({plan.n_records} records, dp={plan.dp}) is not for these "
+                          f"{len(examples)} records and settings; plan_privacy(...) them again.")
     train = dataclasses.replace(train, learning_rate=train.learning_rate_for(base.kind, plan.steps, plan.dp))  # as used
     fingerprint = base_fingerprint(base.model) if base.kind == "pretrained" else None
 

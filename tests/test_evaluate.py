@@ -12,7 +12,7 @@ import pytest
 
 import synthtext
 from synthtext.errors import ConfigError, DataError
-from synthtext.evaluate import (
+from synthtext.metrics import (
     THRESHOLDS,
     auc_delong,
     clopper_pearson,
@@ -43,10 +43,10 @@ def copy_case(reviews):
 
 
 def test_evaluate_is_the_function_and_import_stays_light():
-    """synthtext.evaluate is the function (not the module of the same name), and importing it loads no
-    scikit-learn or scipy: they load when evaluate() runs."""
-    code = ("import sys, synthtext, synthtext.evaluate; from synthtext.evaluate import Evaluation; "
-            "print(synthtext.evaluate is sys.modules['synthtext.evaluate'].evaluate, "
+    """synthtext.evaluate is the function of synthtext.metrics, and importing it loads no scikit-learn or
+    scipy: they load when evaluate() runs."""
+    code = ("import sys, synthtext, synthtext.metrics; from synthtext.metrics import Evaluation; "
+            "print(synthtext.evaluate is synthtext.metrics.evaluation.evaluate, "
             "any(m in sys.modules for m in ('sklearn', 'scipy')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.split() == ["True", "False"]
@@ -250,7 +250,7 @@ def test_verbatim_rules_words_and_characters():
 
 def test_verbatim_is_exact_under_hash_collisions(monkeypatch):
     """Every hash hit is checked against the text: a colliding hash (all windows hash alike) is no match."""
-    module = sys.modules["synthtext.evaluate"]  # the package attribute of that name is the function
+    import synthtext.metrics.leakage as module  # where _SpanIndex looks it up
 
     monkeypatch.setattr(module, "_window_hashes",
                         lambda seq, powers: np.zeros(max(len(seq) - len(powers) + 1, 0), np.uint64))
@@ -367,7 +367,7 @@ def test_missing_synthetic_text_and_errors():
 
 
 def test_minilm_missing_is_a_clear_error(monkeypatch):
-    module = sys.modules["synthtext.evaluate"]  # the package attribute of that name is the function
+    import synthtext.metrics.fidelity as module  # where resolve_embedding looks it up
 
     monkeypatch.setattr(module, "minilm_available", lambda: False)
     frame = pd.DataFrame({"text": ["some words"] * 20})
@@ -415,7 +415,7 @@ def test_pii_replay_lists_dates_but_leaves_them_out_of_the_share():
 def test_pii_replay_leaves_values_common_in_the_training_text_out_of_the_share():
     """presidio tags everyday words as names ("Beautifully", "size"): such a value, found in many training
     texts, is listed but not counted; a name that occurs in one training text still counts."""
-    from synthtext.evaluate import COMMON_VALUE_MIN_TEXTS
+    from synthtext.metrics.leakage import COMMON_VALUE_MIN_TEXTS
 
     training = ["Beautifully made dress."] + [f"it fits beautifully, size {i}" for i in range(COMMON_VALUE_MIN_TEXTS)]
     training.append("Zora Vantongeren helped me at the till")
@@ -492,7 +492,8 @@ def test_pii_column_replay_tells_chance_from_copying():
     """A single common name can come back by chance (fair, not a leak); a value found in 5 or more real rows
     identifies no one (not counted); an email, a phone number written differently, or a copied name column
     is a leak; with one PII column there is no row check."""
-    from synthtext.evaluate import CHANCE_VALUE_SHARE, _pii_column_verdicts, pii_column_replay
+    from synthtext.metrics.leakage import CHANCE_VALUE_SHARE, pii_column_replay
+    from synthtext.metrics.verdicts import pii_column_verdicts
 
     names = [f"Person Number{i}" for i in range(48)] + ["John Smith"] + ["Ann"] * 6 + [None]
     real = pd.DataFrame({"name": names, "email": [f"p{i}@mailbox.test" for i in range(len(names))],
@@ -506,7 +507,7 @@ def test_pii_column_replay_tells_chance_from_copying():
     assert name["verdict"] == "fair" and name["share_rare"] == pytest.approx(1 / 19) and 1 / 19 <= CHANCE_VALUE_SHARE
     assert result["rows"]["n_rows_replayed"] == 0 and result["rows"]["n_real_rows_checked"] == len(names)
     assert result["leak"] is False
-    plain = {v["metric"] + str(v["column"]): v for v in _pii_column_verdicts(result)}
+    plain = {v["metric"] + str(v["column"]): v for v in pii_column_verdicts(result)}
     assert plain["pii_value_replayname"]["verdict"] == "fair" and "chance" in plain["pii_value_replayname"]["plain"]
     assert plain["pii_row_replayNone"]["verdict"] == "good"
 

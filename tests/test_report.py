@@ -1,7 +1,7 @@
 """The privacy audit report: report.json schema, a self-contained and escaped report.html, atomic writing.
 
 The inputs are hand-made in the layouts docs/report.md and docs/evaluation.md describe, so most tests do
-not depend on evaluate.py; test_report_from_a_real_evaluation runs the real one. The headless-browser
+not depend on synthtext.metrics; test_report_from_a_real_evaluation runs the real one. The headless-browser
 tests run only where chromium is installed (apt-get install chromium); CI has none and skips them.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 
 from synthtext.errors import ConfigError, DataError
-from synthtext import report as report_module
+from synthtext.report import write as report_module  # where write_report looks up render_html
 from synthtext.report import REPORT_SCHEMA, build_report, render_html, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -321,7 +321,8 @@ def _pii_column_evaluation(copies: int):
     """_evaluation() with the structured PII check of 40 real customers, ``copies`` of them copied whole."""
     import pandas as pd
 
-    from synthtext.evaluate import _pii_column_verdicts, pii_column_replay
+    from synthtext.metrics import pii_column_replay
+    from synthtext.metrics.verdicts import pii_column_verdicts
 
     real = pd.DataFrame({"Customer": [f"Real Person{i}" for i in range(40)],
                          "Email": [f"real{i}@mailbox.test" for i in range(40)]})
@@ -331,7 +332,7 @@ def _pii_column_evaluation(copies: int):
     replay = pii_column_replay(real, synthetic, {"Customer": "PERSON", "Email": "EMAIL_ADDRESS"})
     evaluation = _evaluation(plots=False)
     evaluation["pii_column_replay"] = replay
-    evaluation["verdicts"] = evaluation["verdicts"] + _pii_column_verdicts(replay)
+    evaluation["verdicts"] = evaluation["verdicts"] + pii_column_verdicts(replay)
     return evaluation
 
 
@@ -571,7 +572,7 @@ def test_report_from_a_real_evaluation(tmp_path):
     """The evaluation contract end to end: synthtext.evaluate's output renders with all its plots."""
     import pandas as pd
 
-    from synthtext.evaluate import evaluate
+    from synthtext.metrics import evaluate
 
     rng = np.random.default_rng(1)
     words = "soft fabric runs small lovely colour fits true to size returned it wash well".split()

@@ -128,9 +128,10 @@ def test_two_text_columns_share_one_table_delta(tmp_path):
     assert ledger["delta"] == pytest.approx(min(1e-5, 1 / (10 * synth.n_train_)))
     assert [m["delta"] for m in ledger["models"]] == pytest.approx([ledger["delta"] / 2] * 2)
     assert ledger["epsilon"] <= 8.0 + 1e-9
-    explicit = TextSynthesizer(["comment", "note"], model="builtin", model_size="tiny", max_new_tokens=8,
-                               train=train, epsilon=8.0, delta=1e-6)
-    assert explicit._privacy_per_model(2, synth.n_train_).delta == pytest.approx(5e-7)
+    from synthtext.plan import table_privacy
+
+    explicit = table_privacy(None, 8.0, 1e-6).per_model(2, synth.n_train_)  # what fit does with delta=1e-6
+    assert explicit.delta == pytest.approx(5e-7) and explicit.epsilon == pytest.approx(4.0)
 
 
 def test_keep_mode_keeps_structured_columns():
@@ -238,7 +239,7 @@ def test_generated_text_is_cleaned_and_placeholders_take_the_rows_values(fitted,
 
 
 def test_holdout_rows_are_kept_out_of_training(fitted):
-    from synthtext.synthesizer import split_holdout
+    from synthtext.plan import split_holdout
 
     train, holdout = split_holdout(120, 0.1, seed=0)
     assert len(holdout) == 12 and len(train) == 108
@@ -294,3 +295,30 @@ def test_row_counts_a_run_cannot_write_are_refused_up_front(fitted, monkeypatch)
     monkeypatch.setattr(TextSynthesizer, "fit", lambda *a, **k: pytest.fail("fit started"))
     with pytest.raises(ConfigError, match="num_rows=7 with structured='keep'"):
         synthesize(table(), ["comment"], structured="keep", num_rows=7)
+
+
+def test_fit_hands_its_privacy_plan_to_training_once(monkeypatch):
+    """plan.py: the plan fit checks before any work is the one training runs under (not computed again)."""
+    import synthtext.train as T
+
+    calls, real = [], T.plan_privacy
+    monkeypatch.setattr(T, "plan_privacy", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    synth = tiny(epsilon=8.0).fit(table())
+    assert calls == [synth.n_train_]  # once, for the training rows
+    ledger = synth.models_["comment"].ledger
+    planned = real(synth.n_train_, synth.models_["comment"].privacy_config, synth.models_["comment"].train_config)
+    assert (ledger.noise_multiplier, ledger.sample_rate, ledger.steps) == (
+        planned.noise_multiplier, planned.sample_rate, planned.steps)
+
+
+def test_audit_imports_nothing_private_from_the_synthesizer():
+    import ast
+    import importlib
+    from pathlib import Path
+
+    module = importlib.import_module("synthtext.audit")  # the attribute synthtext.audit is the function
+    tree = ast.parse(Path(module.__file__).read_text())
+    imported = [(node.module, alias.name) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)
+                for alias in node.names]
+    assert not [m for m in imported if m[0] == "synthesizer"]
+    assert not [m for m in imported if m[1].startswith("_")]

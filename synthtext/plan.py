@@ -1,0 +1,84 @@
+"""The plan of a fit, computed once before any expensive work: which columns play which role, which rows
+train and which are held out, what privacy each text model gets, the training settings, and the training
+records. :meth:`synthtext.TextSynthesizer.fit` and the canary audit (:func:`synthtext.audit`, which must
+train exactly as fit would) both call these functions, in this order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import prompts as prompt_format
+from .config import PrivacyConfig, TrainConfig
+from .errors import ConfigError, DataError, option
+
+
+def table_privacy(privacy: PrivacyConfig | None, epsilon: float | None, delta: float | None) -> PrivacyConfig:
+    """The whole table's budget: ``privacy`` (or the defaults) with ``epsilon`` and ``delta`` set; checked by
+    :class:`~synthtext.config.PrivacyConfig` (the one place epsilon and delta are validated)."""
+    base = privacy or PrivacyConfig()
+    return replace(base, epsilon=epsilon, delta=delta if delta is not None else base.delta)
+
+
+def training_config(train: TrainConfig | None, seed: int, progress: bool) -> TrainConfig:
+    """The training settings with the run's seed and progress switch (checked by TrainConfig)."""
+    train = train or TrainConfig()
+    return replace(train, seed=seed, progress=progress and train.progress)
+
+
+def scan_columns(df: pd.DataFrame, *, text_columns: Sequence[str] | None, conditioning_columns: Sequence[str] | None,
+                 redact_entities: Any, analyzer: Any = None, progress: bool = False) -> tuple[Any, dict[str, str], list]:
+    """Scan ``df`` for PII; decide its text, PII and conditioning columns. Returns (scan, {PII column:
+    entity type}, conditioning columns)."""
+    from . import pii
+
+    pii.check_redact_entities(redact_entities, analyzer=analyzer)  # before the scan's minutes
+    scan = pii.scan_pii(df, columns=text_columns, analyzer=analyzer, progress=progress)
+    if not scan.text_columns:
+        raise DataError("no text column found (a text column holds strings of 3+ words on average, "
+                        f"mostly distinct); name them with {option('text_columns=[...]', '--text-columns')}.")
+    for column in scan.text_columns:
+        if df[column].isna().all() or not df[column].map(lambda v: isinstance(v, str) and v.strip()).any():
+            raise DataError(f"text column {column!r} is empty: every cell is missing or blank.")
+        # the scan reads strings only: anything else would be trained on unredacted
+        odd = [(i, v) for i, v in enumerate(df[column].tolist())
+               if not isinstance(v, str) and not prompt_format.is_missing(v)]
+        if odd:
+            raise DataError(f"text column {column!r} holds {len(odd)} value(s) that are not text (first: "
+                            f"{type(odd[0][1]).__name__} in row {odd[0][0]}); the PII scan reads text only. "
+                            "Convert them to strings first, keeping missing cells missing.")
+    pii_columns = {c: s.entity_type for c, s in scan.structured_columns.items()}
+    conditioning = conditioning_columns
+    if conditioning is None:
+        conditioning = [c for c in df.columns if c not in scan.text_columns and c not in pii_columns]
+    unknown = [c for c in conditioning if c not in df.columns]
+    if unknown:
+        raise DataError(f"conditioning_columns: unknown column(s) {unknown}; the table has {list(df.columns)}.")
+    clash = [c for c in conditioning if c in scan.text_columns]
+    if clash:
+        raise ConfigError(f"conditioning_columns: {clash} are text columns; a text is not conditioned on itself.")
+    return scan, pii_columns, list(conditioning)
+
+
+def split_holdout(n_rows: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row positions (sorted) for training and for the holdout: a seeded random ``share`` of the rows,
+    rounded, kept out of training so leakage can be measured against rows the model never saw."""
+    n_holdout = int(round(n_rows * share))
+    order = np.random.default_rng(seed).permutation(n_rows)
+    return np.sort(order[n_holdout:]), np.sort(order[:n_holdout])
+
+
+def encode_rows(fmt: prompt_format.PromptFormat, tokenizer: Any, max_length: int, records: Sequence[Mapping],
+                column: str):
+    """The (prompt, text) training records of one text column, tokenized."""
+    from .models import encode_examples
+
+    pairs = [fmt.example(row, column) for row in records]
+    return encode_examples(tokenizer, [p for p, _ in pairs], [t for _, t in pairs], max_length=max_length)
+
+
+__all__ = ["encode_rows", "scan_columns", "split_holdout", "table_privacy", "training_config"]
