@@ -366,16 +366,23 @@ def _epsilon(value: str) -> float | None:
     if math.isinf(epsilon) or math.isnan(epsilon):
         raise argparse.ArgumentTypeError(f"epsilon {value!r} is not a privacy budget; to train without differential "
                                          "privacy say so: --epsilon none")
-    if epsilon <= 0:
-        raise argparse.ArgumentTypeError(f"epsilon must be > 0 (typical: 1 to 10), got {value!r}")
-    return epsilon
+    return _checked_by_privacy_config("epsilon", epsilon)
 
 
 def _delta(value: str) -> float:
-    delta = _float(value, "delta must be a number such as 1e-5")
-    if not 0 < delta < 1:
-        raise argparse.ArgumentTypeError(f"delta must be in (0, 1) and well below 1/n for n rows, got {value!r}")
-    return delta
+    return _checked_by_privacy_config("delta", _float(value, "delta must be a number such as 1e-5"))
+
+
+def _checked_by_privacy_config(name: str, value: float) -> float:
+    """``value`` if PrivacyConfig accepts it: its rule is the one rule for epsilon and delta."""
+    from .config import PrivacyConfig
+    from .errors import ConfigError
+
+    try:
+        PrivacyConfig(**{name: value})
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(exc.render(frozenset({"--epsilon", "--delta"}))) from None
+    return value
 
 
 def _warn_if_not_private(epsilon: float | None) -> None:

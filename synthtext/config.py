@@ -100,7 +100,7 @@ class PrivacyConfig:
         if self.delta is not None and not (0 < self.delta < 1):
             raise ConfigError(
                 f"delta must be in (0, 1) and well below 1/n_records, got {self.delta}. "
-                "Leave it as None to use min(1e-5, 1/(10 n))."
+                f"Leave {option('delta', '--delta')} unset to use min(1e-5, 1/(10 n))."
             )
         _check_number("max_grad_norm", self.max_grad_norm, allow_none=True)
         if self.max_grad_norm is not None and not (0 < self.max_grad_norm < math.inf):
