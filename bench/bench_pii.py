@@ -6,7 +6,7 @@ the plain side is what a user would write first, presidio's stock engine in a lo
     analyzer = AnalyzerEngine(nlp_engine=<stock spaCy engine, presidio's default NER settings>)
     [analyzer.analyze(text, language="en", score_threshold=t) for text in cells]
 
-scan_pii adds synthtext's recognizers (synthtext/pii/recognizers.py) on top, so its recall may be
+scan_pii adds synthtext's recognizers (synthtext/pii/recognizers/) on top, so its recall may be
 higher; the speed ratio includes their cost.
 
 Accuracy is measured against the gold spans of bench/data/presidio_synth_pii.csv (see

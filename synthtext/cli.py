@@ -525,7 +525,7 @@ def _read_audit_result(path: str | None) -> dict | None:
 
 def _run_report(args: argparse.Namespace) -> int:
     from .io import read_csv
-    from .report import report_pair
+    from .pair import report_pair
 
     _check_outputs([args.real, args.synthetic], report=args.output)
     real = read_csv(args.real, encoding=args.encoding, trust_quotes=args.trust_quotes)

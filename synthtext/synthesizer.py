@@ -35,6 +35,7 @@ from . import prompts as prompt_format
 from .config import MAX_ROWS, PrivacyConfig, TrainConfig, compose_ledgers
 from .plan import encode_rows, scan_columns, split_holdout, table_privacy, training_config
 from .errors import ConfigError, DataError, ModelError, NotFittedError, PrivacyBudgetError, option
+from .memory import release_freed_memory
 
 SAVE_FORMAT = "synthtext-synthesizer"
 SAVE_VERSION = 2
@@ -187,6 +188,7 @@ class TextSynthesizer:
                                                  text_columns=list(scan.text_columns), style=style)
             examples = encode_rows(fmt, base.tokenizer, base.max_length(train_cfg), records, column)
             models[column] = train_private(base, examples, privacy, train_cfg, plan=plan)  # the plan checked above
+            release_freed_memory()  # training's freed heap (~1.5 GiB on the README job) before the next stage
         timings["train"] = time.perf_counter() - t0
 
         self.columns_ = list(df.columns)
@@ -295,6 +297,7 @@ class TextSynthesizer:
                     text = surrogates.fill_placeholders(text, known=self._row_pii(row))
                 texts.append(text)
             out[column] = pd.Series(texts, index=out.index, dtype=object)
+            release_freed_memory()  # decoding's KV caches and logits
         return self._restore_schema(out)
 
     def _row_pii(self, row: Mapping) -> dict[str, str]:

@@ -28,6 +28,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import synthtext.io as sio
+import synthtext.io.atomic as atomic_io
 from tiny_models import reseal
 from synthtext import cli, pii
 from synthtext.errors import DataError
@@ -303,7 +304,7 @@ def test_output_directory_not_writable_simulated(tmp_path, good_csv, no_expensiv
     def deny(*args, **kwargs):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(sio.tempfile, "mkstemp", deny)
+    monkeypatch.setattr(atomic_io.tempfile, "mkstemp", deny)
     _synthesize_refused(tmp_path, ["synthesize", good_csv, "-o", tmp_path / "out.csv", *FAST],
                         "Permission denied")
 

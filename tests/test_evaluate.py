@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -548,3 +549,19 @@ def test_mia_auc_is_higher_for_a_model_trained_without_dp_than_with_dp():
         torch.set_num_threads(threads)
     assert aucs["no_dp"] > 0.65, aucs
     assert aucs["no_dp"] > aucs["dp"] + 0.1, aucs
+
+
+def test_word_use_divergence_does_not_depend_on_the_hash_seed():
+    # the n-gram vocabularies are sets; summed in set order the float changed with PYTHONHASHSEED, so two
+    # runs of the same job wrote different report.json files
+    code = ("import random; from synthtext.metrics.fidelity import ngram_section; import numpy as np; "
+            "r = random.Random(0); w = [f'w{i}' for i in range(400)]; "
+            "real = [' '.join(r.choice(w) for _ in range(30)) for _ in range(60)]; "
+            "syn = [' '.join(r.choice(w[:300]) for _ in range(25)) for _ in range(60)]; "
+            "s = ngram_section(real, syn, np.random.default_rng(0)); "
+            "print(repr(s['unigram_js_divergence']), repr(s['bigram_js_divergence']), "
+            "repr(s['real_split_baseline']['ratio']))")
+    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env={**os.environ, "PYTHONHASHSEED": seed}).stdout
+               for seed in ("1", "2", "3", "4")}
+    assert len(outputs) == 1, outputs

@@ -1,4 +1,4 @@
-"""The recognizers synthtext adds to presidio (synthtext/pii/recognizers.py).
+"""The recognizers synthtext adds to presidio (synthtext/pii/recognizers/).
 
 Each test names the recognizer that must produce (or must not produce) a span, so it fails if that
 recognizer breaks even when another one happens to find the same text.
@@ -12,6 +12,7 @@ import pytest
 
 from synthtext import pii
 from synthtext.pii import recognizers
+from synthtext.pii.recognizers import person_names
 
 pytestmark = pytest.mark.skipif(pii.find_spacy_pipeline() is None, reason="no spaCy English pipeline")
 
@@ -293,6 +294,6 @@ def test_context_word_lifts_an_ambiguous_name(analyzer):
 
 
 def test_name_lists_come_from_faker():
-    first, last = recognizers.name_lists()
+    first, last = person_names.name_lists()
     assert {"derek", "sigrid"} <= first and {"becker", "nyström"} <= last
-    assert "grant" in recognizers.english_words()
+    assert "grant" in person_names.english_words()

@@ -388,7 +388,7 @@ def test_report_pair_flags_real_name_email_pairs_copied_into_the_synthetic_table
 
     from synthtext.io import read_csv
     from synthtext.pii import Surrogates
-    from synthtext.report import report_pair
+    from synthtext.pair import report_pair
 
     reviews = read_csv(ROOT / "examples" / "reviews_500.csv")
     fake, surrogates, n = Faker("en_US"), Surrogates(seed=1), 60

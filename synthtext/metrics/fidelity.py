@@ -126,7 +126,7 @@ def _js(a: Counter, b: Counter) -> float | None:
 
     if not a or not b:
         return None
-    keys = list(a.keys() | b.keys())
+    keys = sorted(a.keys() | b.keys())  # a set's order follows the hash seed: sorted, report.json is reproducible
     p = np.fromiter((a[k] for k in keys), float, len(keys))
     q = np.fromiter((b[k] for k in keys), float, len(keys))
     # scipy returns the JS distance (the square root); the divergence in bits is its square

@@ -6,7 +6,7 @@ true, complete and readable:
 * :func:`build_report` (build.py) turns what the pipeline knows (data summary, PII scan summary, privacy
   ledger, evaluation, canary audit) into one JSON-safe dict with a versioned schema
   (``synthtext.report/1``), adding per-column protection, plain-language verdicts and the caveats that
-  always apply.
+  always apply (worded in :mod:`synthtext.metrics.verdicts`).
 * :func:`render_html` (render.py) renders that dict as one self-contained HTML page: inline CSS, plots
   as inline PNG data URIs (plots.py; matplotlib, Agg), no scripts, no external resources, and a
   Content-Security-Policy that forbids the browser from fetching anything. Every data-derived string is
@@ -21,7 +21,6 @@ the real data without DP (a caveat says so).
 
 from .build import REPORT_SCHEMA, build_report, column_protection, column_role
 from .render import render_html
-from .write import report_pair, write_report
+from .write import write_report
 
-__all__ = ["REPORT_SCHEMA", "build_report", "column_protection", "column_role", "render_html", "report_pair",
-           "write_report"]
+__all__ = ["REPORT_SCHEMA", "build_report", "column_protection", "column_role", "render_html", "write_report"]

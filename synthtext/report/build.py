@@ -2,9 +2,9 @@
 
 It turns what the pipeline knows (data summary, PII scan summary, privacy ledger, evaluation, canary
 audit) into one JSON-safe dict with a versioned schema (``synthtext.report/1``), adding per-column
-protection, plain-language verdicts and the caveats that always apply. Of the PII scan it keeps only
-counts, entity types and redacted examples (which must contain placeholders): never raw PII or
-training text.
+protection, plain-language verdicts and the caveats that always apply (all worded in
+:mod:`synthtext.metrics.verdicts`). Of the PII scan it keeps only counts, entity types and redacted
+examples (which must contain placeholders): never raw PII or training text.
 """
 
 from __future__ import annotations
@@ -12,24 +12,17 @@ from __future__ import annotations
 import json
 import re
 import secrets
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any
 
 from ..errors import ConfigError
 from ..jsonsafe import json_safe
+from ..metrics.verdicts import audit_verdicts, caveats, overall_verdicts, privacy_verdicts, report_thresholds
 from ..pii import mask_contacts
 
 REPORT_SCHEMA = "synthtext.report/1"
-SMALL_DATA_ROWS = 10_000
-"""Peers recommend at least this many records for DP fine-tuning; fewer gives a caveat."""
-EPSILON_GOOD, EPSILON_FAIR = 1.0, 10.0
-"""Verdict thresholds on the total epsilon: <= 1 good (strong), <= 10 fair (the range commonly used for
-DP machine learning), above 10 poor (weak guarantee)."""
-
 ROLES = ("text", "structured", "pii", "conditioning")
-SECTIONS = ("privacy", "fidelity", "leakage", "membership", "audit")
-_VERDICT_ORDER = {"poor": 3, "fair": 2, "good": 1}
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _ENTITY = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
@@ -66,8 +59,8 @@ def build_report(*, evaluation: Mapping | Any | None, ledger: Mapping | None, da
     data = _check_data_summary(data_summary, ledger)
     pii = _clean_pii_summary(pii_summary) if pii_summary is not None else None
     redact_pii = data.get("redact_pii", (model_info or {}).get("redact_pii"))
-    verdicts = _privacy_verdicts(ledger, data) + list((evaluation or {}).get("verdicts") or [])
-    verdicts += _audit_verdicts(audit)
+    verdicts = privacy_verdicts(ledger, data) + list((evaluation or {}).get("verdicts") or [])
+    verdicts += audit_verdicts(audit)
     report = {
         "schema": REPORT_SCHEMA,
         "synthtext_version": __version__,
@@ -82,15 +75,10 @@ def build_report(*, evaluation: Mapping | Any | None, ledger: Mapping | None, da
         "evaluation": evaluation,
         "audit": audit,
         "model_info": _json_safe(dict(model_info), "model_info") if model_info is not None else None,
-        "caveats": _caveats(data, ledger, pii, evaluation, audit, redact_pii),
+        "caveats": caveats(data, ledger, pii, evaluation, audit, redact_pii),
         "verdicts": verdicts,
-        "overall": _overall(verdicts, evaluation, audit),
-        "thresholds": {
-            "epsilon": {"good": f"<= {EPSILON_GOOD:g}", "fair": f"<= {EPSILON_FAIR:g}",
-                        "poor": f"> {EPSILON_FAIR:g}, or no differential privacy"},
-            "delta": "< 1 / number of training rows",
-            "small_data_rows": SMALL_DATA_ROWS,
-        },
+        "overall": overall_verdicts(verdicts, evaluation, audit),
+        "thresholds": report_thresholds(),
     }
     report = _json_safe(report, "report")
     json.dumps(report, allow_nan=False)  # the contract: fails loudly here rather than in a reader
@@ -233,261 +221,3 @@ def _entity(name: Any, where: str) -> str:
     if not isinstance(name, str) or not _ENTITY.match(name):
         raise ConfigError(f"{where}: {name!r} is not an entity type (such as PERSON or EMAIL_ADDRESS).")
     return name
-
-
-# -- verdicts ---------------------------------------------------------------------------------------
-
-
-def _verdict(section: str, metric: str, value: Any, threshold: str, verdict: str, plain: str,
-             column: str | None = None) -> dict:
-    return {"section": section, "column": column, "metric": metric, "value": value,
-            "threshold": threshold, "verdict": verdict, "plain": plain}
-
-
-def _privacy_verdicts(ledger: dict | None, data: dict) -> list[dict]:
-    eps_threshold = (f"good <= {EPSILON_GOOD:g}, fair <= {EPSILON_FAIR:g}, poor above or without DP")
-    if ledger is None:
-        return [_verdict("privacy", "epsilon", None, eps_threshold, "n/a",
-                         "No privacy ledger was given, so this report cannot say whether the synthetic "
-                         "text has any differential-privacy guarantee.")]
-    if not ledger.get("dp"):
-        return [_verdict("privacy", "epsilon", None, eps_threshold, "poor",
-                         "No differential privacy: nothing formally limits what the synthetic text can "
-                         "reveal about any one real row.")]
-    eps, delta = ledger.get("epsilon"), ledger.get("delta")
-    if not isinstance(eps, (int, float)):
-        raise ConfigError("the privacy ledger says dp=True but gives no epsilon; pass the ledger of the run "
-                          "(synthtext.synthesizer.compose_ledgers output).")
-    if eps <= EPSILON_GOOD:
-        verdict, words = "good", "a strong guarantee"
-    elif eps <= EPSILON_FAIR:
-        verdict, words = "fair", "a moderate guarantee, in the range commonly used for DP machine learning"
-    else:
-        verdict, words = "poor", "a weak guarantee: the bound on what one row can change is loose"
-    out = [_verdict("privacy", "epsilon", eps, eps_threshold, verdict,
-                    f"Epsilon {eps:.3g} per row is {words}; a lower epsilon is a stronger guarantee.")]
-    n_train = _n_train(ledger, data)
-    if delta is not None and n_train:
-        ok = delta < 1 / n_train
-        out.append(_verdict(
-            "privacy", "delta", delta, f"< 1/{n_train} = {1 / n_train:.2g}", "good" if ok else "poor",
-            f"Delta {delta:.2g} is {'well below' if delta < 0.1 / n_train else 'below'} one in the number of "
-            "training rows, as it should be." if ok else
-            f"Delta {delta:.2g} is not small compared with 1/{n_train}: the guarantee allows about one "
-            "row's data to escape the epsilon bound entirely."))
-    return out
-
-
-def _n_train(ledger: dict, data: dict) -> int | None:
-    counts = [m.get("n_records") for m in ledger.get("models") or [] if m.get("n_records")]
-    return min(counts) if counts else data.get("n_train") or data.get("n_rows")
-
-
-def _audit_verdicts(audit: dict | None) -> list[dict]:
-    if not audit:
-        return []
-    claimed, lower = audit.get("claimed_epsilon"), audit.get("empirical_epsilon_lower_bound")
-    if lower is None:
-        return []
-    confidence = audit.get("confidence")
-    conf = f" at {confidence:.0%} confidence" if isinstance(confidence, (int, float)) else ""
-    if audit.get("dp") and claimed is not None:
-        if lower > claimed:
-            return [_verdict("audit", "empirical_epsilon_lower_bound", lower, f"<= claimed epsilon {claimed:.3g}",
-                             "poor", f"The canary audit measured more leakage (epsilon >= {lower:.3g}{conf}) "
-                             f"than the claimed epsilon {claimed:.3g} allows: the DP guarantee may not hold. "
-                             "Do not release before this is explained.")]
-        return [_verdict("audit", "empirical_epsilon_lower_bound", lower, f"<= claimed epsilon {claimed:.3g}",
-                         "good", f"The canary audit is consistent with the claim: it shows epsilon >= {lower:.3g}"
-                         f"{conf}, not more than the claimed {claimed:.3g}. Audits of this size can only "
-                         "catch gross violations.")]
-    return [_verdict("audit", "empirical_epsilon_lower_bound", lower, "no DP claim to check", "n/a",
-                     f"Without differential privacy the audit only measures: epsilon >= {lower:.3g}{conf}; "
-                     "higher means more measurable leakage.")]
-
-
-def _overall(verdicts: list[dict], evaluation: dict | None, audit: dict | None) -> dict:
-    sections = list(SECTIONS) + sorted({v.get("section") for v in verdicts} - set(SECTIONS) - {None})
-    out = {}
-    for section in sections:
-        rated = [v for v in verdicts if v.get("section") == section]
-        scored = [v for v in rated if v.get("verdict") in _VERDICT_ORDER]
-        if not scored:
-            why = {"audit": "no canary audit was run" if not audit else "the audit gives no bound",
-                   "privacy": "no privacy ledger"}.get(section)
-            if why is None:
-                why = ("no evaluation was run" if evaluation is None else
-                       f"no {section} check could be computed")
-            out[section] = {"verdict": "n/a", "n_checks": len(rated), "plain": f"Not assessed: {why}."}
-            continue
-        worst = max(scored, key=lambda v: _VERDICT_ORDER[v["verdict"]])
-        tally = {k: sum(v["verdict"] == k for v in scored) for k in ("good", "fair", "poor")}
-        plain = worst.get("plain") or ""
-        if len(scored) > 1:
-            plain = (f"{tally['good']} good, {tally['fair']} fair, {tally['poor']} poor of {len(scored)} "
-                     f"checks. Worst: {plain}")
-        out[section] = {"verdict": worst["verdict"], "n_checks": len(rated), "counts": tally, "plain": plain}
-    return out
-
-
-# -- caveats ----------------------------------------------------------------------------------------
-
-
-def _names(columns: Sequence[dict]) -> str:
-    return ", ".join(repr(c["name"]) for c in columns)
-
-
-def _rare_sentence(rare: Mapping | None) -> str:
-    """What rare-category suppression (synthtext.tabular) did, per column: rows withheld from SDV, and
-    how many synthetic cells got what instead of the stand-in."""
-    parts = []
-    for column, info in (rare or {}).items():
-        if not isinstance(info, Mapping):
-            continue
-        values, rows = info.get("values"), info.get("rows")
-        withheld = (f"{fmt(values)} distinct value{'' if values == 1 else 's'} in {fmt(rows)} real "
-                    f"row{'' if rows == 1 else 's'}")
-        cells = info.get("cells_replaced")
-        if info.get("replaced_with") == "missing":
-            what = (f"{fmt(cells)} synthetic cells left missing" if cells is not None else "left missing")
-            what += ", as no category was frequent enough"
-        elif info.get("replaced_with"):
-            what = (f"{fmt(cells)} synthetic cells" if cells is not None else "the cells") + (
-                f" given one of its {fmt(info.get('kept_categories'))} frequent categories, by frequency")
-        else:
-            what = "withheld"
-        parts.append(f"{column!r}: {withheld}; {what}")
-    if not parts:
-        return ""
-    k = next((i.get("min_count") for i in rare.values() if isinstance(i, Mapping) and i.get("min_count")), None)
-    seen = f"in fewer than {fmt(k)} real rows" if k else "too rarely"
-    return (f" Categories seen {seen} were withheld from SDV, so they cannot be copied, and no placeholder "
-            "was written in their place (" + "; ".join(parts) + ").")
-
-
-def _pii_column_finding(replay: Mapping | None) -> str:
-    """What the evaluation's check of the PII columns for real values found, in one or two sentences."""
-    if not replay or not isinstance(replay.get("columns"), Mapping):
-        return ""
-    k = replay.get("common_min_rows")
-    found = []
-    for column, c in replay["columns"].items():
-        if c.get("n_equal_rare"):
-            found.append(f"{fmt(c['n_equal_rare'])} synthetic {column!r} values equal a real one "
-                         f"({c.get('verdict')})")
-    rows = replay.get("rows") or {}
-    if rows.get("n_rows_replayed"):
-        found.append(f"{fmt(rows['n_rows_replayed'])} real rows have two or more of their PII values together "
-                     "in one synthetic row")
-    what = ("each synthetic value against the real values of its column"
-            + (", and each real row's combination of them" if replay.get("rows") else "")
-            + (f", case and whitespace ignored, values found in {fmt(k)} or more real rows aside" if k else ""))
-    if not found:
-        return f"The evaluation checked {what}: no real value came back."
-    verdict = ("A leak: see the leakage section." if replay.get("leak") else
-               "A single name, place or id can coincide by chance; see the leakage section.")
-    return f"The evaluation checked {what}: " + "; ".join(found) + f". {verdict}"
-
-
-def _caveats(data: dict, ledger: dict | None, pii: dict | None, evaluation: dict | None,
-             audit: dict | None, redact_pii: bool | None) -> list[dict]:
-    dp = bool(ledger and ledger.get("dp"))
-    out = []
-
-    def add(key: str, text: str) -> None:
-        out.append({"id": key, "text": text})
-
-    if redact_pii is False:
-        add("pii_placeholders", "PII redaction was turned off for this run: the training text kept its "
-            "detected PII. Only the text model's differential privacy, if any, protects it.")
-    elif ledger is not None:  # a pair synthtext did not make: nothing is known about redaction (no_ledger says so)
-        counted = sorted({e for by_entity in ((pii or {}).get("counted_only") or {}).values() for e in by_entity})
-        kept = (f" Spans of {', '.join(counted)} that the redaction rule does not take (places, nationalities, "
-                "durations and vague dates such as 'last week', bare domains: not identifying, and mostly not "
-                "PII at all in ordinary text) were counted but stayed in the training text; the PII scan "
-                "section lists them." if counted else "")
-        add("pii_placeholders", "PII placeholders are defence in depth, not part of epsilon. Detected PII "
-            "spans in the training text were replaced by typed placeholders (<PERSON>, ...) before "
-            "training and filled with made-up values afterwards." + kept + " No detector finds all PII: what "
-            "the scan missed is protected only by the text model's differential privacy"
-            + ("." if dp else ", and this run has none."))
-    if ledger is None:
-        add("no_ledger", "No privacy ledger was given: this report cannot say how the synthetic data were "
-            "made or whether differential privacy applies. Treat it as not protected.")
-    elif not dp:
-        add("no_dp", "No differential privacy: the text models were trained without DP, so nothing formally "
-            "limits what the synthetic text reveals about a training row. The leakage checks below can "
-            "find problems but cannot prove their absence.")
-    else:
-        add("epsilon_scope", "Epsilon covers the text models only. The PII scan, the structured columns and "
-            "this evaluation read the real data outside the privacy budget.")
-        if any(not m.get("secure_rng", False) for m in ledger.get("models") or []):
-            add("pseudo_random_noise", "The DP noise and the Poisson sampling were drawn from PyTorch's "
-                "ordinary pseudo-random generator, not a cryptographically secure one (Opacus secure_mode "
-                "off; the ledger says secure_rng: false). The epsilon holds against an attacker who cannot "
-                "predict or reconstruct that generator's state. An audit may ask for a cryptographically "
-                "secure generator (Opacus' secure_mode, which needs the torchcsprng package); synthtext "
-                "does not offer it yet.")
-        if len(ledger.get("models") or []) > 1:
-            add("composition", f"{len(ledger['models'])} text models were trained on the same rows; their "
-                "epsilons and deltas are added (basic composition), which is what the total shows.")
-    sdv = [c for c in data["columns"] if c["protected_by"].startswith("SDV")]
-    if sdv:
-        add("sdv_not_dp", f"Columns {_names(sdv)} were synthesized by SDV, fitted on the real rows without "
-            "differential privacy: their distributions and correlations come from the real data and rare "
-            "values or combinations can reappear. Numbers stay within each real column's minimum and "
-            "maximum (SDV's default), so the extremes, often one person's values, can show through. "
-            "The generated text is conditioned on them." + _rare_sentence(data.get("rare_categories_suppressed")))
-    kept = [c for c in data["columns"] if c["protected_by"].startswith("kept")]
-    if kept:
-        add("kept_not_protected", f"Columns {_names(kept)} were kept as given: the synthetic table reuses "
-            "their real values, which are not protected at all.")
-    pii_columns = [c for c in data["columns"] if c["role"] == "pii"]
-    # Only a run that made the synthetic table knows its PII columns are surrogates (protected_by says so);
-    # for any other pair (synthtext report) the report says what it checked and found, and claims nothing.
-    surrogate = [c for c in pii_columns if c["protected_by"].startswith("Faker")]
-    unmade = [c for c in pii_columns if not c["protected_by"].startswith("Faker")]
-    checked = _pii_column_finding((evaluation or {}).get("pii_column_replay"))
-    if surrogate:
-        add("pii_surrogates", f"Columns {_names(surrogate)} were detected as PII columns and replaced by "
-            "Faker surrogates that are not derived from the data. A PII column the scan did not detect is "
-            "treated like any other column (see its row in the protection table)."
-            + (f" {checked}" if checked else ""))
-    if unmade:
-        add("pii_columns_checked", f"Columns {_names(unmade)} were detected as PII columns in the real "
-            "table. This report did not make the synthetic table, so it cannot tell how their synthetic "
-            "values were made. " + (checked or "Their synthetic values were not checked for real ones.")
-            + " A PII column the scan did not detect is not checked.")
-    n_train = (_n_train(ledger, data) if ledger else None) or data.get("n_rows")
-    if dp and n_train and n_train < SMALL_DATA_ROWS:
-        add("small_data", f"Only {n_train:,} rows were used for training under DP; peers recommend "
-            f"{SMALL_DATA_ROWS:,} or more. With so few rows the DP noise dominates and the synthetic text is "
-            "usually of low quality. The guarantee still holds.")
-    add("report_is_sensitive", "This report was computed from the real data without differential privacy: "
-        "PII counts, length statistics, metrics and plot data (such as 2-D embedding positions and "
-        "distances to real rows). Treat it as being as sensitive as aggregate statistics of the real data "
-        "and review it before sharing it with the synthetic data.")
-    if evaluation is not None or audit is not None:
-        add("empirical_checks", "Leakage, membership-inference and canary results are empirical tests: they "
-            "can show that something leaks, never prove that nothing does. A good verdict there is not a "
-            "privacy guarantee; only the epsilon above is.")
-    return out
-
-
-def fmt(value: Any) -> str:
-    """A value as the report writes it, in its sentences and its tables: n/a, yes/no, 1,234, 0.1235."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if value != 0 and (abs(value) >= 1e6 or abs(value) < 1e-3):
-            return f"{value:.3g}"
-        return f"{value:.4g}"
-    if isinstance(value, list) and all(not isinstance(v, (dict, list)) for v in value):
-        if len(value) > 30:  # long series (histograms, losses) stay readable; report.json has them all
-            return ", ".join(fmt(v) for v in value[:30]) + f", \u2026 ({len(value):,} values in report.json)"
-        return ", ".join(fmt(v) for v in value) if value else "none"
-    return str(value)

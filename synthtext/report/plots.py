@@ -52,22 +52,30 @@ def _shared_bins(first: list[float], second: list[float]):
     return np.linspace(edges[0], edges[-1], 41) if len(edges) > 41 else edges
 
 
+def _two_histograms(series, xlabel: str, ylabel: str, density: bool = False) -> str | None:
+    """Two series as overlaid histograms on shared bins, the second hatched; None when both are empty.
+    ``series`` is two ``(values, label, colour)``: the legend says each label with its count."""
+    (first, _, _), (second, _, _) = series
+    if not first and not second:
+        return None
+    edges = _shared_bins(first, second)
+    fig, ax = _new_axes()
+    for (values, label, colour), hatch in zip(series, (None, "//")):
+        if values:
+            ax.hist(values, bins=edges, density=density, alpha=0.45, color=_COLOURS[colour], hatch=hatch,
+                    edgecolor=_COLOURS[colour], label=f"{label} (n={len(values):,})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend()
+    return _png(fig)
+
+
 def plot_lengths(data: Mapping | None, unit: str) -> str | None:
     if not isinstance(data, Mapping):
         return None
-    real, synthetic = _finite(data.get("real")), _finite(data.get("synthetic"))
-    if not real and not synthetic:
-        return None
-    edges = _shared_bins(real, synthetic)
-    fig, ax = _new_axes()
-    for values, name, hatch in ((real, "real", None), (synthetic, "synthetic", "//")):
-        if values:
-            ax.hist(values, bins=edges, density=True, alpha=0.45, color=_COLOURS[name], hatch=hatch,
-                    edgecolor=_COLOURS[name], label=f"{name} (n={len(values):,})")
-    ax.set_xlabel(f"length ({unit})")
-    ax.set_ylabel("share of rows (density)")
-    ax.legend()
-    return _png(fig)
+    return _two_histograms(((_finite(data.get("real")), "real", "real"),
+                            (_finite(data.get("synthetic")), "synthetic", "synthetic")),
+                           f"length ({unit})", "share of rows (density)", density=True)
 
 
 def plot_embedding(data: Mapping | None) -> str | None:
@@ -129,20 +137,9 @@ def plot_conditional(data: Mapping | None, table: Mapping | None) -> str | None:
 def plot_dcr(data: Mapping | None) -> str | None:
     if not isinstance(data, Mapping):
         return None
-    train, holdout = _finite(data.get("synthetic_to_train")), _finite(data.get("synthetic_to_holdout"))
-    if not train and not holdout:
-        return None
-    edges = _shared_bins(train, holdout)
-    fig, ax = _new_axes()
-    for values, label, colour, hatch in ((train, "to closest training row", "real", None),
-                                         (holdout, "to closest holdout row", "synthetic", "//")):
-        if values:
-            ax.hist(values, bins=edges, alpha=0.45, color=_COLOURS[colour], edgecolor=_COLOURS[colour],
-                    hatch=hatch, label=f"{label} (n={len(values):,})")
-    ax.set_xlabel("distance of a synthetic text to its closest real text (0 = exact copy)")
-    ax.set_ylabel("synthetic rows")
-    ax.legend()
-    return _png(fig)
+    return _two_histograms(((_finite(data.get("synthetic_to_train")), "to closest training row", "real"),
+                            (_finite(data.get("synthetic_to_holdout")), "to closest holdout row", "synthetic")),
+                           "distance of a synthetic text to its closest real text (0 = exact copy)", "synthetic rows")
 
 
 def plot_roc(data: Mapping | None, epsilon: Any, delta: Any) -> str | None:

@@ -4,7 +4,8 @@ The page is the Jinja2 template ``templates/report.html.j2`` (autoescape on: eve
 is HTML-escaped) with ``report.css`` inlined, plots as inline PNG data URIs (:mod:`.plots`), no scripts,
 no external resources, and a Content-Security-Policy that forbids the browser from fetching anything.
 This module only shapes the report's data for the template and draws the plots; the markup and its words
-are the template's (the verdicts and caveats are report.json's, from :mod:`.build`).
+are the template's (the verdicts and caveats are report.json's, worded in
+:mod:`synthtext.metrics.verdicts`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 
 import jinja2
 
-from .build import fmt
+from ..metrics.verdicts import fmt
 from .plots import plot_conditional, plot_dcr, plot_embedding, plot_lengths, plot_roc
 
 TEMPLATE = "report.html.j2"
