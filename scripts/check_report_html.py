@@ -34,7 +34,7 @@ import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
 
-SECTIONS = ("summary", "data", "pii", "privacy", "fidelity", "leakage", "membership", "caveats", "method")
+SECTIONS = ("summary", "samples", "data", "pii", "privacy", "training", "fidelity", "leakage", "membership", "caveats", "method")
 MARKER = "__report_check__"
 PROBE = """
 (function () {

@@ -1,4 +1,4 @@
-"""Configuration dataclasses for training, checked on construction.
+"""Configuration dataclasses for training and sampling, checked on construction.
 
 Every check raises :class:`~synthtext.errors.ConfigError` with a message that names
 the field, the value given and what to do. Values that depend on the data (the
@@ -9,6 +9,7 @@ never guessed from the data silently.
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Sequence
 
@@ -305,6 +306,76 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
         return _from_dict(cls, data)
+
+
+DECODING_DTYPES = ("auto", "float32", "bfloat16", "float16")
+"""The names ``SamplingConfig.dtype`` accepts (besides a torch dtype)."""
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """How to sample texts from a trained model (:func:`synthtext.generate.generate_texts`).
+
+    Sampling is post-processing of the DP-trained model: no setting here changes its privacy guarantee.
+    """
+
+    temperature: float = 1.0
+    """Softmax temperature; 0 means greedy decoding (the most likely token)."""
+
+    top_p: float = 0.95
+    """Nucleus sampling: sample from the smallest set of tokens whose probability reaches ``top_p``
+    (1.0 = the full distribution)."""
+
+    max_new_tokens: int | None = None
+    """Tokens to generate at most per prompt (EOS not counted in the text). None: up to the model's
+    training ``max_length`` in total (prompt + text), the longest sequence it has learnt from. Always
+    capped so that prompt + new tokens fit the model's positions."""
+
+    batch_size: int | None = None
+    """Prompts per batch; None picks by device (on a CPU 64 for the built-in model, 128 for a pretrained
+    one; 256 on a GPU)."""
+
+    seed: int | None = None
+    """Makes sampling reproducible (same seed, prompts, batch size, device -> same texts). None: fresh
+    randomness."""
+
+    progress: bool = False
+    """Show a progress bar (stderr)."""
+
+    merge_lora: bool = True
+    """Hugging Face models: decode with LoRA merged into a copy of the weights (faster; needs memory for a
+    second copy of the model). False decodes with the adapter as trained."""
+
+    dtype: Any = "auto"
+    """Weights for decoding: "auto" (bfloat16 on a CUDA GPU that supports it and, for a pretrained model,
+    on a CPU with native bf16 instructions; float32 elsewhere), "float32", "bfloat16", "float16" or a
+    torch dtype. A dtype other than the model's is applied to a copy."""
+
+    static_cache: bool = False
+    """Hugging Face models on a GPU: decode with a static KV cache (transformers then compiles the decoding
+    step; the first batch of each shape pays compile time). Ignored on CPU and for the built-in model
+    (whose cache is always preallocated)."""
+
+    def __post_init__(self) -> None:
+        t = self.temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not 0 <= t < math.inf:
+            raise ConfigError(f"temperature must be a finite number >= 0 (0 = greedy), got {t!r}.")
+        p = self.top_p
+        if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0 < p <= 1:
+            raise ConfigError(f"top_p must be in (0, 1] (1 = no nucleus cut), got {p!r}.")
+        for name in ("max_new_tokens", "batch_size"):
+            v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                raise ConfigError(f"{name} must be a positive integer or None, got {v!r}.")
+        if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
+            raise ConfigError(f"seed must be an integer or None, got {self.seed!r}.")
+        for name in ("progress", "merge_lora", "static_cache"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}.")
+        torch = sys.modules.get("torch")  # a torch dtype exists only once torch is imported
+        if self.dtype not in DECODING_DTYPES and not (torch is not None and isinstance(self.dtype, torch.dtype)):
+            raise ConfigError(f"dtype must be {', '.join(map(repr, DECODING_DTYPES))} or a torch dtype, "
+                              f"got {self.dtype!r}.")
 
 
 @dataclass

@@ -40,13 +40,16 @@ import collections
 import contextlib
 import copy
 import math
+from dataclasses import replace
 from typing import Any, Sequence
 
 import torch
 
-from .errors import ConfigError, DataError
+from .config import DECODING_DTYPES, SamplingConfig
+from .errors import DataError
 from .llm import use_grouped_attention
 from .models import ByteTransformerLM, TrainedModel, cpu_has_native_bf16, prompt_prefixes
+from .memory import release_freed_memory
 from .progress import Progress
 
 __all__ = ["generate_texts", "generate_token_ids", "sample_next", "token_budgets"]
@@ -67,20 +70,8 @@ PRETRAINED_CPU_BATCH_SIZE = 128
 # --------------------------------------------------------------------------------------------
 
 
-def generate_texts(
-    trained: TrainedModel,
-    prompts: Sequence[str],
-    *,
-    temperature: float = 1.0,
-    top_p: float = 0.95,
-    max_new_tokens: int | None = None,
-    batch_size: int | None = None,
-    seed: int | None = None,
-    progress: bool = False,
-    merge_lora: bool = True,
-    dtype: str | torch.dtype = "auto",
-    static_cache: bool = False,
-) -> list[str]:
+def generate_texts(trained: TrainedModel, prompts: Sequence[str], sampling: SamplingConfig | None = None,
+                   **settings: Any) -> list[str]:
     """Sample one text per prompt; returns the decoded texts in the order of ``prompts``.
 
     Args:
@@ -88,63 +79,31 @@ def generate_texts(
             Generation runs on the device its weights are on.
         prompts: prompts as built by :func:`synthtext.prompts.build_prompt`, without BOS (it is
             added here, as in training).
-        temperature: softmax temperature; ``0`` means greedy decoding (most likely token).
-        top_p: nucleus sampling: sample from the smallest set of tokens whose probability
-            reaches ``top_p`` (``1.0`` = the full distribution).
-        max_new_tokens: tokens to generate at most per prompt (EOS not counted in the text).
-            ``None``: up to the model's training ``max_length`` in total (prompt + text), the
-            longest sequence it has learnt from. Always capped so that prompt + new tokens fit
-            the model's positions.
-        batch_size: prompts per batch; ``None`` picks by device (on a CPU 64 for the built-in model,
-            128 for a pretrained one; 256 on a GPU).
-        seed: makes sampling reproducible (same seed, prompts, batch size, device -> same
-            texts). ``None``: fresh randomness.
-        progress: show a progress bar (stderr).
-        merge_lora: Hugging Face models: decode with LoRA merged into a copy of the weights
-            (faster; needs memory for a second copy of the model). ``False`` decodes with the
-            adapter as trained.
-        dtype: weights for decoding: ``"auto"`` (bfloat16 on a CUDA GPU that supports it,
-            float32 elsewhere), ``"float32"``, ``"bfloat16"``, ``"float16"`` or a torch dtype.
-            A different dtype than the model's is applied to a copy.
-        static_cache: Hugging Face models on a GPU: decode with a static KV cache (transformers
-            then compiles the decoding step; the first batch of each shape pays compile time).
-            Ignored on CPU and for the built-in model (whose cache is always preallocated).
+        sampling: how to sample (:class:`~synthtext.config.SamplingConfig`: temperature, top_p,
+            max_new_tokens, batch_size, seed, progress, merge_lora, dtype, static_cache); default
+            ``SamplingConfig()``.
+        **settings: any of those settings as keywords, taking precedence over ``sampling``'s:
+            ``generate_texts(trained, prompts, temperature=0, max_new_tokens=60)``.
 
     Raises:
         DataError: a prompt is not a string, or leaves no room in the model's context.
         ConfigError: an invalid sampling setting.
     """
-    ids = generate_token_ids(
-        trained, prompts, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
-        batch_size=batch_size, seed=seed, progress=progress, merge_lora=merge_lora, dtype=dtype,
-        static_cache=static_cache,
-    )
-    return _decode(trained.tokenizer, ids)
+    return _decode(trained.tokenizer, generate_token_ids(trained, prompts, sampling, **settings))
 
 
-def generate_token_ids(
-    trained: TrainedModel,
-    prompts: Sequence[str],
-    *,
-    temperature: float = 1.0,
-    top_p: float = 0.95,
-    max_new_tokens: int | None = None,
-    batch_size: int | None = None,
-    seed: int | None = None,
-    progress: bool = False,
-    merge_lora: bool = True,
-    dtype: str | torch.dtype = "auto",
-    static_cache: bool = False,
-) -> list[list[int]]:
+def generate_token_ids(trained: TrainedModel, prompts: Sequence[str], sampling: SamplingConfig | None = None,
+                       **settings: Any) -> list[list[int]]:
     """Like :func:`generate_texts`, but returns the new token ids per prompt (EOS and padding
     removed), in input order. Same arguments."""
-    check_sampling(temperature, top_p, max_new_tokens, batch_size, seed)
+    sampling = replace(sampling or SamplingConfig(), **settings)  # SamplingConfig checks every setting
     tok = trained.tokenizer
     prompt_ids = _encode_prompts(tok, prompts)
-    budgets = token_budgets(trained, [len(p) for p in prompt_ids], max_new_tokens)
+    budgets = token_budgets(trained, [len(p) for p in prompt_ids], sampling.max_new_tokens)
     if not prompt_ids:
         return []
     device = next(trained.model.parameters()).device
+    batch_size = sampling.batch_size
     if batch_size is None:
         pretrained = not isinstance(trained.model, ByteTransformerLM)
         batch_size = (PRETRAINED_CPU_BATCH_SIZE if pretrained and device.type == "cpu"
@@ -153,38 +112,26 @@ def generate_token_ids(
     order = sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i]))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     results: list[list[int] | None] = [None] * len(prompt_ids)
-    model = _inference_model(trained, merge_lora=merge_lora, dtype=dtype)
-    bar = _progress_bar(len(prompt_ids), progress)
+    model = _inference_model(trained, sampling)
+    bar = _progress_bar(len(prompt_ids), sampling.progress)
     try:
         gen = torch.Generator(device=device)
-        if seed is None:
+        if sampling.seed is None:
             gen.seed()
         else:
-            gen.manual_seed(seed)
-        if isinstance(model, ByteTransformerLM):
-            for batch in batches:
-                out = _sample_builtin(
-                    model, [prompt_ids[i] for i in batch], [budgets[i] for i in batch],
-                    pad_id=tok.pad_token_id, eos_id=tok.eos_token_id,
-                    temperature=temperature, top_p=top_p, generator=gen,
-                )
-                for i, ids in zip(batch, out):
-                    results[i] = ids
-                bar.update(len(batch))
-        elif static_cache and device.type == "cuda":
-            with _clean_generation_config(model, tok):
+            gen.manual_seed(sampling.seed)
+        decoding = dict(pad_id=tok.pad_token_id, eos_id=tok.eos_token_id, sampling=sampling, generator=gen)
+        builtin = isinstance(model, ByteTransformerLM)
+        if builtin or (sampling.static_cache and device.type == "cuda"):  # a batch at a time, to its end
+            sample_batch = _sample_builtin if builtin else _sample_hf
+            with contextlib.nullcontext() if builtin else _clean_generation_config(model, tok):
                 for batch in batches:
-                    out = _sample_hf(
-                        model, [prompt_ids[i] for i in batch], [budgets[i] for i in batch],
-                        pad_id=tok.pad_token_id, eos_id=tok.eos_token_id, temperature=temperature,
-                        top_p=top_p, generator=gen, static_cache=True,
-                    )
+                    out = sample_batch(model, [prompt_ids[i] for i in batch], [budgets[i] for i in batch], **decoding)
                     for i, ids in zip(batch, out):
                         results[i] = ids
                     bar.update(len(batch))
         else:
-            _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar, pad_id=tok.pad_token_id,
-                            eos_id=tok.eos_token_id, temperature=temperature, top_p=top_p, generator=gen)
+            _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar, **decoding)
     finally:
         bar.close()
     return [r if r is not None else [] for r in results]
@@ -282,22 +229,8 @@ def _draw(weights: torch.Tensor, generator: torch.Generator | None) -> torch.Ten
 
 
 # --------------------------------------------------------------------------------------------
-# Checks, encoding, decoding
+# Encoding, decoding
 # --------------------------------------------------------------------------------------------
-
-
-def check_sampling(temperature, top_p, max_new_tokens, batch_size, seed) -> None:
-    if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not (
-        0 <= temperature < math.inf
-    ):
-        raise ConfigError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}.")
-    if isinstance(top_p, bool) or not isinstance(top_p, (int, float)) or not (0 < top_p <= 1):
-        raise ConfigError(f"top_p must be in (0, 1] (1 = no nucleus cut), got {top_p!r}.")
-    for name, v in (("max_new_tokens", max_new_tokens), ("batch_size", batch_size)):
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise ConfigError(f"{name} must be a positive integer or None, got {v!r}.")
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-        raise ConfigError(f"seed must be an integer or None, got {seed!r}.")
 
 
 def _bos_id(tok: Any) -> int:
@@ -353,7 +286,7 @@ def _progress_bar(total: int, enabled: bool) -> Progress:
 # --------------------------------------------------------------------------------------------
 
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+_DTYPES = {name: getattr(torch, name) for name in DECODING_DTYPES if name != "auto"}
 
 
 def _resolve_dtype(dtype: str | torch.dtype, device: torch.device, pretrained: bool = True) -> torch.dtype | None:
@@ -366,22 +299,21 @@ def _resolve_dtype(dtype: str | torch.dtype, device: torch.device, pretrained: b
         if device.type == "cpu" and pretrained and cpu_has_native_bf16():
             return torch.bfloat16  # the byte model stays fp32 on a CPU: it is small, and was measured so
         return None
-    if dtype not in _DTYPES:
-        raise ConfigError(f"dtype must be 'auto', {', '.join(map(repr, _DTYPES))} or a torch dtype, got {dtype!r}.")
-    return _DTYPES[dtype]
+    return _DTYPES[dtype]  # a name SamplingConfig accepted
 
 
-def _inference_model(trained: TrainedModel, *, merge_lora: bool, dtype: str | torch.dtype) -> torch.nn.Module:
+def _inference_model(trained: TrainedModel, sampling: SamplingConfig) -> torch.nn.Module:
     """The network to decode with: ``trained.model`` itself, or a copy with LoRA merged and/or
-    another dtype. The trained model is never modified."""
+    another dtype (``sampling.merge_lora``, ``sampling.dtype``). The trained model is never modified."""
     model = trained.model
+    merge_lora = sampling.merge_lora
     p = next(model.parameters())
-    want = _resolve_dtype(dtype, p.device, pretrained=not isinstance(model, ByteTransformerLM))
+    want = _resolve_dtype(sampling.dtype, p.device, pretrained=not isinstance(model, ByteTransformerLM))
     is_peft = hasattr(model, "merge_and_unload") and hasattr(model, "peft_config")
     hf = not isinstance(model, ByteTransformerLM)
     cpu_attention = p.device.type == "cpu" and hasattr(model, "set_attn_implementation")
     if (merge_lora and is_peft) or (want is not None and want != p.dtype) or hf:
-        model = copy.deepcopy(model)
+        model = copy.deepcopy(model, _frozen_weights_as(model, want))
         if merge_lora and is_peft:
             model = model.merge_and_unload()
         if want is not None and want != p.dtype:
@@ -395,6 +327,17 @@ def _inference_model(trained: TrainedModel, *, merge_lora: bool, dtype: str | to
                 use_grouped_attention(inner)
             inner.set_output_embeddings(_ContiguousHead(inner.get_output_embeddings()))
     return model.eval()
+
+
+def _frozen_weights_as(model: torch.nn.Module, dtype: torch.dtype | None) -> dict:
+    """A ``copy.deepcopy`` memo that copies the frozen weights straight into the decoding dtype. Without it
+    the whole model was first copied in full precision (0.5 GB for SmolLM2-135M) and then cast: the copy
+    step peaked 0.31 GiB higher and the process kept part of the freed pages. Trained (LoRA) weights are
+    copied as they are and merged after, as before."""
+    if dtype is None:
+        return {}
+    return {id(t): torch.nn.Parameter(t.detach().to(dtype), requires_grad=False) for t in model.parameters()
+            if not t.requires_grad and t.is_floating_point() and t.dtype != dtype}
 
 
 class _ContiguousHead(torch.nn.Module):
@@ -440,8 +383,7 @@ def _sample_builtin(
     *,
     pad_id: int,
     eos_id: int,
-    temperature: float,
-    top_p: float,
+    sampling: SamplingConfig,
     generator: torch.Generator,
 ) -> list[list[int]]:
     """One batch through the built-in model with a KV cache; finished rows leave the batch."""
@@ -456,7 +398,7 @@ def _sample_builtin(
     rows = torch.arange(n, device=device)  # batch row of each sequence still in the batch
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     for step in range(steps):
-        nxt = sample_next(logits, temperature=temperature, top_p=top_p, generator=generator)
+        nxt = sample_next(logits, temperature=sampling.temperature, top_p=sampling.top_p, generator=generator)
         out[rows, step] = nxt.masked_fill(finished, pad_id)
         finished |= (nxt == eos_id) | (limit[rows] <= step + 1)
         n_done = int(finished.sum())  # the one host sync per step
@@ -479,12 +421,11 @@ def _sample_hf(
     *,
     pad_id: int,
     eos_id: int,
-    temperature: float,
-    top_p: float,
+    sampling: SamplingConfig,
     generator: torch.Generator | None = None,
-    static_cache: bool,
 ) -> list[list[int]]:
-    """One batch through ``transformers``' ``generate`` (left padding, KV cache).
+    """One batch through ``transformers``' ``generate`` (left padding, KV cache; a static one with
+    ``sampling.static_cache``).
 
     Sampling is ours (:func:`sample_next`, with ``generator``), run as a logits processor that
     leaves only the drawn token; ``generate`` then decodes greedily. Same distribution as
@@ -501,14 +442,14 @@ def _sample_hf(
     )
     if context is not None:
         steps = min(steps, context - max(len(s) for s in seqs))
-    sampling: dict[str, Any] = {"do_sample": False}
-    if temperature > 0:
-        sampling["logits_processor"] = _sampling_processor(temperature, top_p, generator)
-    if static_cache:  # GPU only (untested here): transformers compiles the decoding step
-        sampling["cache_implementation"] = "static"
+    options: dict[str, Any] = {"do_sample": False}
+    if sampling.temperature > 0:
+        options["logits_processor"] = _sampling_processor(sampling, generator)
+    if sampling.static_cache:  # GPU only (untested here): transformers compiles the decoding step
+        options["cache_implementation"] = "static"
     out = model.generate(
         input_ids=ids, attention_mask=mask, max_new_tokens=steps, min_new_tokens=0, num_beams=1,
-        eos_token_id=eos_id, pad_token_id=pad_id, use_cache=True, **sampling,
+        eos_token_id=eos_id, pad_token_id=pad_id, use_cache=True, **options,
     )
     new = out[:, width:].tolist()
     return [_cut(r, eos_id, b) for r, b in zip(new, budgets)]
@@ -574,7 +515,7 @@ REFILL_FRACTION = 0.25
 move, with what they wrote so far, to the next batch, which fills up with waiting prompts."""
 
 
-def _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar, **sampling) -> None:
+def _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar, **decoding) -> None:
     """Decode every prompt in batches that stay full: when a batch has thinned out to
     :data:`REFILL_FRACTION`, its unfinished rows are carried into the next batch (re-encoded as
     prompt + tokens so far, which continues them exactly, up to float rounding) beside new prompts, so
@@ -590,7 +531,8 @@ def _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar,
         seqs = [prompt_ids[i] + done for i, done in batch]
         left = [budgets[i] - len(done) for i, done in batch]
         out, open_rows = _sample_decoder(model, seqs, left, stop_below=0.0 if last else REFILL_FRACTION,
-                                         **sampling)
+                                         **decoding)
+        release_freed_memory()  # this batch's KV cache and logits, before the next batch allocates its own
         for row, ((i, done), ids) in enumerate(zip(batch, out)):
             if row in open_rows:
                 carried.append((i, done + ids))
@@ -607,8 +549,7 @@ def _sample_decoder(
     *,
     pad_id: int,
     eos_id: int,
-    temperature: float,
-    top_p: float,
+    sampling: SamplingConfig,
     generator: torch.Generator,
     stop_below: float = 0.0,
 ) -> tuple[list[list[int]], set[int]]:
@@ -633,7 +574,7 @@ def _sample_decoder(
     rows = torch.arange(n, device=device)
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     for step in range(steps):
-        nxt = sample_next(logits, temperature=temperature, top_p=top_p, generator=generator)
+        nxt = sample_next(logits, temperature=sampling.temperature, top_p=sampling.top_p, generator=generator)
         out[rows, step] = nxt.masked_fill(finished, pad_id)
         finished |= (nxt == eos_id) | (limit[rows] <= step + 1)
         n_done = int(finished.sum())  # the one host sync per step
@@ -660,12 +601,12 @@ def _sample_decoder(
     return texts, open_rows
 
 
-def _sampling_processor(temperature: float, top_p: float, generator: torch.Generator | None):
+def _sampling_processor(sampling: SamplingConfig, generator: torch.Generator | None):
     from transformers import LogitsProcessor, LogitsProcessorList
 
     class _Sample(LogitsProcessor):
         def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-            nxt = sample_next(scores, temperature=temperature, top_p=top_p, generator=generator)
+            nxt = sample_next(scores, temperature=sampling.temperature, top_p=sampling.top_p, generator=generator)
             return torch.full_like(scores, -math.inf).scatter_(1, nxt[:, None], 0.0)
 
     return LogitsProcessorList([_Sample()])

@@ -17,12 +17,8 @@ The PII scan and SDV read the real data without DP: the report says so, column b
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import os
 import re
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,16 +28,11 @@ import numpy as np
 import pandas as pd
 
 from . import prompts as prompt_format
-from .config import MAX_ROWS, PrivacyConfig, TrainConfig, compose_ledgers
+from .config import MAX_ROWS, PrivacyConfig, SamplingConfig, TrainConfig, compose_ledgers
 from .plan import encode_rows, scan_columns, split_holdout, table_privacy, training_config
-from .errors import ConfigError, DataError, ModelError, NotFittedError, PrivacyBudgetError, option
+from .errors import ConfigError, DataError, NotFittedError, PrivacyBudgetError, option
 from .memory import release_freed_memory
-
-SAVE_FORMAT = "synthtext-synthesizer"
-SAVE_VERSION = 2
-"""2: manifest.json (a SHA-256 of every saved file); ledgers checked against the accountant on load."""
-MANIFEST = "manifest.json"
-STRUCTURED_POOL_ROWS = 10_000
+from .saved import check_save_target, load_synthesizer, save_synthesizer
 
 # Control characters a model may emit (the byte model can write any byte) that no table should hold.
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -88,7 +79,7 @@ class TextSynthesizer:
         are still counted in the scan and the report. See :mod:`synthtext.pii.redaction`.
     train, privacy: full :class:`~synthtext.config.TrainConfig` / ``PrivacyConfig`` for fine control
         (``epsilon``/``delta`` above override the privacy config's).
-    temperature, top_p, max_new_tokens: sampling settings.
+    temperature, top_p, max_new_tokens: sampling settings (see :class:`~synthtext.config.SamplingConfig`).
     holdout: share of rows (random, seeded) kept out of training so leakage can be measured
         against data the model never saw (0 to 0.5; 0 turns the holdout-based metrics off).
     """
@@ -141,10 +132,7 @@ class TextSynthesizer:
         table = table_privacy(self.privacy, self.epsilon, self.delta)  # PrivacyConfig checks epsilon and delta
         if isinstance(self.holdout, bool) or not isinstance(self.holdout, (int, float)) or not 0 <= self.holdout <= 0.5:
             raise ConfigError(f"holdout: must be a share between 0 and 0.5 (default 0.1), got {self.holdout!r}.")
-        from .generate import check_sampling
-
-        # every setting is checked now, not after the scan, SDV and training
-        check_sampling(self.temperature, self.top_p, self.max_new_tokens, None, self.seed)
+        self._sampling(self.seed)  # every setting is checked now, not after the scan, SDV and training
         train_cfg = training_config(self.train, self.seed, self.progress)  # checks the seed (>= 0) and the rest
         if self.seed >= 2**32:
             raise ConfigError(f"seed: must be below 2**32 (numpy's limit), got {self.seed}.")
@@ -280,15 +268,14 @@ class TextSynthesizer:
                               f"several times with different seeds: training again spends epsilon again), got "
                               f"{num_rows!r}.")
         seed = self.seed if seed is None else seed
+        sampling = self._sampling(seed)
         rows = self._structured_rows(num_rows, conditions, seed)
         records = rows.to_dict("records")
         surrogates = Surrogates(locale=self.locale, seed=seed)
         out = rows.copy()
         for column in self.text_columns_:
             prompts = [self.prompt_format_.prompt(row, column) for row in records]
-            generated = generate_texts(self.models_[column], prompts, temperature=self.temperature,
-                                       top_p=self.top_p, max_new_tokens=self.max_new_tokens, seed=seed,
-                                       progress=self.progress)
+            generated = generate_texts(self.models_[column], prompts, sampling=sampling)
             texts = []
             for row, raw in zip(records, generated):
                 raw = _CONTROL_CHARACTERS.sub("", raw)
@@ -299,6 +286,11 @@ class TextSynthesizer:
             out[column] = pd.Series(texts, index=out.index, dtype=object)
             release_freed_memory()  # decoding's KV caches and logits
         return self._restore_schema(out)
+
+    def _sampling(self, seed: int | None) -> SamplingConfig:
+        """How the texts are sampled, with this seed (SamplingConfig checks the settings)."""
+        return SamplingConfig(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens,
+                              seed=seed, progress=self.progress)
 
     def _row_pii(self, row: Mapping) -> dict[str, str]:
         """The row's own synthetic PII values, so "<PERSON>" in its text names the row's person."""
@@ -399,7 +391,7 @@ class TextSynthesizer:
                              "conditioning_columns": list(self.conditioning_columns_),
                              "structured": self.structured, "model": ", ".join(sorted(set(models.values()))),
                              "rare_categories_suppressed": self._rare_suppressed()},
-            "pii_summary": {"counts": self.pii_scan_["counts"], **self._pii_redaction(),
+            "pii_summary": {"counts": self.pii_scan_["counts"], **self.pii_redaction(),
                             "structured_columns": dict(self.pii_columns_), "examples": examples},
             "ledger": self.privacy_ledger_,
             "model_info": {"models": models, "redact_pii": self.redact_pii,
@@ -407,7 +399,7 @@ class TextSynthesizer:
                                         "max_new_tokens": self.max_new_tokens}},
         }
 
-    def _pii_redaction(self) -> dict:
+    def pii_redaction(self) -> dict:
         """What was redacted before training and what only counted: ``redact_entities`` ("default", "all"
         or a list), ``redacted_entities`` and ``counted_only`` ({column: {type: spans}})."""
         from . import pii
@@ -428,12 +420,17 @@ class TextSynthesizer:
                      run_id: str | None = None) -> Path:
         """Evaluate ``synthetic`` (unless ``evaluation`` is given) and write the privacy audit report,
         ``out_dir/<run-id>/report.json`` and ``report.html``; returns the run directory."""
-        from .report import write_report
+        from .report import sample_rows, training_logs, write_report
 
         if evaluation is None:
             evaluation = self.evaluate(synthetic, real=real)
         inputs = self.report_inputs()
-        return write_report(out_dir, evaluation=evaluation.to_dict(), audit=audit, run_id=run_id, **inputs)
+        data = getattr(self, "_fit_data", None)  # synthetic rows only, real PII in them withheld:
+        samples = sample_rows(synthetic, seed=self.seed, real=data.frame if data is not None else real,
+                              text_columns=self.text_columns_, pii_columns=self.pii_columns_,
+                              pii_values=data.pii_values if data is not None else None)
+        return write_report(out_dir, evaluation=evaluation.to_dict(), audit=audit, run_id=run_id, **inputs,
+                            samples=samples, training_log=training_logs(self.models_, self.text_columns_))
 
     # -- save / load ------------------------------------------------------------------------------------
 
@@ -442,217 +439,16 @@ class TextSynthesizer:
 
         SDV synthesizers can only be pickled, so for ``structured="sdv"`` a pool of synthetic structured
         rows is saved instead and later samples draw their rows from it. ``structured="keep"`` saves no
-        rows: sampling a loaded one needs ``conditions=``.
+        rows: sampling a loaded one needs ``conditions=``. The format: :mod:`synthtext.saved`.
         """
-        from .io import atomic_directory
-
         self._check_fitted()
-        target = check_save_target(path, overwrite=overwrite)
-        with atomic_directory(target, replace=True, prefix=".synthtext-save-") as staging:
-            for i, column in enumerate(self.text_columns_):
-                self.models_[column].save(staging / f"text_model_{i}")
-            state = self._state()
-            if self.structured_.method == "sdv" or self.structured_pool_ is not None:
-                pool = (self.structured_pool_ if self.structured_pool_ is not None
-                        else self.structured_.sample(STRUCTURED_POOL_ROWS))
-                (staging / "structured_pool.json").write_text(pool.to_json(orient="split", index=False))
-            (staging / "synthesizer.json").write_text(json.dumps(state, indent=2) + "\n")
-            manifest = {"format": SAVE_FORMAT, "version": SAVE_VERSION, "sha256": _file_hashes(staging)}
-            (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        return target
-
-    def _state(self) -> dict:
-        from . import pii
-
-        if not all(isinstance(c, str) for c in self.columns_):
-            raise ModelError("only tables with string column names can be saved.")
-        settings = {k: getattr(self, k) for k in ("epsilon", "delta", "model", "model_size", "structured", "sdv_model",
-                                                 "redact_pii", "locale", "seed", "temperature", "top_p",
-                                                 "max_new_tokens", "holdout")}
-        settings["redact_entities"] = pii.redaction_policy(self.redact_entities).describe()  # JSON-safe
-        return {
-            "format": SAVE_FORMAT, "version": SAVE_VERSION, "settings": settings,
-            "columns": self.columns_, "dtypes": [str(self.dtypes_[c]) for c in self.columns_],
-            "n_rows": self.n_rows_, "text_columns": self.text_columns_,
-            "conditioning_columns": self.conditioning_columns_, "pii_columns": self.pii_columns_,
-            "prompt_format": self.prompt_format_.to_dict(),
-            "text_models": {c: f"text_model_{i}" for i, c in enumerate(self.text_columns_)},
-            "privacy_ledger": self.privacy_ledger_,
-            "pii_counts": self.pii_scan_["counts"],
-            "pii_redaction": self._pii_redaction(),
-            "n_train": self.n_train_, "n_holdout": self.n_holdout_,
-        }
+        return save_synthesizer(self, path, overwrite=overwrite)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "TextSynthesizer":
         """Load a directory written by :meth:`save`. Reads JSON and safetensors only: a directory
         holding any other file (a pickle, say) is refused before anything is read."""
-        from .models import check_saved_files
-
-        source = Path(path)
-        if not source.is_dir():
-            what = "is a file, not a directory" if source.exists() else "does not exist"
-            raise ModelError(f"{source} {what}. Pass the directory written by TextSynthesizer.save "
-                             "(synthtext fit --save-model DIR).")
-        state_file = source / "synthesizer.json"
-        if not state_file.is_file():
-            raise ModelError(f"{source} is not a saved synthtext synthesizer (no synthesizer.json).")
-        check_saved_files(source)
-        try:
-            state = json.loads(state_file.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise ModelError(f"{state_file} is corrupt ({exc}); save the synthesizer again.") from exc
-        found = (state.get("format"), state.get("version")) if isinstance(state, dict) else (None, None)
-        if found != (SAVE_FORMAT, SAVE_VERSION):
-            raise ModelError(f"{source} was written by another synthtext version (format {found[0]!r} "
-                             f"v{found[1]!r}; this one reads v{SAVE_VERSION}). Load it with the version that "
-                             "saved it, or fit the synthesizer again with this one.")
-        _check_manifest(source)
-        try:
-            synth = cls._from_state(state, source)
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise ModelError(f"{source} is damaged: synthesizer.json or structured_pool.json cannot be read "
-                             f"({type(exc).__name__}: {exc}). Save the synthesizer again.") from exc
-        synth.timings_ = {}
-        return synth
-
-    @classmethod
-    def _from_state(cls, state: dict, source: Path) -> "TextSynthesizer":
-        from .models import TrainedModel
-
-        synth = cls(**{k: v for k, v in state["settings"].items()})
-        synth.columns_ = state["columns"]
-        synth.dtypes_ = pd.Series([pd.api.types.pandas_dtype(d) for d in state["dtypes"]],
-                                  index=synth.columns_, dtype=object)
-        synth.n_rows_ = state["n_rows"]
-        synth.n_train_, synth.n_holdout_ = state.get("n_train", synth.n_rows_), state.get("n_holdout", 0)
-        synth.text_columns_ = state["text_columns"]
-        synth.conditioning_columns_ = state["conditioning_columns"]
-        synth.pii_columns_ = state["pii_columns"]
-        synth.pii_scan_ = {"counts": state["pii_counts"], "redaction": state.get("pii_redaction")}
-        synth.prompt_format_ = prompt_format.PromptFormat.from_dict(state["prompt_format"])
-        if not all(isinstance(d, str) and d == Path(d).name and not d.startswith(".")
-                   for d in state["text_models"].values()):
-            raise ValueError("text_models must name subdirectories of the saved directory")
-        synth.models_ = {c: TrainedModel.load(source / d) for c, d in state["text_models"].items()}
-        synth.privacy_ledger_ = _checked_table_ledger(state, synth.models_, source)
-        synth.structured_ = None
-        synth.structured_pool_ = None
-        pool_file = source / "structured_pool.json"
-        if pool_file.is_file():
-            synth.structured_pool_ = pd.read_json(pool_file, orient="split", dtype=False)
-        else:
-            from .tabular import StructuredSynthesizer
-
-            synth.structured_ = StructuredSynthesizer(method="keep", pii_columns=synth.pii_columns_,
-                                                      text_columns=synth.text_columns_)
-        _check_columns(synth, source)
-        return synth
-
-
-def _file_hashes(directory: Path) -> dict[str, str]:
-    """SHA-256 of every file under ``directory`` but the manifest, by relative path."""
-    return {p.relative_to(directory).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(directory.rglob("*")) if p.is_file() and p.relative_to(directory).as_posix() != MANIFEST}
-
-
-def _check_manifest(source: Path) -> None:
-    """Every saved file is there, unchanged, and nothing was added. This catches edits and damage; it
-    is no signature (whoever edits the files can rewrite the manifest), which is why the ledgers are
-    also recomputed from the accountant on load."""
-    try:
-        manifest = json.loads((source / MANIFEST).read_text(encoding="utf-8"))
-        expected = dict(manifest["sha256"])
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise ModelError(f"{source} has no readable {MANIFEST} ({type(exc).__name__}); it is damaged or incomplete. "
-                         "Save the synthesizer again.") from exc
-    found = _file_hashes(source)
-    changed = sorted(name for name in expected.keys() & found.keys() if expected[name] != found[name])
-    missing, added = sorted(expected.keys() - found.keys()), sorted(found.keys() - expected.keys())
-    if changed or missing or added:
-        parts = [f"{label}: {', '.join(names)}" for label, names in
-                 (("changed since it was saved", changed), ("missing", missing), ("not saved by synthtext", added))
-                 if names]
-        raise ModelError(f"{source} does not match its {MANIFEST} ({'; '.join(parts)}). A saved synthesizer is "
-                         "loaded only as synthtext wrote it: save it again.")
-
-
-def _checked_table_ledger(state: dict, models: Mapping, source: Path) -> dict:
-    """The table's ledger recomputed from the per-model ledgers, each checked against the accountant;
-    a saved table ledger that says anything else (an edited epsilon) is refused."""
-    from .train import check_ledger
-
-    for column, model in models.items():
-        check_ledger(model.ledger, f"{source} (text model of {column!r})")
-    table = compose_ledgers([models[c].ledger for c in state["text_columns"]])
-    saved = state["privacy_ledger"]
-    for key in ("dp", "epsilon", "delta", "summary"):
-        ours, theirs = table[key], saved.get(key) if isinstance(saved, dict) else None
-        same = (ours == theirs if not isinstance(ours, float) or not isinstance(theirs, (int, float))
-                else math.isclose(ours, theirs, rel_tol=1e-9))
-        if not same:
-            raise ModelError(f"{source}: synthesizer.json says the table's {key} is {theirs!r}, but its text models' "
-                             f"ledgers give {ours!r}: the file was edited. Fit the synthesizer again.")
-    target = state["settings"].get("epsilon")
-    targets = [models[c].ledger.target_epsilon for c in state["text_columns"]]
-    if table["dp"] != (target is not None) or (table["dp"] and (
-            None in targets or not math.isclose(sum(targets), float(target), rel_tol=1e-9))):
-        raise ModelError(f"{source}: the settings' epsilon {target!r} is not the text models' targets {targets}: "
-                         "the file was edited. Fit the synthesizer again.")
-    return table
-
-
-def _check_columns(synth: "TextSynthesizer", source: Path) -> None:
-    """The saved column roles agree with each other, the prompt format, the models and the pool."""
-    columns = synth.columns_
-    problems = []
-    if len(set(columns)) != len(columns) or len(synth.dtypes_) != len(columns):
-        problems.append("the column list has duplicates or does not match its dtypes")
-    for role, names in (("text", synth.text_columns_), ("conditioning", synth.conditioning_columns_),
-                        ("PII", list(synth.pii_columns_))):
-        unknown = [c for c in names if c not in columns]
-        if unknown:
-            problems.append(f"{role} column(s) {unknown} are not among the columns {columns}")
-    if set(synth.text_columns_) & (set(synth.conditioning_columns_) | set(synth.pii_columns_)):
-        problems.append("a column is both text and conditioning/PII")
-    if set(synth.models_) != set(synth.text_columns_):
-        problems.append(f"text models {sorted(synth.models_)} do not match the text columns {synth.text_columns_}")
-    fmt = synth.prompt_format_
-    if list(fmt.conditioning_columns) != list(synth.conditioning_columns_) or \
-            list(fmt.text_columns) != list(synth.text_columns_):
-        problems.append("the prompt format was made for other columns than the saved ones")
-    pool = synth.structured_pool_
-    if pool is not None and list(pool.columns) != list(columns):
-        problems.append(f"the structured pool has columns {list(pool.columns)}, not {columns}")
-    if problems:
-        raise ModelError(f"{source}: the saved synthesizer does not hold together ({'; '.join(problems)}). "
-                         "Fit the synthesizer again.")
-
-
-def check_save_target(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Raise now if :meth:`TextSynthesizer.save` could not save to ``path``: call it before training.
-
-    ``overwrite`` replaces a directory only if it is a saved synthesizer (or empty): a mistyped path
-    must not wipe an unrelated directory.
-    """
-    target = Path(path)
-    if target.exists() and not target.is_dir():
-        raise ModelError(f"cannot save to {target}: it is a file, not a directory. Choose a directory path.")
-    if target.is_dir() and any(target.iterdir()):
-        if not overwrite:
-            raise ModelError(f"{target} exists and is not empty; pass {option('overwrite=True', '--overwrite')} "
-                             "or choose another directory.")
-        if not (target / "synthesizer.json").is_file():
-            raise ModelError(f"refusing to replace {target}: it is not a saved synthesizer (no synthesizer.json), "
-                             "and overwrite would delete everything in it. Choose a new or empty directory.")
-    if not target.parent.is_dir():
-        raise DataError(f"cannot save to {target}: directory {target.parent} does not exist. "
-                        "Create it first or choose another directory.")
-    try:  # the save stages its files next to the target, then renames
-        os.rmdir(tempfile.mkdtemp(prefix=".synthtext-save-", dir=target.parent))
-    except OSError as exc:
-        raise DataError(f"cannot save to {target}: {exc.strerror or exc} in {target.parent}.") from exc
-    return target
+        return load_synthesizer(cls, path)
 
 
 def check_keep_rows(structured: str, num_rows: int | None, n_rows: int) -> None:

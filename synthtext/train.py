@@ -385,7 +385,8 @@ def target_tokens(target_mask: torch.Tensor) -> torch.Tensor:
 
 class _Progress(Progress):
     """Training progress (:class:`synthtext.progress.Progress`: a bar on a terminal, lines in a log)
-    with the loss (moving average) and epsilon spent; ``log`` keeps every step's loss.
+    with the loss (moving average) and epsilon spent; ``log`` keeps every step's loss and, under DP,
+    the accountant's epsilon at up to ``EPS_LOG_POINTS`` steps (:meth:`add_epsilon`).
 
     Epsilon is refreshed at most every ``EPS_REFRESH_FACTOR`` times what the last refresh took
     (at least every 5 s), and always on the last step, so the last line shows the final epsilon:
@@ -413,6 +414,22 @@ class _Progress(Progress):
             fields["epsilon spent"] = f"{self.eps:.2f}"
         self.update(1, fields)
         self.log.append({"step": step, "loss": loss})
+
+    EPS_LOG_POINTS = 16
+    """Steps of the log at which epsilon is recorded (evenly spread, always the last): one PRV evaluation
+    costs ~0.2 CPU-s, and the curve is smooth."""
+
+    def add_epsilon(self, epsilon_at) -> None:
+        """Give every log entry its ``epsilon``: ``epsilon_at(step)``, the accountant's epsilon after that
+        many steps, at up to ``EPS_LOG_POINTS`` steps (always the last, whose value is the ledger's);
+        None at the others."""
+        steps = [entry["step"] for entry in self.log]
+        if not steps:
+            return
+        points = min(len(steps), self.EPS_LOG_POINTS)
+        chosen = {steps[round(i * (len(steps) - 1) / max(points - 1, 1))] for i in range(points)}
+        for entry in self.log:
+            entry["epsilon"] = float(epsilon_at(entry["step"])) if entry["step"] in chosen else None
 
 
 def dp_loop(model, optimizer, loader, engine, plan: PrivacyPlan, train: TrainConfig, device, bf16=False,
@@ -546,6 +563,9 @@ def train_private(
     model.eval()
 
     _check_learned(model, params, initial, steps, train, plan)
+    if plan.dp:  # the epsilon curve, from the accountant the ledger asks (its last point is the ledger's)
+        progress.add_epsilon(lambda k: _epsilon(plan.accountant, plan.noise_multiplier, plan.sample_rate, k,
+                                                plan.delta))
     ledger = _ledger(plan, privacy, base, steps, engine)
     return TrainedModel(
         model=model, tokenizer=base.tokenizer, base_name=base.name, kind=base.kind, family=base.family,

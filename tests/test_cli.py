@@ -112,7 +112,7 @@ def test_failed_run_leaves_no_output_file(complaints_csv, tmp_path, capsys, monk
     def boom(*args, **kwargs):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(cli, "render_scan_table", boom)
+    monkeypatch.setattr(cli.commands, "render_scan_table", boom)  # where run_scan looks it up
     code, _, _ = run(["scan", str(complaints_csv), "-o", str(out_path)], capsys)
     assert code == 1
     assert out_path.read_text() == "previous result\n"
@@ -139,3 +139,13 @@ def test_console_script_runs_end_to_end(complaints_csv):
     bad = subprocess.run([script, "scan", str(complaints_csv) + ".missing"], capture_output=True, text=True,
                          timeout=120)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize("module", ["synthtext", "synthtext.cli"])
+def test_python_dash_m_runs_the_command(module):
+    done = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("synthtext ")
+    bad = subprocess.run([sys.executable, "-m", module, "no-such-command"], capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode == 2 and bad.stderr.startswith("synthtext: error: ")

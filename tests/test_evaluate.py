@@ -17,6 +17,7 @@ from synthtext.metrics import (
     THRESHOLDS,
     auc_delong,
     clopper_pearson,
+    column_distributions,
     evaluate,
     membership_inference,
     pii_replay,
@@ -142,7 +143,7 @@ def test_to_dict_is_strict_json_with_the_contract_keys(copy_case):
     assert {"length", "ngrams", "discriminator", "embedding", "conditional"} <= set(column["fidelity"])
     assert {"pii_replay", "verbatim", "dcr"} <= set(column["leakage"])
     assert column["fidelity"]["discriminator"]["ci95"][0] <= 0.5 <= column["fidelity"]["discriminator"]["ci95"][1]
-    assert set(data["plots"]) == {"lengths", "embedding_2d", "conditional", "dcr", "mia_roc"}
+    assert set(data["plots"]) == {"lengths", "embedding_2d", "conditional", "dcr", "mia_roc", "structured"}
     assert len(data["plots"]["embedding_2d"][TEXT]["real"][0]) == 2
     assert data["membership"] is None and data["structured"] is None
     for verdict in data["verdicts"]:
@@ -565,3 +566,54 @@ def test_word_use_divergence_does_not_depend_on_the_hash_seed():
                               env={**os.environ, "PYTHONHASHSEED": seed}).stdout
                for seed in ("1", "2", "3", "4")}
     assert len(outputs) == 1, outputs
+
+
+def test_roc_points_run_from_0_0_to_1_1_and_are_bounded():
+    """The ROC curve the report draws: both ends pinned, non-decreasing, at most PLOT_POINTS points."""
+    from synthtext.metrics.common import PLOT_POINTS
+
+    rng = np.random.default_rng(2)
+    for train, holdout in ((rng.normal(2.0, 1, 30), rng.normal(2.3, 1, 25)),
+                           (rng.normal(2.0, 1, 6000), rng.normal(2.1, 1, 6000))):
+        roc = membership_inference(train, holdout)["roc"]
+        fpr, tpr = roc["fpr"], roc["tpr"]
+        assert len(fpr) == len(tpr) <= PLOT_POINTS
+        assert (fpr[0], tpr[0]) == (0.0, 0.0) and (fpr[-1], tpr[-1]) == (1.0, 1.0)
+        assert all(b >= a for a, b in zip(fpr, fpr[1:])) and all(b >= a for a, b in zip(tpr, tpr[1:]))
+
+
+def test_column_distributions_name_frequent_categories_only_and_bin_numbers(reviews):
+    real = reviews.iloc[:250].reset_index(drop=True)
+    synthetic = reviews.iloc[250:].reset_index(drop=True)
+    synthetic.loc[:9, "Class Name"] = "Zzrare"  # a value no real row has: "other" on the synthetic side
+    data = column_distributions(real, synthetic, ["Class Name", "Department Name", "Age", "Rating", "Title"])
+    assert "Title" not in data  # identifier-like: almost every value distinct
+    classes = data["Class Name"]
+    counts = real["Class Name"].value_counts()
+    assert classes["kind"] == "categorical" and len(classes["categories"]) <= 10
+    frequent = sorted(((-n, str(c)) for c, n in counts.items() if n >= 5))  # most frequent first, ties by name
+    assert classes["categories"] == [c for _, c in frequent][:10]
+    assert all(counts[c] >= 5 for c in classes["categories"]) and "Zzrare" not in classes["categories"]
+    for side in ("real", "synthetic"):
+        total = sum(classes[side]) + classes["other"][side] + classes["missing"][side]
+        assert total == pytest.approx(1.0)
+    assert classes["other"]["synthetic"] >= 10 / 250
+    ratings = real["Rating"].value_counts()  # 5 values: shown as categories, labelled as the conditional check does
+    assert data["Rating"]["kind"] == "categorical"
+    assert data["Rating"]["categories"] == [c for _, c in sorted((-n, str(r)) for r, n in ratings.items() if n >= 5)]
+    age = data["Age"]
+    assert age["kind"] == "numeric" and len(age["edges"]) == len(age["real"]) + 1 == len(age["synthetic"]) + 1
+    assert sum(age["real"]) == real["Age"].notna().sum() and sum(age["synthetic"]) == synthetic["Age"].notna().sum()
+    # the range is the 1st to 99th percentile: the oldest reviewer's age is not an edge
+    assert age["edges"][-1] < max(real["Age"].max(), synthetic["Age"].max())
+    json.dumps(data, allow_nan=False)
+
+
+def test_evaluate_plots_every_structured_column_but_the_pii_ones(reviews):
+    real = reviews.iloc[:120].reset_index(drop=True)
+    real["Customer"] = [f"Person {i % 7}" for i in range(len(real))]  # PII: never drawn, even if frequent
+    result = evaluate(real, real.copy(), [TEXT], ["Rating"], embedding="tfidf", max_rows=200,
+                      pii_columns={"Customer": "PERSON"})
+    drawn = result.plots["structured"]
+    assert "Customer" not in drawn and TEXT not in drawn and "Title" not in drawn
+    assert {"Rating", "Age", "Department Name", "Division Name"} <= set(drawn)  # not only the conditioning ones

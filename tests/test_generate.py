@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import copy
 import random
+from dataclasses import replace
 
 import pytest
 import torch
 
-from synthtext.config import PrivacyConfig, PrivacyLedger, TrainConfig
+from synthtext.config import PrivacyConfig, PrivacyLedger, SamplingConfig, TrainConfig
 from synthtext.errors import ConfigError, DataError, ModelError
 from synthtext.generate import _encode_prompts, generate_texts, generate_token_ids, sample_next, token_budgets
 from synthtext.models import ByteTransformerLM, TrainedModel, add_lora, encode_examples, load_base_model
@@ -203,6 +204,17 @@ def test_invalid_arguments(random_builtin):
     assert generate_texts(random_builtin, []) == []
 
 
+def test_a_sampling_config_and_keywords_give_the_same_texts(random_builtin):
+    """generate_texts takes a SamplingConfig, its fields as keywords, or both (keywords win)."""
+    prompts = _prompts(5)
+    by_keywords = generate_token_ids(random_builtin, prompts, max_new_tokens=9, seed=4, batch_size=2)
+    config = SamplingConfig(max_new_tokens=9, seed=4, batch_size=2)
+    assert generate_token_ids(random_builtin, prompts, config) == by_keywords
+    assert generate_token_ids(random_builtin, prompts, replace(config, seed=0), seed=4) == by_keywords
+    with pytest.raises(ConfigError, match="top_p"):
+        generate_texts(random_builtin, prompts, config, top_p=2)
+
+
 def test_sample_next():
     logits = torch.log(torch.tensor([[0.05, 0.9, 0.05], [0.5, 0.3, 0.2]]))
     g = torch.Generator().manual_seed(0)
@@ -389,11 +401,12 @@ def test_hf_static_cache_path_matches_dynamic(family, lora_models):
     trained = lora_models[family]
     tok = trained.tokenizer
     seqs = _encode_prompts(tok, _prompts(5, seed=4))
-    model = _inference_model(trained, merge_lora=True, dtype="auto")
-    kw = dict(pad_id=tok.pad_token_id, eos_id=tok.eos_token_id, temperature=0, top_p=1.0)
+    model = _inference_model(trained, SamplingConfig())
+    greedy = SamplingConfig(temperature=0, top_p=1.0)
+    kw = dict(pad_id=tok.pad_token_id, eos_id=tok.eos_token_id)
     with _clean_generation_config(model, tok):
-        static = _sample_hf(model, seqs, [10] * 5, static_cache=True, **kw)
-        dynamic = _sample_hf(model, seqs, [10] * 5, static_cache=False, **kw)
+        static = _sample_hf(model, seqs, [10] * 5, sampling=replace(greedy, static_cache=True), **kw)
+        dynamic = _sample_hf(model, seqs, [10] * 5, sampling=greedy, **kw)
     assert static == dynamic
 
 
@@ -403,3 +416,25 @@ def test_low_precision_copy_runs(random_builtin, lora_models):
         out = generate_token_ids(trained, _prompts(3), max_new_tokens=5, seed=0, dtype="bfloat16")
         assert len(out) == 3 and all(len(o) <= 5 for o in out) and any(out)
         assert next(trained.model.parameters()).dtype == torch.float32
+
+
+def test_bf16_decoding_copy_is_cast_on_the_way_and_leaves_the_trained_model(lora_models):
+    """The decoding copy takes the frozen weights straight in bf16 (no full-precision copy of the whole
+    model first); its numbers are those of the old copy-merge-cast, and the trained model is untouched."""
+    from synthtext.generate import _frozen_weights_as, _inference_model
+
+    trained = lora_models["llama"]
+    model = trained.model
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    frozen = {id(p) for p in model.parameters() if not p.requires_grad}
+    memo = _frozen_weights_as(model, torch.bfloat16)
+    assert set(memo) == frozen and {t.dtype for t in memo.values()} == {torch.bfloat16}
+    decoding = _inference_model(trained, SamplingConfig(dtype="bfloat16"))
+    assert {p.dtype for p in decoding.parameters()} == {torch.bfloat16}
+    for name, p in model.named_parameters():
+        assert p.dtype == before[name].dtype and torch.equal(p.detach(), before[name]), name
+    old = copy.deepcopy(model).merge_and_unload().to(torch.bfloat16).eval()
+    ids = torch.randint(3, trained.tokenizer.vocab_size, (2, 12))
+    with torch.no_grad():
+        torch.testing.assert_close(decoding(input_ids=ids).logits.float(), old(input_ids=ids).logits.float(),
+                                   atol=3e-2, rtol=3e-2)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import synthtext.train as T
-from synthtext.config import PrivacyConfig, TrainConfig
+from synthtext.config import PrivacyConfig, SamplingConfig, TrainConfig
 from synthtext.errors import ConfigError
 from synthtext.llm import decoder_stack, text_token_losses
 from synthtext.models import add_lora, encode_examples, load_base_model, sequence_losses
@@ -200,7 +200,7 @@ def test_cpu_decoding_model_uses_grouped_attention(llama_dir):
     trained = TrainedModel(model=base.model, tokenizer=base.tokenizer, base_name=base.name, kind=base.kind,
                            family=base.family, ledger=ledger, train_config=TrainConfig(),
                            privacy_config=PrivacyConfig(epsilon=None))
-    decoding = _inference_model(trained, merge_lora=True, dtype="float32")
+    decoding = _inference_model(trained, SamplingConfig(merge_lora=True, dtype="float32"))
     assert decoding.config._attn_implementation == GROUPED_ATTENTION
     assert base.model.config._attn_implementation != GROUPED_ATTENTION  # the trained model is left as it was
 

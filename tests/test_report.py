@@ -19,7 +19,7 @@ import pytest
 
 from synthtext.errors import ConfigError, DataError
 from synthtext.report import write as report_module  # where write_report looks up render_html
-from synthtext.report import REPORT_SCHEMA, build_report, render_html, write_report
+from synthtext.report import REPORT_SCHEMA, build_report, render_html, sample_rows, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = "Review Text"
@@ -109,14 +109,44 @@ def _evaluation(plots=True):
             "dcr": {TEXT: {"synthetic_to_train": rng.random(300).tolist(),
                            "synthetic_to_holdout": (rng.random(300) + 0.05).tolist()}},
             "mia_roc": {TEXT: {"fpr": fpr.tolist(), "tpr": np.sqrt(fpr).tolist()}},
+            "structured": {
+                "Rating": {"kind": "categorical", "categories": ["5", "4", "3"], "real": [0.5, 0.3, 0.1],
+                           "synthetic": [0.4, 0.3, 0.2], "other": {"real": 0.08, "synthetic": 0.1},
+                           "missing": {"real": 0.02, "synthetic": 0.0}, "n": {"real": 450, "synthetic": 500},
+                           "top": 10, "min_real_rows": 5},
+                "Age": {"kind": "numeric", "edges": np.linspace(18, 80, 21).tolist(),
+                        "real": rng.integers(0, 40, 20).tolist(), "synthetic": rng.integers(0, 40, 20).tolist(),
+                        "missing": {"real": 0.0, "synthetic": 0.0}, "n": {"real": 450, "synthetic": 500}}},
         }
     return evaluation
 
 
+def _training_log(steps=30, epsilon=8.0):
+    """A text model's log as synthtext.report.training_logs makes it: epsilon at some steps, the last the ledger's."""
+    marked = set(range(5, steps + 1, 5)) | {1, steps}
+    log = [{"step": i, "loss": 3.0 - i / 20, "epsilon": epsilon * (i / steps) ** 0.5 if i in marked else None}
+           for i in range(1, steps + 1)]
+    return {TEXT: {"model": "builtin-small", "dp": True, "accountant": "prv", "delta": 1e-5, "epsilon": epsilon,
+                   "target_epsilon": 8.0, "seconds": 12.5, "cpu_seconds": 20.0, "records_processed": 1350,
+                   "precision": "fp32", "steps": log}}
+
+
+def _synthetic(n=50):
+    """A synthetic table (its texts unlike any real text here), with markup in a text and missing values."""
+    import pandas as pd
+
+    texts = [f"synthetic review number {i}: " + "the fabric is soft and it fits well " * (1 + i % 4) for i in range(n)]
+    texts[7] = "<script>alert('sample')</script> & <b>bold</b>"
+    texts[9] = None
+    return pd.DataFrame({TEXT: texts, "Rating": [1 + i % 5 for i in range(n)],
+                         "Customer": [f"Surrogate Name{i}" if i % 6 else None for i in range(n)]})
+
+
 def _inputs(plots=False, **overrides):
-    """Report inputs; plots=True adds plot data (rendering the plots costs ~0.5 s of CPU)."""
+    """Report inputs; plots=True adds plot data and a training log (rendering the plots costs ~1 s of CPU)."""
     inputs = {"evaluation": _evaluation(plots), "ledger": _ledger(), "data_summary": _data_summary(),
-              "pii_summary": _pii_summary(), "audit": None, "model_info": {"models": {TEXT: "builtin-small"}}}
+              "pii_summary": _pii_summary(), "audit": None, "model_info": {"models": {TEXT: "builtin-small"}},
+              "samples": sample_rows(_synthetic(), seed=0), "training_log": _training_log() if plots else None}
     inputs.update(overrides)
     return inputs
 
@@ -293,15 +323,18 @@ def test_html_is_self_contained_with_inline_plots():
     assert "Content-Security-Policy" in page
     # one plot of each kind, each an inline PNG that decodes
     kinds = re.findall(r'<figure data-plot="([a-z_0-9]+)"', page)
-    assert sorted(kinds) == ["conditional", "dcr", "embedding_2d", "lengths", "mia_roc"]
-    assert len(parsed.images) == 5
+    assert sorted(kinds) == ["conditional", "dcr", "distribution", "distribution", "embedding_2d", "epsilon",
+                             "lengths", "loss", "mia_roc"]
+    assert len(parsed.images) == 9
     import base64
     for image in parsed.images:
         assert image["src"].startswith("data:image/png;base64,")
         assert base64.b64decode(image["src"].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
         assert image.get("alt")
-    assert {"summary", "data", "pii", "privacy", "fidelity", "leakage", "membership", "caveats",
-            "method"} <= parsed.ids
+    assert {"summary", "samples", "data", "pii", "privacy", "training", "fidelity", "leakage", "membership",
+            "caveats", "method"} <= parsed.ids
+    for figure in re.findall(r"<figure .*?</figure>", page, re.S):  # each with a one-line caption
+        assert re.search(r"<figcaption>[^<\n]{40,}</figcaption>", figure), figure[-300:]
 
 
 def test_pii_replay_section_says_what_the_share_leaves_out():
@@ -420,6 +453,10 @@ def test_report_pair_flags_real_name_email_pairs_copied_into_the_synthetic_table
     assert "Faker surrogate" not in page and "10 real rows" in page
     for name, email in real[["customer_name", "email"]].itertuples(index=False):
         assert email not in page and email not in json.dumps(report)
+    # the samples come from the synthetic table, and the real values it leaks are withheld there
+    assert len(report["samples"]) == 20 and "[withheld: a real value]" in page
+    assert {row["customer_name"] for row in report["samples"]} <= set(fresh["customer_name"]) | {
+        "[withheld: a real value]"}
 
     report, page = reports["fresh"]
     replay = report["evaluation"]["pii_column_replay"]
@@ -427,6 +464,97 @@ def test_report_pair_flags_real_name_email_pairs_copied_into_the_synthetic_table
     assert {v["verdict"] for v in report["verdicts"] if v["metric"] in ("pii_value_replay", "pii_row_replay")} \
         == {"good"}
     assert "no real value came back" in {c["id"]: c["text"] for c in report["caveats"]}["pii_columns_checked"]
+
+
+def _section(page, name):
+    start = page.index(f'<section id="{name}"')
+    return page[start:page.index("</section>", start)]
+
+
+def test_samples_section_follows_the_summary_with_20_escaped_rows():
+    synthetic = _synthetic()
+    report = build_report(**_inputs(samples=sample_rows(synthetic, seed=3)))
+    assert len(report["samples"]) == 20 and set(report["samples"][0]) == {TEXT, "Rating", "Customer"}
+    page = render_html(report)
+    order = [page.index(f'<section id="{name}"') for name in ("summary", "samples", "data")]
+    assert order == sorted(order)  # right after the summary
+    samples = _section(page, "samples")
+    body = samples[samples.index("<tbody>"):]
+    assert body.count("<tr>") == 20 and "<th>" + TEXT in samples
+    assert "<script" not in page.lower() and "<b>bold</b>" not in page
+    shown = [row[TEXT] for row in report["samples"]]
+    if "<script>alert('sample')</script> & <b>bold</b>" in shown:
+        assert "&lt;script&gt;alert(&#39;sample&#39;)&lt;/script&gt; &amp; &lt;b&gt;bold&lt;/b&gt;" in samples
+    for text in shown:  # in full: the long ones too, not cut
+        if text and "<" not in text:
+            assert text in samples
+    assert "<td></td>" in body  # missing values are empty cells
+    # a sample with markup is escaped wherever it is chosen
+    markup = synthetic.assign(**{TEXT: ["<script>alert(9)</script> x"] * len(synthetic)})
+    page = render_html(build_report(**_inputs(samples=sample_rows(markup))))
+    assert "<script" not in page.lower() and _section(page, "samples").count("&lt;script&gt;alert(9)") == 20
+    assert "No synthetic rows" in render_html(build_report(**_inputs(samples=None)))
+
+
+def test_sample_rows_are_a_seeded_choice_in_table_order_with_plain_values():
+    import pandas as pd
+
+    synthetic = _synthetic(200)
+    synthetic["When"] = pd.Timestamp("2026-01-02") + pd.to_timedelta(range(200), unit="D")
+    first, again, other = sample_rows(synthetic, seed=7), sample_rows(synthetic, seed=7), sample_rows(synthetic, seed=8)
+    assert first == again and first != other and len(first) == 20
+    numbers = [int(row[TEXT].split()[3].rstrip(":")) for row in first if row[TEXT] and row[TEXT][0] == "s"]
+    assert numbers == sorted(numbers)  # table order
+    row = first[0]
+    assert type(row["Rating"]) is int and row["When"].startswith("2026-")  # not 4.0, not a Timestamp
+    json.dumps(first, allow_nan=False)
+    assert len(sample_rows(synthetic.iloc[:5])) == 5 and sample_rows(synthetic.iloc[:0]) == []
+    with pytest.raises(ConfigError, match="at most 100"):
+        build_report(**_inputs(samples=[{"a": 1}] * 101))
+    with pytest.raises(ConfigError, match="one value per column"):
+        build_report(**_inputs(samples=[{"a": [1, 2]}]))
+    with pytest.raises(ConfigError, match="DataFrame"):
+        sample_rows([{"a": 1}])
+
+
+def test_samples_withhold_real_pii_and_copies_of_real_texts():
+    """A synthetic table that leaks must not carry the leak into the report."""
+    import pandas as pd
+
+    real = pd.DataFrame({TEXT: [f"real text {i}: {PLANTED if i < 2 else 'she'} bought the size {i} dress"
+                                for i in range(30)]
+                         + ["my friend size loved it"] * 6,
+                         "Customer": [f"Real Person{i}" for i in range(30)] + ["Common Name"] * 6})
+    synthetic = pd.DataFrame({TEXT: [real[TEXT][0], f"call {PLANTED.upper()} now, the size is right", "fine"],
+                              "Customer": ["real person3", "Common Name", "Fresh Surrogate"]})
+    rows = sample_rows(synthetic, real=real, text_columns=[TEXT], pii_columns={"Customer": "PERSON"},
+                       pii_values={"PERSON": {PLANTED, "size", "Ed"}})
+    assert rows[0] == {TEXT: "[withheld: a copy of a real text]", "Customer": "[withheld: a real value]"}
+    # the planted name becomes its placeholder; "size" (in 36 real texts) and "Ed" (too short) stay
+    assert rows[1] == {TEXT: "call <PERSON> now, the size is right", "Customer": "Common Name"}
+    assert rows[2] == {TEXT: "fine", "Customer": "Fresh Surrogate"}
+    page = render_html(build_report(**_inputs(samples=rows)))
+    assert PLANTED.casefold() not in page.casefold() and "Real Person" not in page
+
+
+def test_training_log_section_and_its_checks():
+    report = build_report(**_inputs(training_log=_training_log()))
+    log = report["training_log"][TEXT]
+    assert set(log["steps"][0]) == {"step", "loss", "epsilon"} and len(log["steps"]) == 30
+    assert log["steps"][-1]["epsilon"] == log["epsilon"] == 8.0
+    page = render_html(report)
+    training = _section(page, "training")
+    assert 'data-plot="epsilon"' in training and 'data-plot="loss"' in training
+    assert training.count("<tr>") == 31  # header + every one of the 30 steps
+    long = _training_log(steps=1000)
+    training = _section(render_html(build_report(**_inputs(training_log=long))), "training")
+    assert "every 5th step" in training and training.count("<tr>") <= 1 + 200 + 201
+    assert '<td class="num">1,000</td>' in training  # the last step is always listed
+    bad = _training_log()
+    bad[TEXT]["steps"][-1]["epsilon"] = 7.5  # not what the ledger says
+    with pytest.raises(ConfigError, match="not the ledger's"):
+        build_report(**_inputs(training_log=bad))
+    assert "loaded from disk" in _section(render_html(build_report(**_inputs())), "training")
 
 
 def test_plots_are_skipped_cleanly_without_their_data():
@@ -439,9 +567,10 @@ def test_plots_are_skipped_cleanly_without_their_data():
     partial["plots"]["lengths"][TEXT]["synthetic"] = [float("nan")]
     del partial["plots"]["mia_roc"]
     partial["plots"]["dcr"][TEXT] = {"synthetic_to_train": [0.1, 0.2], "synthetic_to_holdout": []}
+    del partial["plots"]["structured"]["Age"]["edges"]
     kinds = re.findall(r'<figure data-plot="([a-z_0-9]+)"', render_html(build_report(**_inputs(evaluation=partial))))
-    assert len(kinds) == 3
-    assert sorted(kinds) == ["conditional", "dcr", "embedding_2d"]
+    assert len(kinds) == 4
+    assert sorted(kinds) == ["conditional", "dcr", "distribution", "embedding_2d"]
     page = render_html(build_report(**_inputs(evaluation=None)))
     assert "<img" not in page and "Not evaluated" in page
 
@@ -473,7 +602,7 @@ def test_data_derived_strings_are_escaped():
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<img src=x" not in page and "&lt;img src=x onerror=alert(2)&gt; met &lt;PERSON&gt;" in page
     assert 'onmouseover="x' not in page
-    assert len(_parse(page).images) == 5  # a column named like markup still gets its plots
+    assert len(_parse(page).images) == 7  # a column named like markup still gets its plots
 
 
 def test_matplotlib_mathtext_in_column_names_does_not_break_plots():
@@ -559,11 +688,12 @@ def test_report_renders_in_headless_chromium(tmp_path):
     run = write_report(tmp_path, run_id="browser", **_inputs(plots=True, audit=audit))
     shot = tmp_path / "shot.png"
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "check_report_html.py"),
-                           str(run / "report.html"), "--screenshot", str(shot), "--min-images", "5",
-                           "--json"], capture_output=True, text=True, timeout=180)
+                           str(run / "report.html"), "--screenshot", str(shot), "--min-images", "9",
+                           "--sections", "summary,samples,data,pii,privacy,training,fidelity,leakage,membership,"
+                           "caveats,method", "--json"], capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stdout + done.stderr
     result = json.loads(done.stdout)
-    assert result["images_loaded"] == result["images"] == 5
+    assert result["images_loaded"] == result["images"] == 9
     assert result["external_requests"] == [] and result["missing_sections"] == []
     assert shot.stat().st_size > 10_000
 
@@ -591,7 +721,7 @@ def test_report_from_a_real_evaluation(tmp_path):
     assert {v["section"] for v in report["verdicts"]} >= {"privacy", "fidelity", "leakage", "membership"}
     page = (run / "report.html").read_text(encoding="utf-8")
     kinds = re.findall(r'<figure data-plot="([a-z_0-9]+)"', page)
-    assert {"lengths", "embedding_2d", "dcr", "mia_roc"} <= set(kinds), kinds
+    assert {"lengths", "embedding_2d", "dcr", "mia_roc", "distribution"} <= set(kinds), kinds
 
 
 @pytest.mark.skipif(_NO_CHROMIUM, reason="chromium is not installed (apt-get install chromium); CI has none")
@@ -605,3 +735,60 @@ def test_browser_check_fails_a_page_that_reaches_the_network(tmp_path):
     result = json.loads(done.stdout)
     assert "https://example.test/pixel.png" in result["external_requests"]  # seen by the browser itself
     assert result["images_loaded"] == 0 and result["static_problems"]
+
+
+def test_report_of_a_tiny_fit_shows_synthetic_samples_the_training_log_and_its_pictures(tmp_path):
+    """End to end with the tiny built-in model: 20 synthetic rows (seeded, escaped), no real text or name
+    anywhere in the page, the epsilon curve rising to the ledger's epsilon, every picture decodable."""
+    import base64
+
+    import pandas as pd
+    from faker import Faker
+
+    from synthtext.config import PrivacyConfig, TrainConfig
+    from synthtext.synthesizer import TextSynthesizer
+
+    fake = Faker("en_US")
+    fake.seed_instance(515151)
+    products = ["dress", "jacket", "jeans", "sweater"]
+    real = pd.DataFrame({
+        "customer_name": [fake.name() for _ in range(120)],
+        "product": [products[i % 4] for i in range(120)],
+        "price": [19.5 + (i * 37) % 80 for i in range(120)],
+        "comment": [f"real review {i}: the {products[i % 4]} was {'great' if i % 3 else 'too small'} for me"
+                    if i % 17 else None for i in range(120)]})
+    synth = TextSynthesizer(["comment"], model="builtin", model_size="tiny", epsilon=8.0, max_new_tokens=24,
+                            privacy=PrivacyConfig(accountant="rdp"),  # quicker than prv (test_train pins prv)
+                            train=TrainConfig(epochs=1, batch_size=32, progress=False)).fit(real)
+    out = synth.sample()
+    out["comment"] = ["<script>alert(1)</script> " + t if isinstance(t, str) else t for t in out["comment"]]
+    run = synth.write_report(out, tmp_path, evaluation=synth.evaluate(out, embedding="tfidf"), run_id="tiny")
+    report = json.loads((run / "report.json").read_text(encoding="utf-8"))
+    page = (run / "report.html").read_text(encoding="utf-8")
+
+    assert report["schema"] == REPORT_SCHEMA and len(report["samples"]) == 20
+    assert report["samples"] == sample_rows(out, seed=synth.seed, real=real, text_columns=["comment"],
+                                            pii_columns=synth.pii_columns_)  # seeded: the same rows again
+    assert list(report["samples"][0]) == list(real.columns)
+    samples = _section(page, "samples")
+    assert "<script" not in page.lower() and samples.count("&lt;script&gt;alert(1)&lt;/script&gt;") >= 15
+    for text in real["comment"].dropna():
+        assert text not in page, text  # real rows are never shown
+    for name in real["customer_name"]:
+        assert name not in page
+
+    ledger = report["privacy"]["models"][0]
+    log = report["training_log"]["comment"]
+    curve = [s["epsilon"] for s in log["steps"] if s["epsilon"] is not None]
+    assert len(log["steps"]) == ledger["steps"] and all(s["loss"] is not None for s in log["steps"])
+    assert all(b >= a for a, b in zip(curve, curve[1:])) and curve[-1] == ledger["epsilon"] == log["epsilon"]
+
+    kinds = re.findall(r'<figure data-plot="([a-z_0-9]+)" data-column="([^"]*)"', page)
+    assert {("epsilon", "comment"), ("loss", "comment"), ("distribution", "product"),
+            ("distribution", "price"), ("mia_roc", "comment")} <= set(kinds), kinds
+    assert ("distribution", "customer_name") not in kinds  # a PII column is never drawn
+    roc = report["evaluation"]["plots"]["mia_roc"]["comment"]
+    assert (roc["fpr"][0], roc["tpr"][0], roc["fpr"][-1], roc["tpr"][-1]) == (0.0, 0.0, 1.0, 1.0)
+    for image in _parse(page).images:
+        assert base64.b64decode(image["src"].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
+    assert _checker().static_problems(page) == []

@@ -370,6 +370,39 @@ def test_progress_lines_on_stderr_without_a_tty(capsys):
     assert f"epsilon spent {trained.ledger.epsilon:.2f}" in last  # the final epsilon, from the accountant
 
 
+def _epsilon_per_step(trained) -> list[tuple[int, float]]:
+    return [(e["step"], e["epsilon"]) for e in trained.train_log["steps"] if e["epsilon"] is not None]
+
+
+def test_train_log_has_epsilon_per_step_from_the_ledgers_accountant():
+    """The report's epsilon curve: non-decreasing, its last point the ledger's epsilon (to the bit: the
+    same accountant call), every step's loss kept; without DP no epsilon at all."""
+    base = load_base_model("builtin", size="tiny")
+    trained = T.train_private(base, _examples(base.tokenizer), FAST, QUICK)
+    led, log = trained.ledger, trained.train_log["steps"]
+    assert [e["step"] for e in log] == list(range(1, led.steps + 1)) and all("loss" in e for e in log)
+    curve = _epsilon_per_step(trained)
+    assert len(curve) == min(led.steps, T._Progress.EPS_LOG_POINTS) and curve[-1][0] == led.steps
+    assert all(b >= a for (_, a), (_, b) in zip(curve, curve[1:])) and curve[0][1] > 0
+    assert curve[-1][1] == led.epsilon
+    for step, eps in curve:
+        assert eps == T._epsilon(led.accountant, led.noise_multiplier, led.sample_rate, step, led.delta)
+    plain = T.train_private(load_base_model("builtin", size="tiny"), _examples(base.tokenizer),
+                            PrivacyConfig(epsilon=None), QUICK)
+    assert plain.train_log["steps"] and all("epsilon" not in e for e in plain.train_log["steps"])
+
+
+def test_epsilon_points_are_bounded_spread_and_end_at_the_last_step():
+    progress = T._Progress(300, False, True)
+    for step in range(1, 301):
+        progress.step(step, 1.0)
+    asked = []
+    progress.add_epsilon(lambda k: asked.append(k) or k / 100)
+    steps = [e["step"] for e in progress.log if e["epsilon"] is not None]
+    assert asked == steps and len(steps) == T._Progress.EPS_LOG_POINTS and steps[0] == 1 and steps[-1] == 300
+    assert max(b - a for a, b in zip(steps, steps[1:])) <= 300 // (T._Progress.EPS_LOG_POINTS - 1) + 1
+
+
 def test_prv_ledger_within_target_and_save_load_without_text(tmp_path, model_dirs):
     base = load_base_model(model_dirs["gpt2"])
     canary = " CANARY-7f3a my secret review text"
@@ -377,6 +410,8 @@ def test_prv_ledger_within_target_and_save_load_without_text(tmp_path, model_dir
     trained = T.train_private(base, ex, PrivacyConfig(epsilon=4.0), QUICK)  # prv, the default
     assert trained.ledger.accountant == "prv" and trained.ledger.epsilon <= 4.0
     assert trained.ledger.epsilon > 3.9  # calibrated: spends (almost) all of it
+    curve = [eps for _, eps in _epsilon_per_step(trained)]  # the PRV curve too: rising, ending at the ledger's
+    assert all(b >= a for a, b in zip(curve, curve[1:])) and curve[-1] == trained.ledger.epsilon
     out = trained.save(tmp_path / "run")
     for f in out.rglob("*"):
         if f.is_file():

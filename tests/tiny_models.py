@@ -88,9 +88,9 @@ def reseal(saved_dir) -> None:
     import json
     from pathlib import Path
 
-    from synthtext.synthesizer import MANIFEST, SAVE_FORMAT, SAVE_VERSION, _file_hashes
+    from synthtext.saved import MANIFEST, SAVE_FORMAT, SAVE_VERSION, file_hashes
 
     root = Path(saved_dir)
     if root.is_dir() and (root / MANIFEST).is_file():
         (root / MANIFEST).write_text(json.dumps({"format": SAVE_FORMAT, "version": SAVE_VERSION,
-                                                 "sha256": _file_hashes(root)}))
+                                                 "sha256": file_hashes(root)}))

@@ -15,7 +15,8 @@ The raw PII values given in ``pii_values`` are used only to search; nothing deri
 and entity types reaches the :class:`Evaluation`.
 
 The metric functions return their figures and, apart, the data of their plots; :func:`evaluate` gathers
-the plot data into ``Evaluation.plots`` (the report draws them). The metrics import scikit-learn and scipy
+the plot data into ``Evaluation.plots`` (the report draws them), with each structured column's real and
+synthetic distribution (:func:`column_distributions`). The metrics import scikit-learn and scipy
 only when called, so ``import synthtext`` stays light.
 """
 
@@ -47,6 +48,7 @@ from .fidelity import (
 )
 from .leakage import dcr_section, pii_column_replay, pii_replay, verbatim_copying
 from .membership import membership_inference
+from .structured import column_distributions
 from .verdicts import THRESHOLDS, evaluation_verdicts, pii_column_verdicts
 
 SCHEMA = "synthtext.evaluation/1"
@@ -183,6 +185,9 @@ def evaluate(real: pd.DataFrame, synthetic: pd.DataFrame, text_columns: Sequence
                              "holdout": None if holdout is None else len(holdout)}
 
     columns, plots = {}, {"lengths": {}, "embedding_2d": {}, "conditional": {}, "dcr": {}, "mia_roc": {}}
+    # every other column both tables share, but not the PII ones (their values are people's)
+    plots["structured"] = column_distributions(real, synthetic, [
+        c for c in real.columns if c in synthetic.columns and c not in text_columns and c not in (pii_columns or {})])
     with _quiet():
         for column in text_columns:
             columns[column], column_plots = _score_column(

@@ -3,7 +3,8 @@
 PII values found in the training text coming back (:func:`pii_replay`), real values of the columns
 that are PII themselves and real rows' combinations of them (:func:`pii_column_replay`), long verbatim
 spans (:func:`verbatim_copying`), and synthetic texts closer to training records than to held-out ones
-(:func:`dcr_section`). Only counts leave these functions, never a value.
+(:func:`dcr_section`). Only counts leave these functions, never a value. :func:`withhold_real_values`
+takes such values out of the synthetic rows the report shows.
 """
 
 from __future__ import annotations
@@ -167,6 +168,67 @@ def _pii_key(value) -> str | None:
         if len(digits) >= 7:
             return digits
     return key
+
+
+WITHHELD_VALUE = "[withheld: a real value]"
+WITHHELD_TEXT = "[withheld: a copy of a real text]"
+
+
+def withhold_real_values(rows: Sequence[Mapping], real: pd.DataFrame, *, text_columns: Sequence = (),
+                         pii_columns: Mapping[Any, str] | None = None,
+                         pii_values: Mapping | None = None) -> list[dict]:
+    """Synthetic rows to be shown (the report's samples) with what would show real PII taken out, so that
+    a synthetic table that leaks never carries the leak into the report:
+
+    - a cell of a PII column equal to a real value of it found in fewer than :data:`COMMON_VALUE_MIN_TEXTS`
+      real rows (compared as :func:`pii_column_replay` does) becomes :data:`WITHHELD_VALUE`;
+    - a text equal to a real text of its column (case and spacing aside) becomes :data:`WITHHELD_TEXT`;
+    - in a text, each PII value found in the training text (``pii_values``: ``{entity type: values}`` or
+      ``{text column: {entity type: values}}``), matched as :func:`pii_replay` matches it, becomes its
+      placeholder (``<PERSON>``); not the types of :data:`REPLAY_NOT_IDENTIFYING`, nor values found in
+      :data:`COMMON_VALUE_MIN_TEXTS` or more real texts of the column (a string many records share
+      identifies none of them, and such are the scan's false hits: "size" tagged as a name).
+    """
+    rows = [dict(row) for row in rows]
+    for column in pii_columns or {}:
+        if column not in real.columns:
+            continue
+        counts = Counter(k for k in map(_pii_key, real[column].tolist()) if k is not None)
+        for row in rows:
+            key = _pii_key(row.get(column))
+            if key is not None and 0 < counts[key] < COMMON_VALUE_MIN_TEXTS:
+                row[column] = WITHHELD_VALUE
+    by_column = pii_values or {}
+    per_column = bool(by_column) and all(isinstance(v, Mapping) for v in by_column.values())
+    for column in text_columns:
+        if column not in real.columns:
+            continue
+        real_texts = [t for t in real[column].tolist() if isinstance(t, str) and t.strip()]
+        copies = {normalize_text(t) for t in real_texts}
+        shown = [i for i, row in enumerate(rows) if isinstance(row.get(column), str)]
+        for i in shown:
+            if normalize_text(rows[i][column]) in copies:
+                rows[i][column] = WITHHELD_TEXT
+        shown = [i for i in shown if rows[i][column] != WITHHELD_TEXT]
+        values = (by_column.get(column) or {}) if per_column else by_column
+        corpus, training, hits = _Corpus([rows[i][column] for i in shown]), None, []
+        for entity_type, found in values.items():
+            if str(entity_type) in REPLAY_NOT_IDENTIFYING:
+                continue
+            for value in {str(v).strip() for v in ([found] if isinstance(found, str) else found or ())
+                          if v is not None and not (isinstance(v, float) and math.isnan(v))}:
+                if len(value) < PII_MIN_CHARS or not corpus.rows_with(value, folded=True):
+                    continue
+                training = training or _Corpus(real_texts)
+                if len(training.rows_with(value, folded=True)) < COMMON_VALUE_MIN_TEXTS:
+                    hits.append((value, str(entity_type)))
+        for value, entity_type in sorted(hits, key=lambda hit: -len(hit[0])):  # the longest first
+            before = r"(?<!\w)" if _is_word_char(value[0]) else ""
+            after = r"(?!\w)" if _is_word_char(value[-1]) else ""
+            pattern = re.compile(before + re.escape(value) + after, re.IGNORECASE)
+            for i in shown:
+                rows[i][column] = pattern.sub(f"<{entity_type}>", rows[i][column])
+    return rows
 
 
 def pii_column_replay(real: pd.DataFrame, synthetic: pd.DataFrame, pii_columns: Mapping[Any, str]) -> dict:

@@ -4,7 +4,8 @@ The report is what a privacy officer reads before synthetic data leave the organ
 true, complete and readable:
 
 * :func:`build_report` (build.py) turns what the pipeline knows (data summary, PII scan summary, privacy
-  ledger, evaluation, canary audit) into one JSON-safe dict with a versioned schema
+  ledger, evaluation, canary audit, 20 synthetic rows chosen by :func:`sample_rows`, the training log of
+  :func:`training_logs`) into one JSON-safe dict with a versioned schema
   (``synthtext.report/1``), adding per-column protection, plain-language verdicts and the caveats that
   always apply (worded in :mod:`synthtext.metrics.verdicts`).
 * :func:`render_html` (render.py) renders that dict as one self-contained HTML page: inline CSS, plots
@@ -19,8 +20,9 @@ examples (which must contain placeholders): never raw PII or training text. It i
 the real data without DP (a caveat says so).
 """
 
-from .build import REPORT_SCHEMA, build_report, column_protection, column_role
+from .build import REPORT_SCHEMA, build_report, column_protection, column_role, sample_rows, training_logs
 from .render import render_html
 from .write import write_report
 
-__all__ = ["REPORT_SCHEMA", "build_report", "column_protection", "column_role", "render_html", "write_report"]
+__all__ = ["REPORT_SCHEMA", "build_report", "column_protection", "column_role", "render_html", "sample_rows",
+           "training_logs", "write_report"]

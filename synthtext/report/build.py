@@ -1,18 +1,20 @@
 """The content of ``report.json``: :func:`build_report` and what it checks and adds.
 
 It turns what the pipeline knows (data summary, PII scan summary, privacy ledger, evaluation, canary
-audit) into one JSON-safe dict with a versioned schema (``synthtext.report/1``), adding per-column
-protection, plain-language verdicts and the caveats that always apply (all worded in
-:mod:`synthtext.metrics.verdicts`). Of the PII scan it keeps only counts, entity types and redacted
-examples (which must contain placeholders): never raw PII or training text.
+audit, a sample of synthetic rows, the training log) into one JSON-safe dict with a versioned schema
+(``synthtext.report/1``), adding per-column protection, plain-language verdicts and the caveats that
+always apply (all worded in :mod:`synthtext.metrics.verdicts`). Of the PII scan it keeps only counts,
+entity types and redacted examples (which must contain placeholders): never raw PII or training text.
+The rows it shows are synthetic ones (:func:`sample_rows`), never real ones.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 import secrets
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,6 +31,13 @@ _PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
 # Keys of the PII summary that are carried into the report; anything else (raw spans, values) is dropped.
 _PII_KEYS = ("engine", "n_rows", "warnings", "counts", "rows_with_pii", "redact_entities", "redacted_entities",
              "counted_only", "structured_columns", "examples")
+SAMPLE_ROWS = 20
+"""Synthetic rows the report shows (:func:`sample_rows`)."""
+MAX_SAMPLE_ROWS = 100
+"""More rows than this are refused: the report shows a sample, the table is the CSV."""
+# Keys of a text model's training log that are carried into the report; anything else is dropped.
+_TRAINING_LOG_KEYS = ("model", "dp", "accountant", "delta", "epsilon", "target_epsilon", "seconds", "cpu_seconds",
+                      "records_processed", "precision")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -39,15 +48,20 @@ _PII_KEYS = ("engine", "n_rows", "warnings", "counts", "rows_with_pii", "redact_
 def build_report(*, evaluation: Mapping | Any | None, ledger: Mapping | None, data_summary: Mapping,
                  pii_summary: Mapping | None = None, audit: Mapping | Any | None = None,
                  model_info: Mapping | None = None, run_id: str | None = None,
-                 title: str | None = None) -> dict:
+                 title: str | None = None, samples: Sequence[Mapping] | None = None,
+                 training_log: Mapping | None = None) -> dict:
     """The content of ``report.json`` (see docs/report.md for the schema); writes no files.
 
     ``evaluation`` and ``audit`` may be dicts or objects with ``to_dict()``. ``ledger`` is
     :func:`synthtext.synthesizer.compose_ledgers` output (None: unknown, e.g. when comparing two files).
+    ``samples``: synthetic rows to show, as :func:`sample_rows` chooses them (``[{column: value}]``; never
+    real rows). ``training_log``: ``{text column: log}`` as :func:`training_logs` makes it (loss and
+    epsilon per step), or None.
 
     Raises:
         ConfigError: an input lacks a required key, a column role is unknown, a column claims DP that
-            the ledger does not support, a PII example is not redacted, or a value is not JSON-safe.
+            the ledger does not support, a PII example is not redacted, a sample row is not flat, a
+            training log's last epsilon is not its ledger's, or a value is not JSON-safe.
     """
     from .._version import __version__
 
@@ -79,10 +93,119 @@ def build_report(*, evaluation: Mapping | Any | None, ledger: Mapping | None, da
         "verdicts": verdicts,
         "overall": overall_verdicts(verdicts, evaluation, audit),
         "thresholds": report_thresholds(),
+        "samples": _check_samples(samples) if samples is not None else None,
+        "training_log": _clean_training_log(training_log) if training_log else None,
     }
     report = _json_safe(report, "report")
     json.dumps(report, allow_nan=False)  # the contract: fails loudly here rather than in a reader
     return report
+
+
+def sample_rows(synthetic, n: int = SAMPLE_ROWS, seed: int = 0, *, real=None, text_columns: Sequence = (),
+                pii_columns: Mapping | None = None, pii_values: Mapping | None = None) -> list[dict]:
+    """``n`` rows of the synthetic table (all of them when it has fewer), chosen at random with ``seed``
+    (the same seed, the same rows) and kept in table order: ``[{column: value}]``, JSON-safe, a missing
+    value None, a date as ISO text. Only ever pass it the synthetic table: the report shows these rows.
+
+    With ``real`` (the real table), what would show real PII is withheld
+    (:func:`synthtext.metrics.leakage.withhold_real_values`): a PII column's cell equal to a rare real
+    value, a text that copies a real one of its ``text_columns``, and in the text the PII values of
+    ``pii_values`` (``{entity type: values}`` found in the training text) as placeholders."""
+    import numpy as np
+    import pandas as pd
+
+    if not isinstance(synthetic, pd.DataFrame):
+        raise ConfigError(f"sample_rows: the synthetic table must be a pandas DataFrame, not {type(synthetic).__name__}.")
+    if isinstance(n, bool) or not isinstance(n, int) or not 0 <= n <= MAX_SAMPLE_ROWS:
+        raise ConfigError(f"sample_rows: n must be an integer from 0 to {MAX_SAMPLE_ROWS}, got {n!r}.")
+    count = min(n, len(synthetic))
+    picks = np.sort(np.random.default_rng([int(seed), 20]).choice(len(synthetic), size=count, replace=False))
+    # to_dict("records"), not iloc[i]: a row as one Series would turn an int column's 4 into 4.0
+    rows = synthetic.iloc[picks].to_dict("records")
+    if real is not None:
+        from ..metrics.leakage import withhold_real_values
+
+        rows = withhold_real_values(rows, real, text_columns=text_columns, pii_columns=pii_columns,
+                                    pii_values=pii_values)
+    return [{str(column): _cell(value) for column, value in row.items()} for row in rows]
+
+
+def _cell(value: Any) -> Any:
+    """One cell as JSON: missing values None, numpy scalars plain, dates ISO text, anything else text."""
+    import pandas as pd
+
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return None
+    if isinstance(value, (str, bool, int, float)):
+        return value
+    if isinstance(value, (pd.Timestamp, datetime)):
+        return value.isoformat()
+    if hasattr(value, "item") and pd.api.types.is_scalar(value):  # numpy scalars
+        return _cell(value.item())
+    return str(value)
+
+
+def _check_samples(samples: Sequence[Mapping]) -> list[dict]:
+    if isinstance(samples, (str, Mapping)) or not isinstance(samples, Sequence):
+        raise ConfigError("samples must be a list of row dicts {column: value} (synthtext.report.sample_rows).")
+    if len(samples) > MAX_SAMPLE_ROWS:
+        raise ConfigError(f"samples holds {len(samples)} rows; the report shows at most {MAX_SAMPLE_ROWS} "
+                          "(choose them with synthtext.report.sample_rows).")
+    rows = []
+    for i, row in enumerate(samples):
+        if not isinstance(row, Mapping):
+            raise ConfigError(f"samples[{i}] must be a dict {{column: value}}, not {type(row).__name__}.")
+        row = _json_safe(dict(row), f"samples[{i}]")
+        for column, value in row.items():
+            if isinstance(value, (dict, list)):
+                raise ConfigError(f"samples[{i}][{column!r}] is a {type(value).__name__}; a sample row holds one "
+                                  "value per column.")
+        rows.append(row)
+    return rows
+
+
+def training_logs(models: Mapping, text_columns: Sequence) -> dict | None:
+    """``{text column: log}`` of a fit's trained models (``TrainedModel.train_log`` with its ledger's
+    epsilon, delta, target and accountant), the ``training_log`` input of :func:`build_report`; None when
+    no model has a log (a loaded synthesizer: logs are never saved)."""
+    out = {}
+    for column in text_columns:
+        model = models[column]
+        log = dict(getattr(model, "train_log", None) or {})
+        if not log.get("steps"):
+            continue
+        ledger = model.ledger
+        out[str(column)] = {**log, "model": model.base_name, "dp": ledger.dp, "accountant": ledger.accountant,
+                            "delta": ledger.delta, "epsilon": ledger.epsilon, "target_epsilon": ledger.target_epsilon}
+    return out or None
+
+
+def _clean_training_log(training_log: Mapping) -> dict:
+    """Per text column: the ledger's figures, the run's time and ``steps`` ({step, loss, epsilon});
+    anything else is dropped. A DP log's last epsilon must be its ledger's (it comes from the same
+    accountant): a log that disagrees is refused."""
+    if not isinstance(training_log, Mapping):
+        raise ConfigError("training_log must be a dict {text column: log} (synthtext.report.training_logs).")
+    out = {}
+    for column, log in training_log.items():
+        where = f"training_log[{column!r}]"
+        if not isinstance(log, Mapping) or not isinstance(log.get("steps"), Sequence):
+            raise ConfigError(f"{where} must be a dict with 'steps': [{{step, loss, epsilon}}].")
+        entry = {k: log[k] for k in _TRAINING_LOG_KEYS if k in log}
+        steps = []
+        for i, step in enumerate(log["steps"]):
+            if not isinstance(step, Mapping) or "step" not in step:
+                raise ConfigError(f"{where}.steps[{i}] must be a dict with at least 'step'.")
+            steps.append({"step": step["step"], "loss": step.get("loss"), "epsilon": step.get("epsilon")})
+        entry["steps"] = steps
+        entry = _json_safe(entry, where)
+        spent = [s["epsilon"] for s in entry["steps"] if isinstance(s["epsilon"], (int, float))]
+        if entry.get("dp") and spent and isinstance(entry.get("epsilon"), (int, float)) and \
+                not math.isclose(spent[-1], entry["epsilon"], rel_tol=1e-9, abs_tol=1e-12):
+            raise ConfigError(f"{where}: its last epsilon {spent[-1]:.6g} is not the ledger's {entry['epsilon']:.6g}; "
+                              "pass the log of the model the ledger describes.")
+        out[str(column)] = entry
+    return out
 
 
 def new_run_id(now: datetime | None = None) -> str:

@@ -1,4 +1,6 @@
-"""The report's plots, drawn from the evaluation's plot data: inline PNG data URIs (matplotlib, Agg).
+"""The report's plots, drawn from the evaluation's plot data and the training log: inline PNG data URIs
+(matplotlib, Agg). They only draw what they are given; every figure is computed elsewhere (the metrics,
+the accountant).
 
 Each ``plot_*`` function returns ``data:image/png;base64,...`` or None when its data are missing.
 """
@@ -166,4 +168,135 @@ def plot_roc(data: Mapping | None, epsilon: Any, delta: Any) -> str | None:
     ax.set_xlabel("false-positive rate")
     ax.set_ylabel("true-positive rate")
     ax.legend(fontsize=8, loc="lower right")
+    return _png(fig)
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _log_points(log: Mapping | None, key: str) -> list[tuple[float, float]]:
+    """(step, value) of a training log's steps that have a finite ``key``."""
+    if not isinstance(log, Mapping) or not isinstance(log.get("steps"), list):
+        return []
+    points = []
+    for entry in log["steps"]:
+        if isinstance(entry, Mapping):
+            step, value = _number(entry.get("step")), _number(entry.get(key))
+            if step is not None and value is not None:
+                points.append((step, value))
+    return points
+
+
+def _per_step(fig, ax, ylabel: str, legend: str) -> str:
+    """A plot over training steps, finished: whole steps on the x axis, labels, legend; the PNG."""
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=8, loc=legend)
+    return _png(fig)
+
+
+def plot_epsilon(log: Mapping | None) -> str | None:
+    """Epsilon spent after each step where the log has it (from the accountant), from (0, 0), with the
+    target epsilon as a dashed line."""
+    points = _log_points(log, "epsilon")
+    if not points:
+        return None
+    xs, ys = zip(*([(0.0, 0.0)] + points))
+    fig, ax = _new_axes(6.4, 3.2)
+    ax.plot(xs, ys, color=_COLOURS["real"], marker="o", markersize=4, linewidth=2, label="epsilon spent")
+    target = _number(log.get("target_epsilon"))
+    if target is not None:
+        ax.axhline(target, color=_COLOURS["bound"], linestyle="--", linewidth=1.2, label=f"target \u03b5={target:.3g}")
+    ax.set_xlim(0, max(xs))
+    ax.set_ylim(0, max(max(ys), target or 0.0) * 1.08 or 1.0)
+    return _per_step(fig, ax, "epsilon spent (\u03b5)", "lower right")
+
+
+def plot_loss(log: Mapping | None) -> str | None:
+    """Training loss per step (thin) and its moving average over about a twentieth of the run (thick)."""
+    import numpy as np
+
+    points = _log_points(log, "loss")
+    if not points:
+        return None
+    xs, ys = (np.array(v) for v in zip(*points))
+    fig, ax = _new_axes(6.4, 3.2)
+    ax.plot(xs, ys, color=_COLOURS["synthetic"], linewidth=0.8, alpha=0.6, marker="." if len(xs) < 40 else None,
+            label="loss of the step's batch")
+    window = max(1, len(ys) // 20)
+    if window > 1:
+        smooth = np.convolve(ys, np.ones(window) / window, mode="valid")
+        ax.plot(xs[window - 1:], smooth, color=_COLOURS["real"], linewidth=2, label=f"moving average ({window} steps)")
+    return _per_step(fig, ax, "training loss", "upper right")
+
+
+def plot_distribution(data: Mapping | None) -> str | None:
+    """One structured column, real vs synthetic: grouped bars of category shares (``kind`` categorical,
+    the named categories then "other" and "missing" where either side has some) or histograms on shared
+    bins (``kind`` numeric, as shares of each side's non-missing rows)."""
+    if not isinstance(data, Mapping):
+        return None
+    if data.get("kind") == "categorical":
+        return _category_bars(data)
+    if data.get("kind") == "numeric":
+        return _histogram_shares(data)
+    return None
+
+
+def _category_bars(data: Mapping) -> str | None:
+    names = [str(c) for c in data.get("categories") or []]
+    real, synthetic = _finite(data.get("real")), _finite(data.get("synthetic"))
+    if len(real) != len(names) or len(synthetic) != len(names):
+        return None
+    for key, label in (("other", "(other)"), ("missing", "(missing)")):
+        extra = data.get(key) if isinstance(data.get(key), Mapping) else {}
+        r, s = _number(extra.get("real")) or 0.0, _number(extra.get("synthetic")) or 0.0
+        if r > 0 or s > 0:
+            names, real, synthetic = names + [label], real + [r], synthetic + [s]
+    if not names:
+        return None
+    n = data.get("n") if isinstance(data.get("n"), Mapping) else {}
+    fig, ax = _new_axes(max(5.0, 0.55 * len(names) + 2.5), 3.4)
+    width = 0.4
+    for i, (values, side, hatch) in enumerate(((real, "real", None), (synthetic, "synthetic", "//"))):
+        count = n.get(side)
+        label = f"{side} (n={count:,})" if isinstance(count, int) else side
+        ax.bar([x + (i - 0.5) * width for x in range(len(names))], values, width, color=_COLOURS[side],
+               hatch=hatch, edgecolor="#333", label=label)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels([name if len(name) <= 18 else name[:17] + "\u2026" for name in names], parse_math=False,
+                       rotation=30 if len(names) > 4 else 0, ha="right" if len(names) > 4 else "center")
+    ax.set_ylabel("share of rows")
+    ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def _histogram_shares(data: Mapping) -> str | None:
+    edges = _finite(data.get("edges"))
+    real, synthetic = _finite(data.get("real")), _finite(data.get("synthetic"))
+    if len(edges) < 2 or len(real) != len(edges) - 1 or len(synthetic) != len(edges) - 1:
+        return None
+    n = data.get("n") if isinstance(data.get("n"), Mapping) else {}
+    fig, ax = _new_axes()
+    drawn = False
+    for values, side, hatch in ((real, "real", None), (synthetic, "synthetic", "//")):
+        total = sum(values)
+        if total <= 0:
+            continue
+        count = n.get(side)
+        label = f"{side} (n={count:,})" if isinstance(count, int) else side
+        ax.stairs([v / total for v in values], edges, fill=True, alpha=0.45, color=_COLOURS[side], hatch=hatch,
+                  edgecolor=_COLOURS[side], label=label)
+        drawn = True
+    if not drawn:
+        return None
+    ax.set_xlabel("value (the outer bins also hold what lies beyond them)")
+    ax.set_ylabel("share of rows")
+    ax.legend(fontsize=8)
     return _png(fig)

@@ -19,9 +19,20 @@ from typing import Any
 import jinja2
 
 from ..metrics.verdicts import fmt
-from .plots import plot_conditional, plot_dcr, plot_embedding, plot_lengths, plot_roc
+from .plots import (
+    plot_conditional,
+    plot_dcr,
+    plot_distribution,
+    plot_embedding,
+    plot_epsilon,
+    plot_lengths,
+    plot_loss,
+    plot_roc,
+)
 
 TEMPLATE = "report.html.j2"
+LOG_TABLE_ROWS = 200
+"""Rows of a training log's table in the page, at most (every n-th step; report.json has them all)."""
 _LEDGER_MODEL_FIELDS = ("model", "dp", "epsilon", "delta", "noise_multiplier", "sample_rate", "steps", "epochs",
                         "expected_batch_size", "max_grad_norm", "accountant", "sampling", "n_records",
                         "privacy_unit", "target_epsilon", "stopped_early", "secure_rng")
@@ -56,7 +67,8 @@ def _environment() -> jinja2.Environment:
                              keep_trailing_newline=True)
     env.filters["fmt"] = fmt
     env.filters["json"] = lambda value: json.dumps(value, ensure_ascii=False)
-    env.globals.update(kv_kind=_kv_kind, redaction_totals=_redaction_totals)
+    env.globals.update(kv_kind=_kv_kind, redaction_totals=_redaction_totals, log_rows=_log_rows,
+                       sample_columns=_sample_columns)
     return env
 
 
@@ -87,13 +99,20 @@ def _ledger_model(model: Mapping) -> dict:
 
 
 def _figures(report: Mapping) -> dict[str, dict[str, str | None]]:
-    """Every plot of the page as a data: URI (None where its data are missing), by kind and text column."""
+    """Every plot of the page as a data: URI (None where its data are missing), by kind and column (a
+    text column; a structured one for "distribution")."""
     figures: dict[str, dict[str, str | None]] = {k: {} for k in ("lengths", "embedding_2d", "conditional",
-                                                                  "dcr", "mia_roc")}
+                                                                  "dcr", "mia_roc", "epsilon", "loss",
+                                                                  "distribution")}
+    for column, log in (report.get("training_log") or {}).items():
+        figures["epsilon"][column] = plot_epsilon(log)
+        figures["loss"][column] = plot_loss(log)
     evaluation = report.get("evaluation")
     if evaluation is None:
         return figures
     plots = evaluation.get("plots") or {}
+    for column, data in (plots.get("structured") or {}).items():
+        figures["distribution"][column] = plot_distribution(data)
     for column, sections in (evaluation.get("columns") or {}).items():
         fidelity = (sections or {}).get("fidelity") or {}
         unit = (fidelity.get("length") or {}).get("unit", "words")
@@ -120,3 +139,17 @@ def _redaction_totals(pii: Mapping) -> tuple[list[tuple[str, int]], list[tuple[s
             for e, n in by_entity.items():
                 totals.setdefault(e, [0, 0])[i] += n
     return ([(e, t[0]) for e, t in totals.items() if t[0]], [(e, t[1]) for e, t in totals.items() if t[1]])
+
+
+def _log_rows(log: Mapping) -> tuple[list[Mapping], int]:
+    """The steps of a training log the page's table lists, and the stride: every step up to
+    ``LOG_TABLE_ROWS``, else every n-th and each step with an epsilon (always the last)."""
+    steps = [s for s in log.get("steps") or [] if isinstance(s, Mapping)]
+    stride = max(1, -(-len(steps) // LOG_TABLE_ROWS))
+    rows = [s for i, s in enumerate(steps) if i % stride == 0 or i == len(steps) - 1 or s.get("epsilon") is not None]
+    return rows, stride
+
+
+def _sample_columns(rows: list[Mapping]) -> list[str]:
+    """The columns of the sample rows, in the order they first appear."""
+    return list(dict.fromkeys(column for row in rows for column in row))

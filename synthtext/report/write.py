@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,10 @@ from .render import render_html
 def write_report(out_dir: str | os.PathLike, *, evaluation: Mapping | Any | None, ledger: Mapping | None,
                  data_summary: Mapping, pii_summary: Mapping | None = None, audit: Mapping | Any | None = None,
                  model_info: Mapping | None = None, run_id: str | None = None,
-                 title: str | None = None) -> Path:
-    """Write ``out_dir/<run_id>/report.json`` and ``report.html`` and return the run directory.
+                 title: str | None = None, samples: Sequence[Mapping] | None = None,
+                 training_log: Mapping | None = None) -> Path:
+    """Write ``out_dir/<run_id>/report.json`` and ``report.html`` and return the run directory
+    (the inputs as :func:`build_report` takes them).
 
     Both files are rendered first, written into a temporary directory inside ``out_dir`` and then moved
     into place with one rename: a failure leaves no run directory and no partial file.
@@ -32,7 +34,7 @@ def write_report(out_dir: str | os.PathLike, *, evaluation: Mapping | Any | None
     """
     report = build_report(evaluation=evaluation, ledger=ledger, data_summary=data_summary,
                           pii_summary=pii_summary, audit=audit, model_info=model_info, run_id=run_id,
-                          title=title)
+                          title=title, samples=samples, training_log=training_log)
     text = json.dumps(report, indent=2, ensure_ascii=False, allow_nan=False) + "\n"
     page = render_html(report)  # before touching the disk: a rendering error leaves nothing behind
     root = Path(out_dir)

@@ -1,45 +1,14 @@
-"""The ``synthtext`` command.
-
-Exit codes: 0 success; 2 usage or data errors (one message on stderr, no traceback); 1 unexpected
-failure (message on stderr; ``SYNTHTEXT_DEBUG=1`` shows the traceback); 130 interrupted (Ctrl-C);
-143 terminated (SIGTERM: ``kill``, ``docker stop``, systemd, SLURM); 141 the reader of ``-o -`` left
-(``| head``), as for a process killed by SIGPIPE. Interrupted or terminated, a run
-leaves all of its outputs or none, and no staging directory.
-
-``-o -`` writes the result to standard output; everything else (progress, summary) goes to stderr.
-"""
+"""The ``synthtext`` command line: subcommands, their options, and the argument types that refuse a bad
+value while parsing (before any work: training takes hours)."""
 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
-import logging
 import math
-import os
-import shutil
-import signal
-import sys
-import threading
-import traceback
-from pathlib import Path
-from typing import Sequence
 
-from .config import MAX_ROWS
-from .errors import SynthtextError
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED, EXIT_BROKEN_PIPE = 0, 1, 2, 130, 143, 141
-
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, raised where the program is, so the clean-up that Ctrl-C runs (staging directories,
-    half-written outputs) runs for it too."""
-
-
-def _on_sigterm(signum, frame):
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one clean-up, not one per repeated signal
-    raise Terminated()
+from ..config import MAX_ROWS
+from .commands import run_audit, run_fit, run_report, run_sample, run_scan, run_synthesize
+from .exits import EXIT_USAGE
 
 
 def _comma_list(value: str) -> list[str]:
@@ -96,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Privacy-safe synthetic copies of tables with free-text columns.",
         epilog="Exit codes: 0 ok, 2 usage or data error, 1 unexpected failure.",
     )
-    from ._version import __version__
+    from .._version import __version__
 
     parser.add_argument("--version", action="version", version=f"synthtext {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -128,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     scan.add_argument("--jobs", type=int, default=None, metavar="N",
                       help="worker processes (default: the number of CPU cores, at most 8)")
     scan.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    scan.set_defaults(handler=_run_scan)
+    scan.set_defaults(handler=run_scan)
 
     synth = commands.add_parser(
         "synthesize", help="make a synthetic copy of a CSV file (fit and sample in one go)",
@@ -150,7 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--audit-result", metavar="AUDIT.json", default=None,
                        help="a 'synthtext audit -o AUDIT.json' result to include in the report")
     _add_fit_options(synth)
-    synth.set_defaults(handler=_run_synthesize)
+    synth.set_defaults(handler=run_synthesize)
 
     fit = commands.add_parser("fit", help="learn a CSV file and save the synthesizer",
                               description="Learn IN.csv and save the fitted synthesizer to DIR (JSON and "
@@ -158,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("csv", metavar="IN.csv", help="the table to learn")
     fit.add_argument("--save-model", required=True, metavar="DIR", help="where to save the synthesizer")
     _add_fit_options(fit)
-    fit.set_defaults(handler=_run_fit)
+    fit.set_defaults(handler=run_fit)
 
     sample = commands.add_parser("sample", help="write synthetic rows from a saved synthesizer",
                                  description="Write N synthetic rows from a synthesizer saved by fit.")
@@ -173,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--seed", type=_SEED, default=None, help="sampling seed (default: the fitted one)")
     _add_formula_option(sample)
     sample.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
-    sample.set_defaults(handler=_run_sample)
+    sample.set_defaults(handler=run_sample)
 
     report = commands.add_parser(
         "report", help="score a synthetic CSV against the real one and write the audit report",
@@ -198,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--audit-result", metavar="AUDIT.json", default=None,
                         help="a 'synthtext audit -o AUDIT.json' result to include in the report")
     report.add_argument("-q", "--quiet", action="store_true", help="no summary")
-    report.set_defaults(handler=_run_report)
+    report.set_defaults(handler=run_report)
 
     audit = commands.add_parser(
         "audit", help="check the DP claim empirically with random canaries (one-run audit)",
@@ -239,15 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--encoding", default="utf-8", help="text encoding of IN.csv (default: utf-8)")
     _add_trust_quotes(audit)
     audit.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    audit.set_defaults(handler=_run_audit)
+    audit.set_defaults(handler=run_audit)
     for command in commands.choices.values():  # so error advice names only flags this command has
         command.set_defaults(flags=frozenset(o for action in command._actions for o in action.option_strings))
     return parser
-
-
-def cli_message(exc: SynthtextError, args: argparse.Namespace) -> str:
-    """The error's advice with the flags of the command that raised it (see :func:`synthtext.errors.option`)."""
-    return exc.render(getattr(args, "flags", frozenset()))
 
 
 def _add_formula_option(command: argparse.ArgumentParser) -> None:
@@ -257,45 +221,6 @@ def _add_formula_option(command: argparse.ArgumentParser) -> None:
              "show them instead of running them as formulas (OWASP 'CSV injection'; default: on). Only the "
              "generated text columns: the other columns keep their values (-3, +1 555 0100). "
              "--no-neutralize-formulas writes the text exactly as generated")
-
-
-def _check_outputs(inputs: Sequence[str | None], output: str | None = None, *, save_model: str | None = None,
-                   overwrite: bool = False, report: str | None = None) -> None:
-    """Fail before any work (training takes hours) when an output cannot be written or would replace
-    an input: one clear message, nothing written."""
-    from .errors import DataError
-    from .io import STDOUT, check_writable
-
-    if output is not None:
-        check_writable(output)
-        for source in inputs:
-            if (source and output != STDOUT and Path(source).exists() and Path(output).exists()
-                    and os.path.samefile(source, output)):
-                raise DataError(f"the output {output} is the input file {source}; synthtext never modifies its "
-                                "input. Choose another output path.")
-    for name, directory in (("--save-model", save_model), ("the report directory (-o)", report)):
-        if directory == STDOUT:
-            raise DataError(f"{name} is a directory of several files and cannot go to stdout ('-'); give a "
-                            "directory path.")
-    if save_model is not None:
-        from .synthesizer import check_save_target
-
-        if output is not None and Path(save_model).resolve() == Path(output).resolve():
-            raise DataError(f"--save-model {save_model} is also the output file; give the model its own directory.")
-        check_save_target(save_model, overwrite=overwrite)
-    if report is not None:
-        import tempfile
-
-        target = Path(report)
-        if target.exists() and not target.is_dir():
-            raise DataError(f"cannot write the report to {target}: it is a file. Give a directory.")
-        existing = target
-        while not existing.exists() and existing != existing.parent:
-            existing = existing.parent
-        try:
-            os.rmdir(tempfile.mkdtemp(prefix=".synthtext-", dir=existing))
-        except OSError as exc:
-            raise DataError(f"cannot write the report to {target}: {exc.strerror or exc} in {existing}.") from exc
 
 
 def _add_trust_quotes(command: argparse.ArgumentParser) -> None:
@@ -375,304 +300,11 @@ def _delta(value: str) -> float:
 
 def _checked_by_privacy_config(name: str, value: float) -> float:
     """``value`` if PrivacyConfig accepts it: its rule is the one rule for epsilon and delta."""
-    from .config import PrivacyConfig
-    from .errors import ConfigError
+    from ..config import PrivacyConfig
+    from ..errors import ConfigError
 
     try:
         PrivacyConfig(**{name: value})
     except ConfigError as exc:
         raise argparse.ArgumentTypeError(exc.render(frozenset({"--epsilon", "--delta"}))) from None
     return value
-
-
-def _warn_if_not_private(epsilon: float | None) -> None:
-    """Printed even under -q: a run without DP must never look like a private one."""
-    if epsilon is None:
-        print("synthtext: warning: --epsilon none: training WITHOUT differential privacy; the output carries no "
-              "privacy guarantee (for comparison only).", file=sys.stderr)
-
-
-def _train_config(args: argparse.Namespace, **options):
-    from .config import TrainConfig
-
-    options.update({k: v for k, v in (("epochs", args.epochs), ("max_length", getattr(args, "max_length", None)))
-                    if v is not None})
-    return TrainConfig(progress=not args.quiet, **options)
-
-
-def _privacy_config(args: argparse.Namespace):
-    from .config import PrivacyConfig
-
-    return PrivacyConfig() if args.min_records is None else PrivacyConfig(min_records=args.min_records)
-
-
-def _synthesizer_from(args: argparse.Namespace):
-    from .synthesizer import TextSynthesizer
-
-    _warn_if_not_private(args.epsilon)
-    show = not args.quiet
-    return TextSynthesizer(args.text_columns, args.conditioning_columns, epsilon=args.epsilon, delta=args.delta,
-                           model=args.model, model_size=args.model_size, max_new_tokens=args.max_new_tokens,
-                           structured=args.structured, seed=args.seed, train=_train_config(args),
-                           privacy=_privacy_config(args), holdout=args.holdout, progress=show,
-                           redact_entities=args.redact_entities)
-
-
-def _summary(what: str, rows: int | None, synth, started: float, extra: str = "") -> str:
-    import time
-
-    ledger = synth.privacy_ledger_
-    lines = [f"synthtext: {what}" + (f" {rows:,} rows" if rows is not None else "") +
-             f" in {time.perf_counter() - started:.0f} s", f"  privacy: {ledger['summary']}"]
-    if extra:
-        lines.append(extra)
-    return "\n".join(lines)
-
-
-def _run_synthesize(args: argparse.Namespace) -> int:
-    import time
-
-    from .io import read_csv, write_csv
-    from .synthesizer import check_keep_rows
-
-    started = time.perf_counter()
-    _check_outputs([args.csv, args.audit_result], args.output, save_model=args.save_model, overwrite=args.overwrite,
-                   report=args.report)
-    audit = _read_audit_result(args.audit_result)  # a bad file fails now, not after training
-    df = read_csv(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
-    check_keep_rows(args.structured, args.rows, len(df))
-    synth = _synthesizer_from(args).fit(df)
-    out = synth.sample(args.rows)
-    extra = []
-    # the report first: evaluation is what may still fail, and then nothing at all is written; the CSV
-    # last, so that a stop (error, Ctrl-C, SIGTERM) before its one rename leaves the old CSV as it was
-    report_dir = synth.write_report(out, args.report, audit=audit) if args.report else None
-    model, replaced, owned = (Path(args.save_model) if args.save_model else None), None, False
-    try:
-        if model is not None:
-            if model.is_dir() and any(model.iterdir()):  # --overwrite (checked): keep the old one until the end
-                replaced = model.parent / f".synthtext-replaced-{os.getpid()}-{model.name}"
-                os.replace(model, replaced)
-            owned = True  # from here on, whatever is at `model` is this run's
-            synth.save(model)
-            extra.append(f"  model saved to {args.save_model}")
-        write_csv(out, args.output, neutralize_formulas=synth.text_columns_ if args.neutralize_formulas else False)
-    except BaseException:  # all outputs or none: this run's go, what they replaced comes back
-        if owned:
-            shutil.rmtree(model, ignore_errors=True)
-        if replaced is not None and replaced.exists():
-            os.replace(replaced, model)
-        if report_dir is not None:
-            shutil.rmtree(report_dir, ignore_errors=True)
-        raise
-    if replaced is not None:
-        shutil.rmtree(replaced, ignore_errors=True)
-    if report_dir is not None:
-        extra.append(f"  report: {report_dir / 'report.html'}")
-    if not args.quiet:
-        print(_summary(f"wrote {args.output}:", len(out), synth, started, "\n".join(extra)), file=sys.stderr)
-    return EXIT_OK
-
-
-def _run_fit(args: argparse.Namespace) -> int:
-    import time
-
-    from .io import read_csv
-
-    started = time.perf_counter()
-    _check_outputs([args.csv], save_model=args.save_model, overwrite=args.overwrite)
-    df = read_csv(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
-    synth = _synthesizer_from(args).fit(df)
-    synth.save(args.save_model, overwrite=args.overwrite)
-    if not args.quiet:
-        print(_summary(f"saved the synthesizer to {args.save_model}", None, synth, started), file=sys.stderr)
-    return EXIT_OK
-
-
-def _run_sample(args: argparse.Namespace) -> int:
-    import time
-
-    from .io import read_csv, write_csv
-    from .synthesizer import TextSynthesizer
-
-    started = time.perf_counter()
-    _check_outputs([args.conditions], args.output)
-    synth = TextSynthesizer.load(args.model_dir)
-    synth.progress = not args.quiet
-    conditions = read_csv(args.conditions, encoding=args.encoding, trust_quotes=args.trust_quotes) if args.conditions else None
-    out = synth.sample(args.rows, conditions=conditions, seed=args.seed)
-    write_csv(out, args.output, neutralize_formulas=synth.text_columns_ if args.neutralize_formulas else False)
-    if not args.quiet:
-        print(_summary(f"wrote {args.output}:", len(out), synth, started), file=sys.stderr)
-    return EXIT_OK
-
-
-def _read_audit_result(path: str | None) -> dict | None:
-    """A JSON file written by ``synthtext audit -o``, for the report's canary-audit section."""
-    from .errors import DataError
-
-    if path is None:
-        return None
-    try:
-        result = json.loads(open(path, encoding="utf-8").read())
-    except (OSError, ValueError) as exc:
-        raise DataError(f"cannot read the audit result {path}: {exc}. Pass a file written by "
-                        "'synthtext audit -o AUDIT.json'.") from exc
-    if not isinstance(result, dict) or "empirical_epsilon_lower_bound" not in result:
-        raise DataError(f"{path} is not a 'synthtext audit' result (no empirical_epsilon_lower_bound).")
-    return result
-
-
-def _run_report(args: argparse.Namespace) -> int:
-    from .io import read_csv
-    from .pair import report_pair
-
-    _check_outputs([args.real, args.synthetic], report=args.output)
-    real = read_csv(args.real, encoding=args.encoding, trust_quotes=args.trust_quotes)
-    synthetic = read_csv(args.synthetic, encoding=args.encoding, trust_quotes=args.trust_quotes)
-    run_dir = report_pair(real, synthetic, args.output, text_columns=args.text_columns,
-                          conditioning_columns=args.conditioning_columns, embedding=args.embedding,
-                          audit=_read_audit_result(args.audit_result))
-    if not args.quiet:
-        print(f"synthtext: wrote the report to {run_dir / 'report.html'}", file=sys.stderr)
-    return EXIT_OK
-
-
-def _run_audit(args: argparse.Namespace) -> int:
-    from .audit import audit
-    from .io import STDOUT, read_csv, write_text
-
-    if args.output:
-        _check_outputs([args.csv], args.output)
-    df = read_csv(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
-    _warn_if_not_private(args.epsilon)
-    show = not args.quiet
-    train = _train_config(args, **({"batch_size": args.batch_size} if args.batch_size is not None else {}))
-    result = audit(df, args.text_columns, epsilon=args.epsilon, delta=args.delta, canaries=args.canaries,
-                   column=args.column, conditioning_columns=args.conditioning_columns, model=args.model,
-                   model_size=args.model_size, train=train, privacy=_privacy_config(args),
-                   canary_digits=args.canary_digits, seed=args.seed, progress=show,
-                   redact_entities=args.redact_entities)
-    if args.output:
-        write_text(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n", args.output)
-    if not args.quiet:  # the summary keeps out of the JSON when that goes to stdout
-        print(result.summary(), file=sys.stderr if args.output == STDOUT else sys.stdout)
-        if args.output and args.output != STDOUT:
-            print(f"synthtext: wrote {args.output}", file=sys.stderr)
-    return EXIT_OK
-
-
-def _run_scan(args: argparse.Namespace) -> int:
-    from . import pii
-    from .io import STDOUT, read_csv, write_text
-
-    if args.output == STDOUT:
-        args.output = None
-    if args.output:
-        _check_outputs([args.csv], args.output)
-    df = read_csv(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
-    threshold = pii.DEFAULT_SCORE_THRESHOLD if args.threshold is None else args.threshold
-    show_progress = not args.quiet
-    result = pii.scan_pii(df, columns=args.columns, score_threshold=threshold, n_jobs=args.jobs,
-                          progress=show_progress)
-    for warning in result.warnings:
-        print(f"synthtext: warning: {warning}", file=sys.stderr)
-    if args.format == "json":
-        text = json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n"
-    elif args.format == "jsonl":
-        text = "".join(
-            json.dumps({"row": row, "column": column, "spans": [s.to_dict() for s in spans]},
-                       ensure_ascii=False) + "\n"
-            for row, column, spans in result.cells())
-    else:
-        text = render_scan_table(df, result)
-    if args.output:
-        write_text(text, args.output)
-        if not args.quiet:
-            print(f"synthtext: wrote {args.output}", file=sys.stderr)
-    else:
-        sys.stdout.write(text)
-    return EXIT_OK
-
-
-def render_scan_table(df, result) -> str:
-    """A short report for people: counts per column and type (and how many spans fit would redact by
-    default), redacted examples, PII columns."""
-    from .pii import redacted_examples, redaction_counts
-
-    lines = [f"Scanned {len(result.text_columns)} text column(s) in {result.n_rows:,} rows "
-             f"with {result.engine}."]
-    if not result.text_columns:
-        lines.append("No text columns found (a text column holds strings of 3+ words on average, mostly "
-                     "distinct); name them with --columns.")
-    counts, rows_with = result.counts(), result.rows_with_pii()
-    by_default = redaction_counts(df, result)
-    for column in result.text_columns:
-        total = sum(counts[column].values())
-        lines += ["", f"Column {column!r}: {total:,} PII span(s) in {rows_with[column]:,} of "
-                      f"{result.n_rows:,} rows"]
-        width = max((len(t) for t in counts[column]), default=0)
-        done = by_default["redacted"][column]
-        lines += [f"  {entity:<{width}}  {n:>7,}  {_redaction_note(done.get(entity, 0), n)}"
-                  for entity, n in counts[column].items()]
-        examples = redacted_examples(df, result, column)
-        if examples:
-            lines.append("  examples (redacted):")
-            lines += [f"    {example}" for example in examples]
-    lines.append("")
-    if result.structured_columns:
-        lines.append("Columns that are PII themselves (values will be replaced by surrogates):")
-        width = max(len(repr(c)) for c in result.structured_columns)
-        for c in result.structured_columns.values():
-            lines.append(f"  {c.column!r:<{width}}  {c.entity_type:<14} by {c.reason} "
-                         f"({c.match_share:.0%} of sampled values)")
-    else:
-        lines.append("No column is PII by itself.")
-    return "\n".join(lines) + "\n"
-
-
-def _redaction_note(redacted: int, found: int) -> str:
-    if redacted == found:
-        return "redacted by default"
-    if redacted == 0:
-        return "counted, not redacted by default"
-    return f"{redacted:,} redacted by default, {found - redacted:,} counted only"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)  # exits 2 with a usage message on bad arguments
-    logging.getLogger("presidio-analyzer").setLevel(logging.ERROR)
-    in_main_thread = threading.current_thread() is threading.main_thread()  # signals: main thread only
-    previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
-    if previous is None:  # a handler not installed from Python: restore the default
-        previous = signal.SIG_DFL
-    try:
-        return args.handler(args)
-    except SynthtextError as exc:
-        print(f"synthtext: error: {cli_message(exc, args)}", file=sys.stderr)
-        return EXIT_USAGE
-    except Terminated:
-        print("synthtext: terminated (SIGTERM)", file=sys.stderr)
-        return EXIT_TERMINATED
-    except KeyboardInterrupt:
-        print("synthtext: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:  # `synthtext ... -o - | head`: the reader left; exit as a process killed by SIGPIPE
-        with contextlib.suppress(OSError, ValueError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
-        return EXIT_BROKEN_PIPE
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: one message, exit 1
-        if os.environ.get("SYNTHTEXT_DEBUG"):
-            traceback.print_exc()
-        print(f"synthtext: unexpected error: {type(exc).__name__}: {exc}\n"
-              "This is a bug in synthtext or its dependencies; run again with SYNTHTEXT_DEBUG=1 for the "
-              "traceback and report it.", file=sys.stderr)
-        return EXIT_FAILURE
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
-
-
-if __name__ == "__main__":
-    sys.exit(main())
