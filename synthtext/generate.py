@@ -532,7 +532,7 @@ def _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar,
         left = [budgets[i] - len(done) for i, done in batch]
         out, open_rows = _sample_decoder(model, seqs, left, stop_below=0.0 if last else REFILL_FRACTION,
                                          **decoding)
-        release_freed_memory()  # this batch's KV cache and logits, before the next batch allocates its own
+        release_freed_memory(collect=False)  # this batch's KV cache and logits, before the next batch's own
         for row, ((i, done), ids) in enumerate(zip(batch, out)):
             if row in open_rows:
                 carried.append((i, done + ids))

@@ -31,9 +31,12 @@ def _malloc_trim():
     return trim
 
 
-def release_freed_memory() -> bool:
-    """Collect garbage, then hand the heap's free pages back to the OS. Returns whether it could."""
-    gc.collect()
+def release_freed_memory(*, collect: bool = True) -> bool:
+    """Collect garbage (``collect``), then hand the heap's free pages back to the OS. Returns whether it
+    could. ``collect=False`` where refcounting already freed everything (a decoding batch's tensors): a
+    full collection costs ~0.35 s with presidio, spaCy and SDV loaded, the trim ~5 ms."""
+    if collect:
+        gc.collect()
     trim = _malloc_trim()
     if trim is None:
         return False

@@ -29,3 +29,12 @@ def test_freed_heap_is_returned_to_the_os():
 def test_without_malloc_trim_it_only_collects(monkeypatch):
     monkeypatch.setattr(memory, "_malloc_trim", lambda: None)
     assert memory.release_freed_memory() is False
+
+
+def test_collect_false_skips_the_garbage_collection(monkeypatch):
+    calls = []
+    monkeypatch.setattr(memory.gc, "collect", lambda: calls.append(1))
+    memory.release_freed_memory(collect=False)
+    assert calls == []
+    memory.release_freed_memory()
+    assert calls == [1]
