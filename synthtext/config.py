@@ -34,6 +34,12 @@ def _check_int(name: str, value: Any, *, minimum: int) -> None:
         raise ConfigError(f"{name} must be >= {minimum}, got {value}.")
 
 
+def _check_switches(config: Any, *names: str) -> None:
+    for name in names:
+        if not isinstance(getattr(config, name), bool):
+            raise ConfigError(f"{name} must be True or False, got {getattr(config, name)!r}.")
+
+
 def _from_dict(cls, data: dict):
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(data) - known)
@@ -296,9 +302,7 @@ class TrainConfig:
             raise ConfigError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {self.device!r}.")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}.")
-        for name in ("progress", "stop_at_budget", "check_weights_changed", "cache_frozen_layers"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}.")
+        _check_switches(self, "progress", "stop_at_budget", "check_weights_changed", "cache_frozen_layers")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -369,9 +373,7 @@ class SamplingConfig:
                 raise ConfigError(f"{name} must be a positive integer or None, got {v!r}.")
         if self.seed is not None and (isinstance(self.seed, bool) or not isinstance(self.seed, int)):
             raise ConfigError(f"seed must be an integer or None, got {self.seed!r}.")
-        for name in ("progress", "merge_lora", "static_cache"):
-            if not isinstance(getattr(self, name), bool):
-                raise ConfigError(f"{name} must be True or False, got {getattr(self, name)!r}.")
+        _check_switches(self, "progress", "merge_lora", "static_cache")
         torch = sys.modules.get("torch")  # a torch dtype exists only once torch is imported
         if self.dtype not in DECODING_DTYPES and not (torch is not None and isinstance(self.dtype, torch.dtype)):
             raise ConfigError(f"dtype must be {', '.join(map(repr, DECODING_DTYPES))} or a torch dtype, "
