@@ -311,7 +311,7 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
           train: TrainConfig | None = None, privacy: PrivacyConfig | None = None,
           canary_digits: int = DEFAULT_CANARY_DIGITS, references: int = DEFAULT_REFERENCES, seed: int = 0,
           progress: bool = False, analyzer: Any = None,
-          redact_entities: Sequence[str] | str | None = None) -> AuditResult:
+          redact_entities: Sequence[str] | str | None = None, structured: str = "sdv") -> AuditResult:
     """Audit the DP training of ``df``'s text model with random canaries; see the module docstring.
 
     The settings mean what they mean for :class:`~synthtext.TextSynthesizer`; the audited model is the
@@ -320,7 +320,9 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
     count includes them). ``canaries``: how many (each inserted with probability 1/2); ``canary_digits``:
     length of each random secret; ``references``: random secrets scored (never trained on) to estimate
     exposure. ``epsilon=None`` audits training without DP (shows the audit's power). ``redact_entities``:
-    what is redacted in the training text, as for ``TextSynthesizer``.
+    what is redacted in the training text, as for ``TextSynthesizer``. ``structured="dp"`` audits the one
+    whole-row model instead (:mod:`synthtext.whole_row`; the full budget, canaries are whole rows: a random
+    row's values with the secret as the text).
 
     Raises:
         PrivacyBudgetError: too few rows for the requested epsilon (as ``fit`` would).
@@ -329,7 +331,8 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
     from . import pii
     from .models import EncodedExamples, encode_examples, load_base_model, uses_chat_template
     from .prompts import PromptFormat
-    from .plan import encode_rows, scan_columns, table_privacy, training_config
+    from . import whole_row
+    from .plan import encode_rows, scan_columns, table_privacy, training_config, whole_row_conditioning
     from .train import plan_privacy, train_private
 
     started = time.perf_counter()
@@ -347,12 +350,18 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
 
     train_cfg = training_config(train, seed, progress)
     # the same plan as fit's (plan.py), so the audited model is trained as the synthesizer's would be
-    scan, _, conditioning = scan_columns(df, text_columns=text_columns, conditioning_columns=conditioning_columns,
-                                         redact_entities=redact_entities, analyzer=analyzer, progress=progress)
+    if structured not in ("sdv", "keep", "dp"):
+        raise ConfigError(f"structured: must be one of ['sdv', 'keep', 'dp'], got {structured!r}.")
+    scan, pii_columns, conditioning = scan_columns(
+        df, text_columns=text_columns, conditioning_columns=conditioning_columns, redact_entities=redact_entities,
+        analyzer=analyzer, progress=progress)
+    dp_rows = structured == "dp"
+    if dp_rows:
+        conditioning = whole_row_conditioning(df.columns, conditioning, scan.text_columns, pii_columns)
     column = scan.text_columns[0] if column is None else column
     if column not in scan.text_columns:
         raise ConfigError(f"column: {column!r} is not one of the text columns {list(scan.text_columns)}.")
-    privacy_cfg = table.per_model(len(scan.text_columns), len(df))
+    privacy_cfg = table.per_model(1 if dp_rows else len(scan.text_columns), len(df))
     plan_privacy(len(df), privacy_cfg, train_cfg)  # refuse what fit would refuse, before any work
 
     records = pii.redact_frame(df, scan, redact_entities).to_dict("records")  # fit redacts by default
@@ -361,12 +370,20 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
                        style="instruction" if uses_chat_template(base.tokenizer) else "plain")  # as fit does
     rng = np.random.default_rng(seed)
     secrets = random_secrets(rng, m + n_references, digits)
-    prompts = [fmt.prompt(records[i], column) for i in rng.integers(len(records), size=m + n_references)]
+    hosts = rng.integers(len(records), size=m + n_references)
     inserted = rng.random(m) < 0.5
 
     max_length = base.max_length(train_cfg)
-    data = encode_rows(fmt, base.tokenizer, max_length, records, column)
-    secret_records = encode_examples(base.tokenizer, prompts, secrets, max_length=max_length)
+    if dp_rows:  # a canary is a whole row: a real row's values, the secret as its text
+        columns = whole_row.row_columns(conditioning, scan.text_columns)
+        data = whole_row.encode_rows(base.tokenizer, max_length, records, columns, fmt.style)
+        secret_records = whole_row.encode_rows(base.tokenizer, max_length,
+                                               [{**records[i], column: s} for i, s in zip(hosts, secrets)],
+                                               columns, fmt.style)
+    else:
+        data = encode_rows(fmt, base.tokenizer, max_length, records, column)
+        secret_records = encode_examples(base.tokenizer, [fmt.prompt(records[i], column) for i in hosts], secrets,
+                                         max_length=max_length)
     if secret_records.n_truncated:
         raise ConfigError(f"{secret_records.n_truncated} canaries do not fit in max_length={max_length} tokens "
                           f"after their prompt: raise {option('TrainConfig.max_length', '--max-length')} or use fewer "
@@ -398,8 +415,9 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
                   "max_possible": space_bits, "n_references": n_references,
                   "method": "skew-normal fit to the losses of random reference secrets (Carlini et al. 2019)"},
         ledger=ledger.to_dict(), column=str(column), n_rows=len(df),
-        canary={"kind": "random digits", "digits": digits, "prompt": "conditions of a random data row",
-                "inclusion_probability": 0.5},
+        canary={"kind": "random digits", "digits": digits, "inclusion_probability": 0.5,
+                "prompt": ("a whole row: a random data row's values, the secret as its text" if dp_rows
+                           else "conditions of a random data row")},
         losses={"inserted_mean": _mean(inside), "not_inserted_mean": _mean(outside),
                 "histogram": _histogram(inside, outside)},
         training={"steps": ledger.steps, "epochs": ledger.epochs, "batch_size": train_cfg.batch_size,

@@ -426,10 +426,11 @@ class PrivacyLedger:
         return _from_dict(cls, data)
 
 
-def compose_ledgers(ledgers: Sequence[PrivacyLedger]) -> dict:
+def compose_ledgers(ledgers: Sequence[PrivacyLedger], whole_row: bool = False) -> dict:
     """The whole pipeline's guarantee from one ledger per text model (basic composition: the
     epsilons and deltas add up, since every model reads every row; :meth:`PrivacyConfig.per_model`
-    makes the split that this sums)."""
+    makes the split that this sums). ``whole_row``: one model wrote every column but the PII ones
+    (``structured="dp"``), so the guarantee covers them all."""
     dp = all(ledger.dp for ledger in ledgers)
     total = {
         "dp": dp,
@@ -439,8 +440,11 @@ def compose_ledgers(ledgers: Sequence[PrivacyLedger]) -> dict:
         "privacy_unit": "row",
         "models": [ledger.to_dict() for ledger in ledgers],
     }
+    total["covers"] = "every column but the PII columns" if whole_row else "the text columns"
     total["summary"] = (
-        f"(epsilon={total['epsilon']:.3g}, delta={total['delta']:.2g})-DP per row for the text "
-        f"({len(ledgers)} model(s))." if dp else
+        (f"(epsilon={total['epsilon']:.3g}, delta={total['delta']:.2g})-DP per row for every column but the PII "
+         "columns (one model for the whole row)." if whole_row else
+         f"(epsilon={total['epsilon']:.3g}, delta={total['delta']:.2g})-DP per row for the text "
+         f"({len(ledgers)} model(s)).") if dp else
         "no differential privacy: the text models were trained without DP.")
     return total

@@ -71,7 +71,7 @@ PRETRAINED_CPU_BATCH_SIZE = 128
 
 
 def generate_texts(trained: TrainedModel, prompts: Sequence[str], sampling: SamplingConfig | None = None,
-                   **settings: Any) -> list[str]:
+                   *, starts: Sequence[str] | None = None, **settings: Any) -> list[str]:
     """Sample one text per prompt; returns the decoded texts in the order of ``prompts``.
 
     Args:
@@ -82,6 +82,7 @@ def generate_texts(trained: TrainedModel, prompts: Sequence[str], sampling: Samp
         sampling: how to sample (:class:`~synthtext.config.SamplingConfig`: temperature, top_p,
             max_new_tokens, batch_size, seed, progress, merge_lora, dtype, static_cache); default
             ``SamplingConfig()``.
+        starts: the start of each text, given: the model continues it (returned without it).
         **settings: any of those settings as keywords, taking precedence over ``sampling``'s:
             ``generate_texts(trained, prompts, temperature=0, max_new_tokens=60)``.
 
@@ -89,25 +90,21 @@ def generate_texts(trained: TrainedModel, prompts: Sequence[str], sampling: Samp
         DataError: a prompt is not a string, or leaves no room in the model's context.
         ConfigError: an invalid sampling setting.
     """
-    return _decode(trained.tokenizer, generate_token_ids(trained, prompts, sampling, **settings))
+    return _decode(trained.tokenizer, generate_token_ids(trained, prompts, sampling, starts=starts, **settings))
 
 
 def generate_token_ids(trained: TrainedModel, prompts: Sequence[str], sampling: SamplingConfig | None = None,
-                       **settings: Any) -> list[list[int]]:
+                       *, starts: Sequence[str] | None = None, **settings: Any) -> list[list[int]]:
     """Like :func:`generate_texts`, but returns the new token ids per prompt (EOS and padding
     removed), in input order. Same arguments."""
     sampling = replace(sampling or SamplingConfig(), **settings)  # SamplingConfig checks every setting
     tok = trained.tokenizer
-    prompt_ids = _encode_prompts(tok, prompts)
+    prompt_ids = _encode_prompts(tok, prompts, starts)
     budgets = token_budgets(trained, [len(p) for p in prompt_ids], sampling.max_new_tokens)
     if not prompt_ids:
         return []
     device = next(trained.model.parameters()).device
-    batch_size = sampling.batch_size
-    if batch_size is None:
-        pretrained = not isinstance(trained.model, ByteTransformerLM)
-        batch_size = (PRETRAINED_CPU_BATCH_SIZE if pretrained and device.type == "cpu"
-                      else DEFAULT_BATCH_SIZE.get(device.type, 64))
+    batch_size = batch_size_for(trained, sampling)
     # Longest first (a batch that does not fit in memory fails at once), stable for determinism.
     order = sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i]))
     batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
@@ -135,6 +132,15 @@ def generate_token_ids(trained: TrainedModel, prompts: Sequence[str], sampling: 
     finally:
         bar.close()
     return [r if r is not None else [] for r in results]
+
+
+def batch_size_for(trained: TrainedModel, sampling: SamplingConfig) -> int:
+    """Prompts decoded together: ``sampling.batch_size``, or the default for the model and its device."""
+    if sampling.batch_size is not None:
+        return sampling.batch_size
+    device = next(trained.model.parameters()).device
+    pretrained = not isinstance(trained.model, ByteTransformerLM)
+    return PRETRAINED_CPU_BATCH_SIZE if pretrained and device.type == "cpu" else DEFAULT_BATCH_SIZE.get(device.type, 64)
 
 
 def token_budgets(trained: TrainedModel, prompt_lengths: Sequence[int], max_new_tokens: int | None) -> list[int]:
@@ -237,15 +243,18 @@ def _bos_id(tok: Any) -> int:
     return tok.bos_token_id if tok.bos_token_id is not None else tok.eos_token_id
 
 
-def _encode_prompts(tok: Any, prompts: Sequence[str]) -> list[list[int]]:
+def _encode_prompts(tok: Any, prompts: Sequence[str], starts: Sequence[str] | None = None) -> list[list[int]]:
     """The prefix token ids of each prompt, exactly as :func:`~synthtext.models.encode_examples` builds them."""
-    if isinstance(prompts, str):
-        raise DataError("prompts must be a list of strings, got one string.")
+    for name, strings in (("prompts", prompts), ("starts", starts)):
+        if isinstance(strings, str):
+            raise DataError(f"{name} must be a list of strings, got one string.")
+        for i, p in enumerate(strings or []):
+            if not isinstance(p, str):
+                raise DataError(f"{name[:-1]} {i} is {type(p).__name__}, expected str.")
     prompts = list(prompts)
-    for i, p in enumerate(prompts):
-        if not isinstance(p, str):
-            raise DataError(f"prompt {i} is {type(p).__name__}, expected str.")
-    return prompt_prefixes(tok, prompts)
+    if starts is not None and len(starts) != len(prompts):
+        raise DataError(f"got {len(prompts)} prompts but {len(starts)} starts.")
+    return prompt_prefixes(tok, prompts, None if starts is None else list(starts))
 
 
 def _decode(tok: Any, ids: list[list[int]]) -> list[str]:

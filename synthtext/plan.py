@@ -64,12 +64,30 @@ def scan_columns(df: pd.DataFrame, *, text_columns: Sequence[str] | None, condit
     return scan, pii_columns, list(conditioning)
 
 
+def whole_row_conditioning(columns: Sequence, conditioning: Sequence, text_columns: Sequence,
+                           pii_columns: Mapping) -> list:
+    """``structured="dp"``: every column but the texts and the PII columns goes into the sequence, the ones
+    the caller conditions on first (so that ``sample(conditions=...)`` can give them)."""
+    return [*conditioning, *(c for c in columns if c not in conditioning and c not in text_columns
+                             and c not in pii_columns)]
+
+
 def split_holdout(n_rows: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Row positions (sorted) for training and for the holdout: a seeded random ``share`` of the rows,
     rounded, kept out of training so leakage can be measured against rows the model never saw."""
     n_holdout = int(round(n_rows * share))
     order = np.random.default_rng(seed).permutation(n_rows)
     return np.sort(order[n_holdout:]), np.sort(order[:n_holdout])
+
+
+def prompt_format_for(tokenizer: Any, conditioning: Sequence[str], text_columns: Sequence[str]) -> prompt_format.PromptFormat:
+    """The prompt format for a model with ``tokenizer``: the row's values in words for an instruction-tuned
+    model (chat template), the compact line for the others."""
+    from .models import uses_chat_template
+
+    style = "instruction" if uses_chat_template(tokenizer) else "plain"
+    return prompt_format.PromptFormat(conditioning_columns=list(conditioning), text_columns=list(text_columns),
+                                      style=style)
 
 
 def encode_rows(fmt: prompt_format.PromptFormat, tokenizer: Any, max_length: int, records: Sequence[Mapping],
@@ -81,4 +99,5 @@ def encode_rows(fmt: prompt_format.PromptFormat, tokenizer: Any, max_length: int
     return encode_examples(tokenizer, [p for p, _ in pairs], [t for _, t in pairs], max_length=max_length)
 
 
-__all__ = ["encode_rows", "scan_columns", "split_holdout", "table_privacy", "training_config"]
+__all__ = ["encode_rows", "prompt_format_for", "scan_columns", "split_holdout", "table_privacy", "training_config",
+           "whole_row_conditioning"]

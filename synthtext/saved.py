@@ -46,10 +46,12 @@ def save_synthesizer(synth: TextSynthesizer, path: str | os.PathLike, *, overwri
 
     target = check_save_target(path, overwrite=overwrite)
     with atomic_directory(target, replace=True, prefix=".synthtext-save-") as staging:
-        for i, column in enumerate(synth.text_columns_):
-            synth.models_[column].save(staging / f"text_model_{i}")
+        directories = model_directories(synth)
+        for column, directory in directories.items():
+            if not (staging / directory).exists():  # structured="dp": one model serves every text column
+                synth.models_[column].save(staging / directory)
         state = synthesizer_state(synth)
-        if synth.structured_.method == "sdv" or synth.structured_pool_ is not None:
+        if synth.structured == "sdv" or synth.structured_pool_ is not None:
             pool = (synth.structured_pool_ if synth.structured_pool_ is not None
                     else synth.structured_.sample(STRUCTURED_POOL_ROWS))
             (staging / "structured_pool.json").write_text(pool.to_json(orient="split", index=False))
@@ -57,6 +59,12 @@ def save_synthesizer(synth: TextSynthesizer, path: str | os.PathLike, *, overwri
         manifest = {"format": SAVE_FORMAT, "version": SAVE_VERSION, "sha256": file_hashes(staging)}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
     return target
+
+
+def model_directories(synth: TextSynthesizer) -> dict[str, str]:
+    """``{text column: directory}`` of the saved text models: one directory per distinct model."""
+    numbers: dict[int, int] = {}
+    return {c: f"text_model_{numbers.setdefault(id(synth.models_[c]), len(numbers))}" for c in synth.text_columns_}
 
 
 def synthesizer_state(synth: TextSynthesizer) -> dict:
@@ -75,7 +83,7 @@ def synthesizer_state(synth: TextSynthesizer) -> dict:
         "n_rows": synth.n_rows_, "text_columns": synth.text_columns_,
         "conditioning_columns": synth.conditioning_columns_, "pii_columns": synth.pii_columns_,
         "prompt_format": synth.prompt_format_.to_dict(),
-        "text_models": {c: f"text_model_{i}" for i, c in enumerate(synth.text_columns_)},
+        "text_models": model_directories(synth),
         "privacy_ledger": synth.privacy_ledger_,
         "pii_counts": synth.pii_scan_["counts"],
         "pii_redaction": synth.pii_redaction(),
@@ -134,7 +142,8 @@ def _from_state(cls: type[TextSynthesizer], state: dict, source: Path) -> TextSy
     if not all(isinstance(d, str) and d == Path(d).name and not d.startswith(".")
                for d in state["text_models"].values()):
         raise ValueError("text_models must name subdirectories of the saved directory")
-    synth.models_ = {c: TrainedModel.load(source / d) for c, d in state["text_models"].items()}
+    loaded = {d: TrainedModel.load(source / d) for d in dict.fromkeys(state["text_models"].values())}
+    synth.models_ = {c: loaded[d] for c, d in state["text_models"].items()}
     synth.privacy_ledger_ = _checked_table_ledger(state, synth.models_, source)
     synth.structured_ = None
     synth.structured_pool_ = None
@@ -184,7 +193,8 @@ def _checked_table_ledger(state: dict, models: Mapping, source: Path) -> dict:
 
     for column, model in models.items():
         check_ledger(model.ledger, f"{source} (text model of {column!r})")
-    table = compose_ledgers([models[c].ledger for c in state["text_columns"]])
+    distinct = list({id(models[c]): models[c] for c in state["text_columns"]}.values())  # dp: one for all
+    table = compose_ledgers([m.ledger for m in distinct], whole_row=state["settings"].get("structured") == "dp")
     saved = state["privacy_ledger"]
     for key in ("dp", "epsilon", "delta", "summary"):
         ours, theirs = table[key], saved.get(key) if isinstance(saved, dict) else None
@@ -194,7 +204,7 @@ def _checked_table_ledger(state: dict, models: Mapping, source: Path) -> dict:
             raise ModelError(f"{source}: synthesizer.json says the table's {key} is {theirs!r}, but its text models' "
                              f"ledgers give {ours!r}: the file was edited. Fit the synthesizer again.")
     target = state["settings"].get("epsilon")
-    targets = [models[c].ledger.target_epsilon for c in state["text_columns"]]
+    targets = [m.ledger.target_epsilon for m in distinct]
     if table["dp"] != (target is not None) or (table["dp"] and (
             None in targets or not math.isclose(sum(targets), float(target), rel_tol=1e-9))):
         raise ModelError(f"{source}: the settings' epsilon {target!r} is not the text models' targets {targets}: "

@@ -29,7 +29,8 @@ import pandas as pd
 
 from . import prompts as prompt_format
 from .config import MAX_ROWS, PrivacyConfig, SamplingConfig, TrainConfig, compose_ledgers
-from .plan import encode_rows, scan_columns, split_holdout, table_privacy, training_config
+from .plan import (encode_rows, prompt_format_for, scan_columns, split_holdout, table_privacy, training_config,
+                   whole_row_conditioning)
 from .errors import ConfigError, DataError, NotFittedError, PrivacyBudgetError, option
 from .memory import release_freed_memory
 from .saved import check_save_target, load_synthesizer, save_synthesizer
@@ -37,8 +38,31 @@ from .saved import check_save_target, load_synthesizer, save_synthesizer
 # Control characters a model may emit (the byte model can write any byte) that no table should hold.
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
+STRUCTURED_METHODS = ("sdv", "keep", "dp")
+"""How the non-text columns are made: SDV (not DP), kept as given, or written by the one DP model with the
+text (:mod:`synthtext.whole_row`)."""
+
 # Which structured PII column a placeholder in the same row may take its value from.
 _PLACEHOLDER_SOURCES = ("PERSON", "EMAIL_ADDRESS", "PHONE_NUMBER", "LOCATION")
+
+
+@dataclass
+class _Prepared:
+    """What a fit decides before its expensive work (:meth:`TextSynthesizer._prepare`)."""
+
+    table: PrivacyConfig
+    """The whole table's budget."""
+    train: TrainConfig
+    scan: Any
+    pii_columns: dict
+    conditioning: list
+    train_pos: np.ndarray
+    holdout_pos: np.ndarray
+    privacy: PrivacyConfig
+    """Each text model's share of the budget."""
+    plan: Any
+    """The :class:`~synthtext.train.PrivacyPlan` every text model trains under."""
+    scan_seconds: float
 
 
 @dataclass
@@ -116,19 +140,18 @@ class TextSynthesizer:
 
     # -- fit ------------------------------------------------------------------------------------------
 
-    def fit(self, df: pd.DataFrame) -> "TextSynthesizer":
-        """Learn ``df``: scan, redact, fit the structured synthesizer, train one text model per column."""
-        from . import pii
-        from .models import load_base_model, uses_chat_template
-        from .tabular import StructuredSynthesizer
-        from .train import plan_privacy, train_private
+    def _prepare(self, df: pd.DataFrame) -> _Prepared:
+        """Everything a fit decides before its expensive work, or a clear refusal: the settings checked,
+        the PII scan, the column roles, the holdout split and the privacy plan. :meth:`fit` and
+        :meth:`plan` both start here, so the plan shown is the plan trained."""
+        from .train import plan_privacy
 
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"fit expects a pandas DataFrame, got {type(df).__name__}.")
         if len(df) == 0:
             raise DataError("the table has no rows; there is nothing to learn.")
-        if self.structured not in ("sdv", "keep"):
-            raise ConfigError(f"structured: must be 'sdv' or 'keep', got {self.structured!r}.")
+        if self.structured not in STRUCTURED_METHODS:
+            raise ConfigError(f"structured: must be one of {list(STRUCTURED_METHODS)}, got {self.structured!r}.")
         table = table_privacy(self.privacy, self.epsilon, self.delta)  # PrivacyConfig checks epsilon and delta
         if isinstance(self.holdout, bool) or not isinstance(self.holdout, (int, float)) or not 0 <= self.holdout <= 0.5:
             raise ConfigError(f"holdout: must be a share between 0 and 0.5 (default 0.1), got {self.holdout!r}.")
@@ -137,15 +160,15 @@ class TextSynthesizer:
         if self.seed >= 2**32:
             raise ConfigError(f"seed: must be below 2**32 (numpy's limit), got {self.seed}.")
         started = time.perf_counter()
-        timings = {}
-
         scan, pii_columns, conditioning = scan_columns(
             df, text_columns=self.text_columns, conditioning_columns=self.conditioning_columns,
             redact_entities=self.redact_entities, analyzer=self.analyzer, progress=self.progress)
-        timings["scan"] = time.perf_counter() - started
+        scan_seconds = time.perf_counter() - started
 
+        if self.structured == "dp":  # one model writes every column but the PII ones
+            conditioning = whole_row_conditioning(df.columns, conditioning, scan.text_columns, pii_columns)
         train_pos, holdout_pos = split_holdout(len(df), self.holdout, self.seed)
-        privacy = table.per_model(len(scan.text_columns), len(train_pos))
+        privacy = table.per_model(self.n_models(len(scan.text_columns)), len(train_pos))
         try:
             plan = plan_privacy(len(train_pos), privacy, train_cfg)  # refuse too-small data before any work
         except PrivacyBudgetError as exc:
@@ -154,13 +177,48 @@ class TextSynthesizer:
             raise PrivacyBudgetError(f"{exc.args[0]} (Training rows: the {len(df)} rows minus a "
                                      f"{len(holdout_pos)}-row holdout; {option('holdout=0', '--holdout 0')} trains "
                                      "on every row.)") from None
+        return _Prepared(table=table, train=train_cfg, scan=scan, pii_columns=pii_columns,
+                         conditioning=conditioning, train_pos=train_pos, holdout_pos=holdout_pos,
+                         privacy=privacy, plan=plan, scan_seconds=scan_seconds)
+
+    def plan(self, df: pd.DataFrame, num_rows: int | None = None, *, report: bool = False, probe: bool = True):
+        """What :meth:`fit` and then :meth:`sample` (``num_rows``) would do on ``df``, without training: the
+        columns, their roles and protection, the PII types redacted, the privacy plan per model and for the
+        table, the warnings, and (``probe=True``) an estimate of each stage's wall time on this machine from
+        short timed probes (:mod:`synthtext.estimate`: a few training steps on a handful of rows and one
+        short generation batch, whose model is thrown away; ``report=True`` adds the report's membership
+        scoring). Raises what fit would raise, before its expensive work. Returns a
+        :class:`synthtext.run_plan.RunPlan`: ``str(plan)`` for people, ``plan.to_dict()`` for machines."""
+        from .run_plan import make_run_plan
+
+        if num_rows is not None:
+            self._check_num_rows(num_rows)
+        prepared = self._prepare(df)
+        check_keep_rows(self.structured, num_rows, len(df))
+        return make_run_plan(self, df, prepared, len(df) if num_rows is None else num_rows,
+                             sampling=self._sampling(self.seed), report=report, probe=probe)
+
+    def fit(self, df: pd.DataFrame) -> "TextSynthesizer":
+        """Learn ``df``: scan, redact, fit the structured synthesizer, train one text model per column."""
+        from . import pii
+        from .models import load_base_model
+        from .tabular import StructuredSynthesizer
+        from .train import train_private
+
+        prepared = self._prepare(df)
+        scan, pii_columns, conditioning = prepared.scan, prepared.pii_columns, prepared.conditioning
+        train_pos, holdout_pos = prepared.train_pos, prepared.holdout_pos
+        privacy, plan, train_cfg = prepared.privacy, prepared.plan, prepared.train
+        timings = {"scan": prepared.scan_seconds}
 
         train_df = df.iloc[train_pos].reset_index(drop=True)
         t0 = time.perf_counter()
-        structured = StructuredSynthesizer(method=self.structured, sdv_model=self.sdv_model,
-                                           pii_columns=pii_columns, text_columns=scan.text_columns,
-                                           seed=self.seed, locale=self.locale)
-        structured.fit(df if self.structured == "keep" else train_df)  # keep: every given row is kept
+        structured = None  # "dp": the text model writes the structured columns too
+        if self.structured != "dp":
+            structured = StructuredSynthesizer(method=self.structured, sdv_model=self.sdv_model,
+                                               pii_columns=pii_columns, text_columns=scan.text_columns,
+                                               seed=self.seed, locale=self.locale)
+            structured.fit(df if self.structured == "keep" else train_df)  # keep: every given row is kept
         timings["structured"] = time.perf_counter() - t0
 
         redacted = pii.redact_frame(df, scan, self.redact_entities) if self.redact_pii else df
@@ -168,15 +226,14 @@ class TextSynthesizer:
         t0 = time.perf_counter()
         records = redacted.iloc[train_pos].to_dict("records")
         fmt = None
-        for column in scan.text_columns:
+        for column in scan.text_columns[:self.n_models(len(scan.text_columns))]:
             base = load_base_model(self.model, size=self.model_size, seed=self.seed)
-            if fmt is None:  # words for an instruction-tuned model, the compact line for the others
-                style = "instruction" if uses_chat_template(base.tokenizer) else "plain"
-                fmt = prompt_format.PromptFormat(conditioning_columns=list(conditioning),
-                                                 text_columns=list(scan.text_columns), style=style)
-            examples = encode_rows(fmt, base.tokenizer, base.max_length(train_cfg), records, column)
+            fmt = fmt or prompt_format_for(base.tokenizer, conditioning, scan.text_columns)
+            examples = self.training_records(fmt, base.tokenizer, base.max_length(train_cfg), records, column)
             models[column] = train_private(base, examples, privacy, train_cfg, plan=plan)  # the plan checked above
             release_freed_memory()  # training's freed heap (~1.5 GiB on the README job) before the next stage
+        if self.structured == "dp":  # one model for every text column
+            models = {c: models[scan.text_columns[0]] for c in scan.text_columns}
         timings["train"] = time.perf_counter() - t0
 
         self.columns_ = list(df.columns)
@@ -190,7 +247,7 @@ class TextSynthesizer:
         self.structured_ = structured
         self.structured_pool_ = None
         self.models_ = models
-        self.privacy_ledger_ = compose_ledgers([models[c].ledger for c in self.text_columns_])
+        self.privacy_ledger_ = compose_ledgers([m.ledger for m in self.text_models()], whole_row=self.structured == "dp")
         self.n_train_, self.n_holdout_ = len(train_pos), len(holdout_pos)
         self.timings_ = timings
         # Real rows, kept in memory for evaluate()/write_report() only: never saved.
@@ -199,6 +256,25 @@ class TextSynthesizer:
                                   redacted_holdout=redacted.iloc[holdout_pos].reset_index(drop=True),
                                   pii_values=pii.found_values(df, scan, train_pos), scan=scan, frame=df)
         return self
+
+    def n_models(self, n_text_columns: int) -> int:
+        """Text models trained: one per text column, or one for the whole row (``structured="dp"``)."""
+        return 1 if self.structured == "dp" else n_text_columns
+
+    def text_models(self) -> list:
+        """The trained text models, each once (with ``structured="dp"`` one model serves every text column)."""
+        self._check_fitted()
+        unique = {id(self.models_[c]): self.models_[c] for c in self.text_columns_}
+        return list(unique.values())
+
+    def training_records(self, fmt, tokenizer, max_length: int, records, column):
+        """One text column's training records, tokenized, or (``structured="dp"``) the whole rows'."""
+        if self.structured == "dp":
+            from . import whole_row
+
+            columns = whole_row.row_columns(fmt.conditioning_columns, fmt.text_columns)
+            return whole_row.encode_rows(tokenizer, max_length, records, columns, fmt.style, fmt.float_digits)
+        return encode_rows(fmt, tokenizer, max_length, records, column)
 
     # -- sample -----------------------------------------------------------------------------------------
 
@@ -262,13 +338,12 @@ class TextSynthesizer:
         from .pii import Surrogates
 
         self._check_fitted()
-        if num_rows is not None and (isinstance(num_rows, bool) or not isinstance(num_rows, int)
-                                     or not 1 <= num_rows <= MAX_ROWS):
-            raise ConfigError(f"num_rows: must be a whole number from 1 to {MAX_ROWS:,} (for more, fit once and sample "
-                              f"several times with different seeds: training again spends epsilon again), got "
-                              f"{num_rows!r}.")
+        if num_rows is not None:
+            self._check_num_rows(num_rows)
         seed = self.seed if seed is None else seed
         sampling = self._sampling(seed)
+        if self.structured == "dp":
+            return self._sample_whole_rows(num_rows, conditions, sampling)
         rows = self._structured_rows(num_rows, conditions, seed)
         records = rows.to_dict("records")
         surrogates = Surrogates(locale=self.locale, seed=seed)
@@ -286,6 +361,44 @@ class TextSynthesizer:
             out[column] = pd.Series(texts, index=out.index, dtype=object)
             release_freed_memory()  # decoding's KV caches and logits
         return self._restore_schema(out)
+
+    def _sample_whole_rows(self, num_rows: int | None, conditions: pd.DataFrame | None,
+                           sampling: SamplingConfig) -> pd.DataFrame:
+        """``structured="dp"``: whole rows from the one model (``conditions``: the first columns given)."""
+        from . import whole_row
+        from .pii import Surrogates
+
+        columns = whole_row.row_columns(self.conditioning_columns_, self.text_columns_)
+        given = None
+        if conditions is not None:
+            if not isinstance(conditions, pd.DataFrame):
+                raise DataError(f"conditions must be a DataFrame of rows, got {type(conditions).__name__}.")
+            unknown = [c for c in conditions.columns if c not in columns]
+            if unknown:
+                raise DataError(f"conditions have column(s) {unknown} that the model does not write; with "
+                                f"structured='dp' it writes {columns} (PII columns are surrogates).")
+            given = conditions.reset_index(drop=True)[[c for c in columns if c in conditions.columns]]
+        n = len(given) if given is not None else (self.n_rows_ if num_rows is None else num_rows)
+        fmt = self.prompt_format_
+        rows, counts = whole_row.sample_rows(self.models_[self.text_columns_[0]], columns, self.text_columns_,
+                                             self.dtypes_, n, sampling, fmt.style, fmt.float_digits, given=given)
+        self.whole_row_counts_ = counts
+        surrogates = Surrogates(locale=self.locale, seed=sampling.seed)
+        for column, entity in self.pii_columns_.items():
+            rows[column] = [surrogates.new_value(entity) for _ in range(n)]
+        for column in self.text_columns_:
+            rows[column] = [surrogates.fill_placeholders(_CONTROL_CHARACTERS.sub("", t), known=self._row_pii(r))
+                            if isinstance(t, str) else None for t, r in zip(rows[column], rows.to_dict("records"))]
+        rows = whole_row.restore_dtypes(rows[self.columns_], self.dtypes_)
+        release_freed_memory()
+        return rows
+
+    @staticmethod
+    def _check_num_rows(num_rows: Any) -> None:
+        if isinstance(num_rows, bool) or not isinstance(num_rows, int) or not 1 <= num_rows <= MAX_ROWS:
+            raise ConfigError(f"num_rows: must be a whole number from 1 to {MAX_ROWS:,} (for more, fit once and sample "
+                              f"several times with different seeds: training again spends epsilon again), got "
+                              f"{num_rows!r}.")
 
     def _sampling(self, seed: int | None) -> SamplingConfig:
         """How the texts are sampled, with this seed (SamplingConfig checks the settings)."""
@@ -332,8 +445,8 @@ class TextSynthesizer:
                 cap = max_records if name == "holdout" else min(max_records, max(200, 4 * len(data.holdout)))
                 if len(rows) > cap:
                     rows = rows.iloc[np.sort(rng.choice(len(rows), size=cap, replace=False))]
-                examples = encode_rows(self.prompt_format_, trained.tokenizer, trained.max_length,
-                                        rows.to_dict("records"), column)
+                examples = self.training_records(self.prompt_format_, trained.tokenizer, trained.max_length,
+                                                  rows.to_dict("records"), column)
                 losses[name] = trained.record_losses(examples)
             ledger = trained.ledger
             out[column] = {"train_losses": losses["train"], "holdout_losses": losses["holdout"],
@@ -360,7 +473,7 @@ class TextSynthesizer:
         holdout = data.holdout if data is not None and len(data.holdout) else None
         quality = None
         structured_columns = [c for c in self.conditioning_columns_ if c not in self.pii_columns_]
-        if self.structured == "sdv" and structured_columns:
+        if self.structured in ("sdv", "dp") and structured_columns:
             quality = structured_quality(train, synthetic, structured_columns)
         return evaluate_frames(
             train, synthetic, self.text_columns_, self.conditioning_columns_, holdout=holdout,
@@ -390,7 +503,8 @@ class TextSynthesizer:
                              "columns": columns, "text_columns": list(self.text_columns_),
                              "conditioning_columns": list(self.conditioning_columns_),
                              "structured": self.structured, "model": ", ".join(sorted(set(models.values()))),
-                             "rare_categories_suppressed": self._rare_suppressed()},
+                             "rare_categories_suppressed": self._rare_suppressed(),
+                             "whole_rows": getattr(self, "whole_row_counts_", None)},
             "pii_summary": {"counts": self.pii_scan_["counts"], **self.pii_redaction(),
                             "structured_columns": dict(self.pii_columns_), "examples": examples},
             "ledger": self.privacy_ledger_,

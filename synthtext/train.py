@@ -278,6 +278,21 @@ def _use_bf16(precision: str, device: torch.device) -> bool:
     return device.type == "cpu" and cpu_has_native_bf16()
 
 
+def training_settings(base: BaseModel, train: TrainConfig, plan: PrivacyPlan) -> dict:
+    """What :func:`train_private` will use for ``base`` under ``plan``, decided from the configs alone:
+    the device, the precision, the step size, and the layers that get LoRA (the plan shows these)."""
+    device = _device(train.device)
+    config = getattr(base.model, "config", None)
+    n_layers = getattr(config, "num_hidden_layers", None) or getattr(config, "n_layer", None)
+    lora = None
+    if base.kind == "pretrained":
+        count = (train.lora_layer_count(int(n_layers), on_gpu=device.type == "cuda")
+                 if n_layers and train.lora_layers != "all" else n_layers)
+        lora = {"r": train.lora_r, "layers": count, "of_layers": n_layers}
+    return {"device": str(device), "precision": "bf16" if _use_bf16(train.precision, device) else "fp32",
+            "learning_rate": train.learning_rate_for(base.kind, plan.steps, plan.dp), "lora": lora}
+
+
 def make_private_objects(model: nn.Module, optimizer: torch.optim.Optimizer, loader: DataLoader, plan: PrivacyPlan,
                          max_grad_norm: float, seed: int, device: torch.device):
     """Wrap model/optimizer/loader with Opacus (Poisson sampling, per-sample clipping, noise).
@@ -526,7 +541,8 @@ def train_private(
     elif (plan.n_records, plan.dp) != (len(examples), privacy.dp) or (plan.dp and plan.accountant != privacy.accountant):
         raise ConfigError(f"the privacy plan handed in ({plan.n_records} records, dp={plan.dp}) is not for these "
                           f"{len(examples)} records and settings; plan_privacy(...) them again.")
-    train = dataclasses.replace(train, learning_rate=train.learning_rate_for(base.kind, plan.steps, plan.dp))  # as used
+    settings = training_settings(base, train, plan)
+    train = dataclasses.replace(train, learning_rate=settings["learning_rate"])  # as used
     fingerprint = base_fingerprint(base.model) if base.kind == "pretrained" else None
 
     torch.manual_seed(train.seed)  # LoRA init and dropout
@@ -541,9 +557,11 @@ def train_private(
         collate_fn=_PadCollate(base.tokenizer.pad_token_id, PAD_MULTIPLE, limit),
         generator=torch.Generator().manual_seed(train.seed + 2),
     )
-    bf16 = _use_bf16(train.precision, device)
+    bf16 = settings["precision"] == "bf16"
     model.train()
+    frozen_started = time.perf_counter()
     objective = _frozen_prefix_objective(model, examples, base, train, device, bf16)
+    frozen_seconds = time.perf_counter() - frozen_started
     progress = _Progress(plan.steps, train.progress, plan.dp)
     hooks = engine = None
     t0, cpu0 = time.perf_counter(), time.process_time()
@@ -572,6 +590,7 @@ def train_private(
         ledger=ledger, train_config=train, privacy_config=privacy, builtin_config=base.builtin_config,
         base_fingerprint=fingerprint,
         train_log={"steps": progress.log, "seconds": seconds, "cpu_seconds": cpu_seconds,
+                   "frozen_layers_seconds": frozen_seconds,
                    "records_processed": records, "precision": "bf16" if bf16 else "fp32"},
     )
 

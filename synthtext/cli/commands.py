@@ -97,12 +97,29 @@ def _summary(what: str, rows: int | None, synth, started: float, extra: str = ""
     return "\n".join(lines)
 
 
+def run_plan(args: argparse.Namespace) -> int:
+    """'synthtext plan' and 'synthesize --dry-run': the run's plan on stdout; nothing trained or written."""
+    from ..io import read_csv
+
+    _check_outputs([args.csv, args.audit_result], args.output, save_model=args.save_model, overwrite=args.overwrite,
+                   report=args.report)
+    _read_audit_result(args.audit_result)
+    df = read_csv(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
+    fmt = getattr(args, "format", "table")  # synthesize --dry-run prints the table
+    plan = _synthesizer_from(args).plan(df, args.rows, report=args.report is not None,
+                                        probe=not getattr(args, "no_probe", False))
+    sys.stdout.write((plan.to_json() if fmt == "json" else str(plan)) + "\n")
+    return EXIT_OK
+
+
 def run_synthesize(args: argparse.Namespace) -> int:
     import time
 
     from ..io import read_csv, write_csv
     from ..synthesizer import check_keep_rows
 
+    if args.dry_run:
+        return run_plan(args)
     started = time.perf_counter()
     _check_outputs([args.csv, args.audit_result], args.output, save_model=args.save_model, overwrite=args.overwrite,
                    report=args.report)
@@ -220,7 +237,7 @@ def run_audit(args: argparse.Namespace) -> int:
                    column=args.column, conditioning_columns=args.conditioning_columns, model=args.model,
                    model_size=args.model_size, train=train, privacy=_privacy_config(args),
                    canary_digits=args.canary_digits, seed=args.seed, progress=show,
-                   redact_entities=args.redact_entities)
+                   redact_entities=args.redact_entities, structured=args.structured)
     if args.output:
         write_text(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n", args.output)
     if not args.quiet:  # the summary keeps out of the JSON when that goes to stdout

@@ -7,7 +7,7 @@ import argparse
 import math
 
 from ..config import MAX_ROWS
-from .commands import run_audit, run_fit, run_report, run_sample, run_scan, run_synthesize
+from .commands import run_audit, run_fit, run_plan, run_report, run_sample, run_scan, run_synthesize
 from .exits import EXIT_USAGE
 
 
@@ -107,19 +107,30 @@ def build_parser() -> argparse.ArgumentParser:
                      "and each row's text is generated conditioned on the row."),
         epilog="Example:\n  synthtext synthesize examples/reviews_500.csv -o synthetic.csv --epsilon 8",
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    synth.add_argument("csv", metavar="IN.csv", help="the table to learn")
-    synth.add_argument("-o", "--output", required=True, metavar="OUT.csv",
-                       help="where to write the synthetic table ('-': stdout, the summary goes to stderr)")
-    synth.add_argument("--rows", type=_ROWS, default=None, metavar="N", help="rows to write (default: as many as IN.csv)")
-    synth.add_argument("--save-model", metavar="DIR", help="also save the fitted synthesizer here")
-    _add_formula_option(synth)
-    synth.add_argument("--report", metavar="DIR", default=None,
-                       help="evaluate the result and write the privacy audit report to DIR/<run-id>/ "
-                            "(report.html + report.json), e.g. --report privacy_reports")
-    synth.add_argument("--audit-result", metavar="AUDIT.json", default=None,
-                       help="a 'synthtext audit -o AUDIT.json' result to include in the report")
-    _add_fit_options(synth)
+    _add_synthesize_options(synth, output_required=True)
+    synth.add_argument("--dry-run", action="store_true",
+                       help="print the plan, as 'synthtext plan' does, and stop: nothing is trained or written "
+                            "(for JSON: synthtext plan --format json)")
     synth.set_defaults(handler=run_synthesize)
+
+    plan = commands.add_parser(
+        "plan", help="say what 'synthesize' would do and roughly how long it takes, without training",
+        description=("Print what 'synthtext synthesize' with the same options would do: the columns, their roles "
+                     "and protection, the PII types redacted, the privacy plan (noise multiplier, sample rate, "
+                     "steps, epsilon and delta per model and for the table), the warnings, and an estimate of "
+                     "each stage's wall time on this machine from short timed probes (a few training steps on a "
+                     "handful of rows and one short generation batch; the probe's model is thrown away). The "
+                     "plan is computed by the same code as the run, which then uses exactly this plan. "
+                     "Same options as synthesize; -o is optional (checked, not written)."),
+        epilog=("Examples:\n  synthtext plan examples/reviews_500.csv --text-columns 'Review Text'\n"
+                "  synthtext plan examples/reviews_500.csv --format json --no-probe"),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    _add_synthesize_options(plan, output_required=False)
+    plan.add_argument("--format", choices=("table", "json"), default="table",
+                      help="table for people (default), json for machines")
+    plan.add_argument("--no-probe", action="store_true",
+                      help="skip the timed probes: the plan without the time estimate (seconds instead of a minute)")
+    plan.set_defaults(handler=run_plan)
 
     fit = commands.add_parser("fit", help="learn a CSV file and save the synthesizer",
                               description="Learn IN.csv and save the fitted synthesizer to DIR (JSON and "
@@ -198,6 +209,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "the byte-level model trained from scratch; or a hub id / local directory of a causal LM")
     audit.add_argument("--model-size", choices=("auto", "tiny", "small", "base"), default="auto",
                        help="--model builtin only: small on CPU, base on a GPU (auto); tiny for smoke tests")
+    audit.add_argument("--structured", choices=("sdv", "keep", "dp"), default="sdv",
+                       help="dp: audit the whole-row model of 'synthesize --structured dp' (canaries are whole "
+                            "rows); sdv and keep train the same text model, which is audited")
     audit.add_argument("--epochs", type=_count(1), default=None, help="training epochs (default 3)")
     audit.add_argument("--batch-size", type=_count(1), default=None, help="training batch size (default 64)")
     audit.add_argument("--seed", type=_SEED, default=0, help="seed for canaries and training (default 0)")
@@ -212,6 +226,23 @@ def build_parser() -> argparse.ArgumentParser:
     for command in commands.choices.values():  # so error advice names only flags this command has
         command.set_defaults(flags=frozenset(o for action in command._actions for o in action.option_strings))
     return parser
+
+
+def _add_synthesize_options(command: argparse.ArgumentParser, *, output_required: bool) -> None:
+    """What 'synthesize' takes, so that 'plan' takes the same command line."""
+    command.add_argument("csv", metavar="IN.csv", help="the table to learn")
+    command.add_argument("-o", "--output", required=output_required, metavar="OUT.csv",
+                         help="where to write the synthetic table ('-': stdout, the summary goes to stderr)")
+    command.add_argument("--rows", type=_ROWS, default=None, metavar="N",
+                         help="rows to write (default: as many as IN.csv)")
+    command.add_argument("--save-model", metavar="DIR", help="also save the fitted synthesizer here")
+    _add_formula_option(command)
+    command.add_argument("--report", metavar="DIR", default=None,
+                         help="evaluate the result and write the privacy audit report to DIR/<run-id>/ "
+                              "(report.html + report.json), e.g. --report privacy_reports")
+    command.add_argument("--audit-result", metavar="AUDIT.json", default=None,
+                         help="a 'synthtext audit -o AUDIT.json' result to include in the report")
+    _add_fit_options(command)
 
 
 def _add_formula_option(command: argparse.ArgumentParser) -> None:
@@ -258,8 +289,9 @@ def _add_fit_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--max-new-tokens", type=_count(1), default=None, metavar="N",
                          help="longest generated text, in tokens (bytes for the built-in model)")
     _add_max_length(command)
-    command.add_argument("--structured", choices=("sdv", "keep"), default="sdv",
-                         help="sdv: synthesize the other columns (not DP); keep: keep them as given")
+    command.add_argument("--structured", choices=("sdv", "keep", "dp"), default="sdv",
+                         help="sdv: synthesize the other columns with SDV (not DP); keep: keep them as given; dp: "
+                              "one DP model writes whole rows, so the epsilon covers every column but the PII ones")
     command.add_argument("--epochs", type=_count(1), default=None, help="training epochs (default 3)")
     command.add_argument("--holdout", type=_share, default=0.1, metavar="SHARE",
                          help="share of rows kept out of training to measure leakage against (0 to 0.5, default 0.1)")

@@ -78,16 +78,23 @@ def length_order(examples: EncodedExamples) -> list[int]:
     return sorted(range(len(examples)), key=lambda i: len(examples.input_ids[i]))
 
 
-def prompt_prefixes(tokenizer: Any, prompts: Sequence[str]) -> list[list[int]]:
+def prompt_prefixes(tokenizer: Any, prompts: Sequence[str], starts: Sequence[str] | None = None) -> list[list[int]]:
     """The token ids every text is conditioned on: ``[BOS] prompt``, or the chat template's user turn
     and assistant header when the tokenizer has one (:func:`uses_chat_template`). Training and
-    generation both build prefixes here, so they always match."""
+    generation both build prefixes here, so they always match.
+
+    ``starts``: the beginning of each text, given (generation continues it): encoded on its own and
+    appended, as training encodes the text apart from its prompt."""
     if uses_chat_template(tokenizer):
         turns = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
                                                add_generation_prompt=True) for p in prompts]
-        return _encode_many(tokenizer, turns)
-    bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-    return [[bos, *ids] for ids in _encode_many(tokenizer, prompts)]
+        out = _encode_many(tokenizer, turns)
+    else:
+        bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        out = [[bos, *ids] for ids in _encode_many(tokenizer, prompts)]
+    if starts is not None:
+        out = [ids + start for ids, start in zip(out, _encode_many(tokenizer, list(starts)))]
+    return out
 
 
 def encode_examples(tokenizer: Any, prompts: Sequence[str], texts: Sequence[str], max_length: int) -> EncodedExamples:

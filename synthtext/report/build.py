@@ -37,7 +37,7 @@ MAX_SAMPLE_ROWS = 100
 """More rows than this are refused: the report shows a sample, the table is the CSV."""
 # Keys of a text model's training log that are carried into the report; anything else is dropped.
 _TRAINING_LOG_KEYS = ("model", "dp", "accountant", "delta", "epsilon", "target_epsilon", "seconds", "cpu_seconds",
-                      "records_processed", "precision")
+                      "records_processed", "precision", "frozen_layers_seconds")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -280,14 +280,16 @@ def column_role(column: Any, text_columns, pii_columns, conditioning_columns) ->
 
 def column_protection(role: str, structured: str | None, ledger: Mapping | None) -> str:
     """What protects a column of this role, in the words the report uses (the one place they are made)."""
-    if role == "text":
-        if ledger is None:
-            return "unknown (no privacy ledger)"
-        if ledger.get("dp"):
-            return f"DP (epsilon={ledger['epsilon']:.3g} for all text columns)"
-        return "not DP (trained without differential privacy)"
     if role == "pii":
         return "Faker surrogate (not derived from data)"
+    if role == "text" or structured == "dp":
+        if ledger is None:
+            return "unknown (no privacy ledger)"
+        if not ledger.get("dp"):
+            return "not DP (trained without differential privacy)"
+        if structured == "dp":
+            return f"DP (epsilon={ledger['epsilon']:.3g}, one model for every non-PII column)"
+        return f"DP (epsilon={ledger['epsilon']:.3g} for all text columns)"
     if structured == "sdv":
         return "SDV (not DP)"
     if structured == "keep":

@@ -200,8 +200,12 @@ def caveats(data: Mapping, ledger: Mapping | None, pii: Mapping | None, evaluati
             "limits what the synthetic text reveals about a training row. The leakage checks below can "
             "find problems but cannot prove their absence.")
     else:
-        add("epsilon_scope", "Epsilon covers the text models only. The PII scan, the structured columns and "
-            "this evaluation read the real data outside the privacy budget.")
+        if data.get("structured") == "dp":
+            add("epsilon_scope", "Epsilon covers every column but the PII columns: one DP model wrote each "
+                "whole row. The PII scan and this evaluation read the real data outside the privacy budget.")
+        else:
+            add("epsilon_scope", "Epsilon covers the text models only. The PII scan, the structured columns "
+                "and this evaluation read the real data outside the privacy budget.")
         if any(not m.get("secure_rng", False) for m in ledger.get("models") or []):
             add("pseudo_random_noise", "The DP noise and the Poisson sampling were drawn from PyTorch's "
                 "ordinary pseudo-random generator, not a cryptographically secure one (Opacus secure_mode "
@@ -219,6 +223,14 @@ def caveats(data: Mapping, ledger: Mapping | None, pii: Mapping | None, evaluati
             "values or combinations can reappear. Numbers stay within each real column's minimum and "
             "maximum (SDV's default), so the extremes, often one person's values, can show through. "
             "The generated text is conditioned on them." + _rare_sentence(data.get("rare_categories_suppressed")))
+    drawn = data.get("whole_rows")
+    if data.get("structured") == "dp" and drawn:
+        add("whole_rows", f"The structured columns were written by the DP model with the text: their categories "
+            "and ranges are whatever it wrote (nothing about them was read from the real data outside the "
+            f"budget). Of {fmt(drawn['draws'])} rows drawn, {fmt(drawn['rejected'])} did not read as a row of "
+            f"this table and were drawn again (at most {fmt(drawn['max_tries'])} draws per row); "
+            f"{fmt(drawn['unparsed'])} of the {fmt(drawn['rows'])} rows still did not, and their cells are "
+            "missing in the synthetic table.")
     kept = [c for c in data["columns"] if c["protected_by"].startswith("kept")]
     if kept:
         add("kept_not_protected", f"Columns {_names(kept)} were kept as given: the synthetic table reuses "

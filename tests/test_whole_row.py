@@ -1,0 +1,173 @@
+"""structured="dp": one DP model writes whole rows; parsing, redraws, the ledger and the report."""
+
+import json
+
+import pandas as pd
+import pytest
+
+import synthtext.generate as G
+from synthtext import whole_row as W
+from synthtext.config import PrivacyConfig, TrainConfig
+from synthtext.errors import DataError, ModelError
+from synthtext.report import build_report
+from synthtext.synthesizer import TextSynthesizer
+from synthtext.train import plan_privacy
+from test_synthesize import table
+
+DTYPES = {"n": "int64", "maybe": "Int64", "price": "float64", "ok": "bool", "kind": "category",
+          "when": "datetime64[ns, Europe/Paris]", "note": "object"}
+
+
+def frame() -> pd.DataFrame:
+    return pd.DataFrame({
+        "n": [1, -20], "maybe": pd.array([3, None], dtype="Int64"), "price": [19.99, 0.5], "ok": [True, False],
+        "kind": pd.Categorical(["a | b", "c"]), "when": pd.to_datetime(["2024-01-02 13:45", "2024-03-04 00:00"]).tz_localize(
+            "Europe/Paris"), "note": ["two\nlines | and a bar", "<missing>"]})
+
+
+def test_a_row_line_reads_back_as_the_row_in_every_dtype():
+    df = frame()
+    columns = list(df.columns)
+    for row in df.to_dict("records"):
+        parsed = W.parse_row(W.row_line(row, columns), columns, df.dtypes, text_columns=["note"])
+        assert parsed is not None
+        back = W.restore_dtypes(pd.DataFrame([parsed], columns=columns), df.dtypes)
+        for column in columns:
+            want = row[column]
+            got = back[column].iloc[0]
+            assert (pd.isna(want) and pd.isna(got)) or got == want, (column, want, got)
+    missing_text = {**df.iloc[0].to_dict(), "note": None}
+    assert W.parse_row(W.row_line(missing_text, columns), columns, df.dtypes, ["note"])["note"] is None
+
+
+@pytest.mark.parametrize("line", [
+    "n: 1 | price: 2",                                       # a column left out
+    "price: 2 | n: 1 | maybe: 3",                           # out of order
+    "n: one | maybe: 3 | price: 2",                          # not an integer
+    "n: 1 | maybe: 3.5 | price: 2",                          # not an integer either
+    "n: 1 | maybe: 3 | price: cheap",                        # not a number
+    "n: 1 | maybe: 3 price: 2",                              # no separator
+    "n: 1 | maybe: 3 | price: 2 | extra: 9",                 # a column the table does not have
+])
+def test_a_line_that_is_not_a_row_of_the_table_is_refused(line):
+    assert W.parse_row(line, ["n", "maybe", "price"], {k: DTYPES[k] for k in ("n", "maybe", "price")}, []) is None
+
+
+@pytest.mark.parametrize("text, dtype", [("yes", "bool"), ("2024-13-45", "datetime64[ns]"),
+                                         ("2024-01-02 10:00+01:00", "datetime64[ns]")])
+def test_values_of_the_wrong_type_are_refused(text, dtype):
+    with pytest.raises(ValueError):
+        W.parse_value(text, pd.api.types.pandas_dtype(dtype))
+
+
+class FakeModel:
+    """Stands in for generate_texts: answers from a script, one list per call."""
+
+    def __init__(self, *calls):
+        self.calls, self.seen = list(calls), []
+
+    def __call__(self, trained, prompts, sampling=None, *, starts=None, **_):
+        self.seen.append((list(prompts), list(starts)))
+        return self.calls.pop(0)
+
+
+def test_rows_that_do_not_parse_are_drawn_again_and_counted(monkeypatch):
+    fake = FakeModel(["n: 1 | price: 2", "garbage", "n: x | price: 1"], ["n: 2 | price: 3", "n: 3 | price: 4"])
+    monkeypatch.setattr(G, "generate_texts", fake)
+    sampling = G.SamplingConfig(seed=5)
+    rows, counts = W.sample_rows(None, ["n", "price"], [], {"n": "int64", "price": "float64"}, 3, sampling, "plain")
+    assert rows.to_dict("list") == {"n": [1, 2, 3], "price": [2.0, 3.0, 4.0]}
+    assert counts == {"rows": 3, "draws": 5, "rejected": 2, "unparsed": 0, "max_tries": W.MAX_TRIES}
+    assert len(fake.seen[1][0]) == 2  # only the two rows that failed are drawn again
+    never = FakeModel(*[["garbage"] * 2] * W.MAX_TRIES)
+    monkeypatch.setattr(G, "generate_texts", never)
+    with pytest.raises(ModelError, match="no readable row"):
+        W.sample_rows(None, ["n", "price"], [], {"n": "int64", "price": "float64"}, 2, sampling, "plain")
+
+
+def test_given_leading_columns_start_the_line(monkeypatch):
+    fake = FakeModel(["price: 7"])
+    monkeypatch.setattr(G, "generate_texts", fake)
+    given = pd.DataFrame({"n": [41]})
+    rows, _ = W.sample_rows(None, ["n", "price"], [], {"n": "int64", "price": "float64"}, 1, G.SamplingConfig(),
+                            "plain", given=given)
+    assert fake.seen[0][1] == ["n: 41 | "] and rows.to_dict("list") == {"n": [41], "price": [7.0]}
+    with pytest.raises(DataError, match="the first of them, in that order"):
+        W.sample_rows(None, ["n", "price"], [], {"n": "int64", "price": "float64"}, 1, G.SamplingConfig(), "plain",
+                      given=pd.DataFrame({"price": [1.0]}))
+
+
+def _two_text_table() -> pd.DataFrame:
+    df = table()
+    df["title"] = [f"about the {p}" for p in df["product"]]
+    return df
+
+
+def _written_rows(prompts, starts):
+    """Well-formed lines of the test table (with a placeholder, which the PII filling must take)."""
+    out = []
+    for i, start in enumerate(starts):
+        line = f"product: dress | rating: {1 + i % 5} | comment: hi <PERSON>, the dress fits | title: nice"
+        out.append(line[len(start):] if start else line)
+    return out
+
+
+def test_fit_dp_one_model_for_the_whole_row_and_its_ledger(monkeypatch, tmp_path):
+    synth = TextSynthesizer(["comment", "title"], model="builtin", model_size="tiny", epsilon=8.0, structured="dp",
+                            train=TrainConfig(epochs=1, batch_size=32, progress=False), max_new_tokens=16)
+    synth.fit(_two_text_table())
+    [model] = synth.text_models()
+    assert synth.models_["comment"] is synth.models_["title"] is model  # one model, the budget not split
+    planned = plan_privacy(synth.n_train_, PrivacyConfig(epsilon=8.0), model.train_config)
+    assert (model.ledger.noise_multiplier, model.ledger.steps, model.ledger.target_epsilon) == (
+        planned.noise_multiplier, planned.steps, 8.0)
+    assert synth.privacy_ledger_["epsilon"] == model.ledger.epsilon <= 8.0
+    assert synth.privacy_ledger_["covers"] == "every column but the PII columns"
+    assert synth.conditioning_columns_ == ["product", "rating"]
+
+    monkeypatch.setattr(G, "generate_texts", lambda trained, prompts, sampling=None, *, starts=None, **_:
+                        _written_rows(prompts, starts))
+    out = synth.sample(6)
+    assert list(out.columns) == list(_two_text_table().columns) and len(out) == 6
+    assert out["rating"].tolist() == [1, 2, 3, 4, 5, 1] and str(out["rating"].dtype) == "int64"
+    assert all("<PERSON>" not in t for t in out["comment"]) and out["title"].eq("nice").all()
+    assert out["customer_name"].map(lambda v: isinstance(v, str) and " " in v).all()  # surrogates
+    given = synth.sample(conditions=pd.DataFrame({"rating": [5, 2], "product": ["jeans", "jeans"]}))
+    assert given["rating"].tolist() == [5, 2] and given["product"].tolist() == ["jeans", "jeans"]
+
+    inputs = synth.report_inputs()
+    protection = {c["name"]: c["protected_by"] for c in inputs["data_summary"]["columns"]}
+    assert protection["rating"].startswith("DP (") and protection["customer_name"].startswith("Faker")
+    report = build_report(evaluation=None, **inputs)
+    caveats = {c["id"]: c["text"] for c in report["caveats"]}
+    assert "every column but the PII columns" in caveats["epsilon_scope"] and "sdv_not_dp" not in caveats
+    assert "Of 2 rows drawn, 0 did not read" in caveats["whole_rows"]
+
+    saved = synth.save(tmp_path / "dp")
+    assert sorted(p.name for p in saved.iterdir() if p.name.startswith("text_model")) == ["text_model_0"]
+    loaded = TextSynthesizer.load(saved)
+    assert loaded.models_["comment"] is loaded.models_["title"]
+    assert loaded.privacy_ledger_["epsilon"] == synth.privacy_ledger_["epsilon"]
+    assert len(loaded.sample(3)) == 3
+    state = json.loads((saved / "synthesizer.json").read_text())
+    assert state["text_models"] == {"comment": "text_model_0", "title": "text_model_0"}
+
+
+def test_the_plan_shows_one_model_covering_every_column():
+    synth = TextSynthesizer(["comment"], model="builtin", model_size="tiny", epsilon=8.0, structured="dp",
+                            train=TrainConfig(epochs=1, batch_size=32, progress=False), max_new_tokens=16)
+    plan = synth.plan(_two_text_table().drop(columns="title"), probe=False)
+    assert len(plan.privacy["models"]) == 1 and plan.privacy["models"][0]["target_epsilon"] == 8.0
+    assert {c["name"]: c["protected_by"].split(" (")[0] for c in plan.columns} == {
+        "customer_name": "Faker surrogate", "product": "DP", "rating": "DP", "comment": "DP"}
+
+
+def test_the_canary_audit_runs_on_the_whole_row_model():
+    from synthtext import audit
+
+    result = audit(table(), ["comment"], epsilon=8.0, canaries=50, model="builtin", model_size="tiny",
+                   train=TrainConfig(epochs=1, batch_size=32, progress=False), structured="dp", references=20)
+    assert result.dp and result.ledger["target_epsilon"] == 8.0  # the whole budget: one model
+    assert result.canary["prompt"].startswith("a whole row")
+    assert result.empirical_epsilon_lower_bound <= result.claimed_epsilon
+    assert result.ledger["n_records"] == len(table()) + result.n_inserted
