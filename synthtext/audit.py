@@ -47,6 +47,7 @@ import pandas as pd
 from .config import CONFIDENCE, PrivacyConfig, TrainConfig
 from .errors import ConfigError, DataError, option
 from .jsonsafe import json_safe
+from .units import DEFAULT_MAX_ROWS_PER_UNIT
 
 DEFAULT_CANARIES = 1000
 DEFAULT_CANARY_DIGITS = 10
@@ -311,7 +312,8 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
           train: TrainConfig | None = None, privacy: PrivacyConfig | None = None,
           canary_digits: int = DEFAULT_CANARY_DIGITS, references: int = DEFAULT_REFERENCES, seed: int = 0,
           progress: bool = False, analyzer: Any = None,
-          redact_entities: Sequence[str] | str | None = None, structured: str = "sdv") -> AuditResult:
+          redact_entities: Sequence[str] | str | None = None, structured: str = "sdv",
+          privacy_unit: str | None = None, max_rows_per_unit: int = DEFAULT_MAX_ROWS_PER_UNIT) -> AuditResult:
     """Audit the DP training of ``df``'s text model with random canaries; see the module docstring.
 
     The settings mean what they mean for :class:`~synthtext.TextSynthesizer`; the audited model is the
@@ -322,7 +324,9 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
     exposure. ``epsilon=None`` audits training without DP (shows the audit's power). ``redact_entities``:
     what is redacted in the training text, as for ``TextSynthesizer``. ``structured="dp"`` audits the one
     whole-row model instead (:mod:`synthtext.whole_row`; the full budget, canaries are whole rows: a random
-    row's values with the secret as the text).
+    row's values with the secret as the text). ``privacy_unit`` (with ``structured="dp"``) audits the model
+    trained per unit (:mod:`synthtext.units`): every unit is one record, and a canary is a whole unit of one
+    row (a random row's values, the secret as the text).
 
     Raises:
         PrivacyBudgetError: too few rows for the requested epsilon (as ``fit`` would).
@@ -352,17 +356,27 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
     # the same plan as fit's (plan.py), so the audited model is trained as the synthesizer's would be
     if structured not in ("sdv", "keep", "dp"):
         raise ConfigError(f"structured: must be one of ['sdv', 'keep', 'dp'], got {structured!r}.")
+    from .units import check_unit_settings, find_units, pick_rows, train_config_for_units
+
+    check_unit_settings(df, privacy_unit, structured, max_rows_per_unit)
     scan, pii_columns, conditioning = scan_columns(
         df, text_columns=text_columns, conditioning_columns=conditioning_columns, redact_entities=redact_entities,
         analyzer=analyzer, progress=progress)
+    units = None
+    if privacy_unit is not None:  # as fit decides them (TextSynthesizer._prepare)
+        units = find_units(df, privacy_unit, text_columns=scan.text_columns, conditioning_columns=conditioning_columns)
+        conditioning = [c for c in conditioning if c != privacy_unit]
+    unit = "row" if units is None else units.column
     dp_rows = structured == "dp"
     if dp_rows:
-        conditioning = whole_row_conditioning(df.columns, conditioning, scan.text_columns, pii_columns)
+        conditioning = whole_row_conditioning(df.columns, conditioning, scan.text_columns, pii_columns,
+                                              exclude=[privacy_unit] if privacy_unit is not None else ())
     column = scan.text_columns[0] if column is None else column
     if column not in scan.text_columns:
         raise ConfigError(f"column: {column!r} is not one of the text columns {list(scan.text_columns)}.")
-    privacy_cfg = table.per_model(1 if dp_rows else len(scan.text_columns), len(df))
-    plan_privacy(len(df), privacy_cfg, train_cfg)  # refuse what fit would refuse, before any work
+    n_records = len(df) if units is None else units.n_units
+    privacy_cfg = table.per_model(1 if dp_rows else len(scan.text_columns), n_records)
+    plan_privacy(n_records, privacy_cfg, train_cfg, privacy_unit=unit)  # refuse what fit would refuse, before any work
 
     records = pii.redact_frame(df, scan, redact_entities).to_dict("records")  # fit redacts by default
     base = load_base_model(model, size=model_size, seed=seed)
@@ -373,8 +387,18 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
     hosts = rng.integers(len(records), size=m + n_references)
     inserted = rng.random(m) < 0.5
 
+    if units is not None:
+        train_cfg = train_config_for_units(train_cfg, base, max_rows_per_unit)
     max_length = base.max_length(train_cfg)
-    if dp_rows:  # a canary is a whole row: a real row's values, the secret as its text
+    if units is not None:  # a canary is a whole unit of one row: a real row's values, the secret as its text
+        columns = whole_row.row_columns(conditioning, scan.text_columns)
+        picked, _ = pick_rows(units, range(units.n_units), max_rows_per_unit, seed)
+        data = whole_row.encode_units(base.tokenizer, max_length, [[records[i] for i in rows] for rows in picked],
+                                      columns, fmt.style, unit, max_rows_per_unit)
+        secret_records = whole_row.encode_units(base.tokenizer, max_length,
+                                                [[{**records[i], column: s}] for i, s in zip(hosts, secrets)],
+                                                columns, fmt.style, unit, max_rows_per_unit)
+    elif dp_rows:  # a canary is a whole row: a real row's values, the secret as its text
         columns = whole_row.row_columns(conditioning, scan.text_columns)
         data = whole_row.encode_rows(base.tokenizer, max_length, records, columns, fmt.style)
         secret_records = whole_row.encode_rows(base.tokenizer, max_length,
@@ -392,7 +416,8 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
     training = EncodedExamples(
         input_ids=data.input_ids + [secret_records.input_ids[i] for i in chosen],
         prompt_lengths=data.prompt_lengths + [secret_records.prompt_lengths[i] for i in chosen])
-    trained = train_private(base, training, privacy_cfg, train_cfg)  # n includes the inserted canaries
+    trained = train_private(base, training, privacy_cfg, train_cfg,  # n includes the inserted canaries
+                            privacy_unit=unit)
 
     losses = trained.record_losses(secret_records)
     canary_losses, reference_losses = losses[:m], losses[m:]
@@ -416,7 +441,9 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
                   "method": "skew-normal fit to the losses of random reference secrets (Carlini et al. 2019)"},
         ledger=ledger.to_dict(), column=str(column), n_rows=len(df),
         canary={"kind": "random digits", "digits": digits, "inclusion_probability": 0.5,
-                "prompt": ("a whole row: a random data row's values, the secret as its text" if dp_rows
+                "prompt": (f"a whole {unit!r} unit of one row: a random data row's values, the secret as its text"
+                           if units is not None else
+                           "a whole row: a random data row's values, the secret as its text" if dp_rows
                            else "conditions of a random data row")},
         losses={"inserted_mean": _mean(inside), "not_inserted_mean": _mean(outside),
                 "histogram": _histogram(inside, outside)},

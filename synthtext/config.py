@@ -407,12 +407,14 @@ class PrivacyLedger:
 
     @property
     def summary(self) -> str:
+        records = "rows" if self.privacy_unit == "row" else f"{self.privacy_unit} units"
         if not self.dp:
-            return f"no differential privacy: {self.model} trained on {self.n_records} rows without DP."
+            return f"no differential privacy: {self.model} trained on {self.n_records} {records} without DP."
         return (
-            f"(epsilon={self.epsilon:.3g}, delta={self.delta:.2g})-DP per row, {self.accountant} accountant: "
-            f"{self.steps} steps, sample rate {self.sample_rate:.4g}, noise multiplier {self.noise_multiplier:.4g}, "
-            f"clipping norm {self.max_grad_norm:g}, {self.n_records} rows, model {self.model}."
+            f"(epsilon={self.epsilon:.3g}, delta={self.delta:.2g})-DP {per_unit(self.privacy_unit)}, "
+            f"{self.accountant} accountant: {self.steps} steps, sample rate {self.sample_rate:.4g}, noise multiplier "
+            f"{self.noise_multiplier:.4g}, clipping norm {self.max_grad_norm:g}, {self.n_records} {records}, model "
+            f"{self.model}."
         )
 
     def to_dict(self) -> dict:
@@ -426,25 +428,31 @@ class PrivacyLedger:
         return _from_dict(cls, data)
 
 
+def per_unit(privacy_unit: str) -> str:
+    """"per row", or "per customer_id" (every row sharing a value of that column is one unit)."""
+    return "per row" if privacy_unit == "row" else f"per {privacy_unit} (all rows sharing a value are one unit)"
+
+
 def compose_ledgers(ledgers: Sequence[PrivacyLedger], whole_row: bool = False) -> dict:
     """The whole pipeline's guarantee from one ledger per text model (basic composition: the
     epsilons and deltas add up, since every model reads every row; :meth:`PrivacyConfig.per_model`
     makes the split that this sums). ``whole_row``: one model wrote every column but the PII ones
     (``structured="dp"``), so the guarantee covers them all."""
     dp = all(ledger.dp for ledger in ledgers)
+    unit = ledgers[0].privacy_unit if ledgers else "row"
     total = {
         "dp": dp,
         "epsilon": sum(ledger.epsilon for ledger in ledgers) if dp else None,
         "delta": sum(ledger.delta for ledger in ledgers) if dp else None,
         "composition": "basic (sum over text models)" if len(ledgers) > 1 else "single model",
-        "privacy_unit": "row",
+        "privacy_unit": unit,
         "models": [ledger.to_dict() for ledger in ledgers],
     }
     total["covers"] = "every column but the PII columns" if whole_row else "the text columns"
     total["summary"] = (
-        (f"(epsilon={total['epsilon']:.3g}, delta={total['delta']:.2g})-DP per row for every column but the PII "
-         "columns (one model for the whole row)." if whole_row else
-         f"(epsilon={total['epsilon']:.3g}, delta={total['delta']:.2g})-DP per row for the text "
+        (f"(epsilon={total['epsilon']:.3g}, delta={total['delta']:.2g})-DP {per_unit(unit)} for every column but "
+         "the PII columns (one model for the whole row)." if whole_row else
+         f"(epsilon={total['epsilon']:.3g}, delta={total['delta']:.2g})-DP {per_unit(unit)} for the text "
          f"({len(ledgers)} model(s)).") if dp else
         "no differential privacy: the text models were trained without DP.")
     return total

@@ -65,11 +65,12 @@ def scan_columns(df: pd.DataFrame, *, text_columns: Sequence[str] | None, condit
 
 
 def whole_row_conditioning(columns: Sequence, conditioning: Sequence, text_columns: Sequence,
-                           pii_columns: Mapping) -> list:
-    """``structured="dp"``: every column but the texts and the PII columns goes into the sequence, the ones
-    the caller conditions on first (so that ``sample(conditions=...)`` can give them)."""
+                           pii_columns: Mapping, exclude: Sequence = ()) -> list:
+    """``structured="dp"``: every column but the texts, the PII columns and ``exclude`` (the privacy unit's
+    column) goes into the sequence, the ones the caller conditions on first (so that
+    ``sample(conditions=...)`` can give them)."""
     return [*conditioning, *(c for c in columns if c not in conditioning and c not in text_columns
-                             and c not in pii_columns)]
+                             and c not in pii_columns and c not in exclude)]
 
 
 def split_holdout(n_rows: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config import SamplingConfig
+from .config import SamplingConfig, per_unit
 from .metrics.verdicts.rules import SMALL_DATA_ROWS
 
 
@@ -66,11 +66,14 @@ def make_run_plan(synth: Any, df: pd.DataFrame, prepared: Any, num_rows: int, *,
     text_columns = list(scan.text_columns)
     redacted = pii.redact_frame(df, scan, synth.redact_entities) if synth.redact_pii else df
     records = redacted.iloc[prepared.train_pos].to_dict("records")
+    unit_rows, rows_not_trained = synth._unit_rows(prepared, redacted)
     base, load_seconds = estimate.timed(load_base_model, synth.model, size=synth.model_size, seed=synth.seed)
     fmt = prompt_format_for(base.tokenizer, prepared.conditioning, text_columns)
+    train = synth.record_config(base, train, prepared)
     limit = base.max_length(train)
     trained_for = text_columns[:synth.n_models(len(text_columns))]  # structured="dp": one model, whole rows
-    examples = {c: synth.training_records(fmt, base.tokenizer, limit, records, c) for c in trained_for}
+    examples = {c: synth.training_records(fmt, base.tokenizer, limit, unit_rows["train"] if unit_rows else records,
+                                          c, units=unit_rows is not None) for c in trained_for}
     settings = training_settings(base, train, plan)
 
     models = [_planned_model(column, plan, prepared.privacy, base) for column in trained_for]
@@ -79,14 +82,18 @@ def make_run_plan(synth: Any, df: pd.DataFrame, prepared: Any, num_rows: int, *,
     planned_ledger = {"dp": plan.dp, "epsilon": epsilon}
     columns = []
     for column in df.columns:
-        role = column_role(column, text_columns, prepared.pii_columns, prepared.conditioning)
+        role = column_role(column, text_columns, prepared.pii_columns, prepared.conditioning,
+                           unit_column=synth.privacy_unit)
         columns.append({"name": str(column), "dtype": str(df[column].dtype), "role": role,
                         "protected_by": column_protection(role, synth.structured, planned_ledger)})
     counts = pii.redaction_counts(df, scan, synth.redact_entities, enabled=synth.redact_pii)
-    privacy = {"dp": plan.dp, "epsilon": epsilon, "delta": delta, "privacy_unit": "row",
+    privacy = {"dp": plan.dp, "epsilon": epsilon, "delta": delta, "privacy_unit": prepared.privacy_unit,
                "composition": "basic (sum over text models)" if len(models) > 1 else "single model",
-               "covers": "the text models only: the PII scan and the structured columns read the real data outside it",
-               "models": models}
+               "covers": ("every column but the PII columns (one model for the whole row); the PII scan reads the "
+                          "real data outside it" if synth.structured == "dp" else
+                          "the text models only: the PII scan and the structured columns read the real data outside it"),
+               "models": models, "units": synth._units_summary(prepared, rows_not_trained),
+               "public_domains": {str(c): list(d) for c, d in (prepared.domains or {}).items()}}
     cut = {c: e.n_truncated for c, e in examples.items()}
     training = {"model": base.name, "kind": base.kind, **settings, "batch_size": train.batch_size,
                 "max_physical_batch_size": train.max_physical_batch_size, "epochs": train.epochs,
@@ -132,14 +139,17 @@ def _by_type(per_column: dict) -> dict:
 
 def _warnings(synth: Any, prepared: Any, plan: Any, cut: dict, limit: int) -> list[str]:
     out = []
-    n_train = len(prepared.train_pos)
+    n_train = plan.n_records
+    records = "rows" if prepared.units is None else f"{prepared.units.column!r} units"
     if not plan.dp:
         out.append("epsilon=None: the text models train WITHOUT differential privacy; the output carries no "
                    "privacy guarantee (for comparison only).")
     elif n_train < SMALL_DATA_ROWS:
-        out.append(f"Only {n_train:,} rows train under DP; peers recommend {SMALL_DATA_ROWS:,} or more. With so "
-                   "few rows the DP noise dominates and the synthetic text is usually of low quality (the "
+        out.append(f"Only {n_train:,} {records} train under DP; peers recommend {SMALL_DATA_ROWS:,} or more. "
+                   "With so few records the DP noise dominates and the synthetic text is usually of low quality (the "
                    "guarantee still holds).")
+    if prepared.unit_note:
+        out.append(prepared.unit_note)
     if plan.dp and plan.stops_early:
         out.append(f"The fixed noise multiplier spends the budget after {plan.steps} steps, before the configured "
                    "epochs end: training stops there.")
@@ -173,7 +183,8 @@ def _estimate(synth, df, prepared, base, settings, examples, records, fmt, sampl
                        f"{estimate.PROBE_STRUCTURED_ROWS:,} rows, scaled",
                        "seconds": estimate.structured_seconds(structured, rows, len(rows), num_rows)})
     first = next(iter(examples))
-    probe = estimate.probe_training(base, examples[first], prepared.privacy, prepared.train, plan, synth.seed)
+    train = synth.record_config(base, prepared.train, prepared)
+    probe = estimate.probe_training(base, examples[first], prepared.privacy, train, plan, synth.seed)
     prompts = [fmt.prompt(row, first) for row in records[: min(num_rows, estimate.PROBE_PROMPTS)]]
     prompt_length = sum(examples[first].prompt_lengths) / max(len(examples[first]), 1)
     generation = estimate.probe_generation(probe.trained, prompts, sampling, prompt_length)
@@ -249,9 +260,17 @@ def render_plan(plan: RunPlan) -> str:
         lines.append("  PII columns (Faker surrogates): "
                      + ", ".join(f"{c} ({e})" for c, e in pii["structured_columns"].items()))
     p = plan.privacy
+    units = p.get("units")
+    if units:
+        lines += ["", f"Privacy unit: {units['column']!r}: " + (units["note"] or (
+            f"{units['n_units']:,} units ({units['n_train_units']:,} train, {units['n_holdout_units']:,} held out), "
+            f"at most {units['max_rows_per_unit']} rows each in its training record"
+            + (f" ({units['rows_not_trained']:,} rows beyond that not trained on)" if units["rows_not_trained"] else "")
+            + (f"; {units['rows_without_value']:,} rows without a value are one unit each"
+               if units["rows_without_value"] else "") + "."))]
     lines.append("")
     if p["dp"]:
-        lines.append(f"Privacy: (epsilon={p['epsilon']:.3g}, delta={p['delta']:.2g})-DP per row for the text, "
+        lines.append(f"Privacy: (epsilon={p['epsilon']:.3g}, delta={p['delta']:.2g})-DP {per_unit(p['privacy_unit'])}, "
                      f"{p['composition']}; covers {p['covers']}.")
         for m in p["models"]:
             lines.append(f"  {m['column']}: noise multiplier {m['noise_multiplier']:.4g}, sample rate "
@@ -261,7 +280,7 @@ def render_plan(plan: RunPlan) -> str:
     else:
         lines.append("Privacy: NONE (epsilon=None): the text models train without differential privacy.")
         for m in p["models"]:
-            lines.append(f"  {m['column']}: {m['steps']} steps of {m['expected_batch_size']:.0f} rows")
+            lines.append(f"  {m['column']}: {m['steps']} steps of {m['expected_batch_size']:.0f} records")
     t = plan.training
     lora = (f"LoRA r={t['lora']['r']} on the top {t['lora']['layers']} of {t['lora']['of_layers']} layers"
             if t["lora"] else "all weights")

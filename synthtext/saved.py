@@ -75,7 +75,8 @@ def synthesizer_state(synth: TextSynthesizer) -> dict:
         raise ModelError("only tables with string column names can be saved.")
     settings = {k: getattr(synth, k) for k in ("epsilon", "delta", "model", "model_size", "structured", "sdv_model",
                                               "redact_pii", "locale", "seed", "temperature", "top_p",
-                                              "max_new_tokens", "holdout")}
+                                              "max_new_tokens", "holdout", "privacy_unit", "max_rows_per_unit")}
+    settings["public_domains"] = {c: list(d) for c, d in (synth.public_domains_ or {}).items()}  # JSON-safe
     settings["redact_entities"] = pii.redaction_policy(synth.redact_entities).describe()  # JSON-safe
     return {
         "format": SAVE_FORMAT, "version": SAVE_VERSION, "settings": settings,
@@ -88,6 +89,7 @@ def synthesizer_state(synth: TextSynthesizer) -> dict:
         "pii_counts": synth.pii_scan_["counts"],
         "pii_redaction": synth.pii_redaction(),
         "n_train": synth.n_train_, "n_holdout": synth.n_holdout_,
+        "privacy_unit": synth.privacy_unit_, "units": synth.units_,
     }
 
 
@@ -134,8 +136,13 @@ def _from_state(cls: type[TextSynthesizer], state: dict, source: Path) -> TextSy
                               index=synth.columns_, dtype=object)
     synth.n_rows_ = state["n_rows"]
     synth.n_train_, synth.n_holdout_ = state.get("n_train", synth.n_rows_), state.get("n_holdout", 0)
+    synth.privacy_unit_, synth.units_ = state.get("privacy_unit", "row"), state.get("units")
     synth.text_columns_ = state["text_columns"]
     synth.conditioning_columns_ = state["conditioning_columns"]
+    from .whole_row import check_public_domains  # as checked at fit: a saved [low, high] is a range again
+
+    synth.public_domains_ = check_public_domains(synth.public_domains, synth.structured, synth.conditioning_columns_,
+                                                 synth.dtypes_)
     synth.pii_columns_ = state["pii_columns"]
     synth.pii_scan_ = {"counts": state["pii_counts"], "redaction": state.get("pii_redaction")}
     synth.prompt_format_ = prompt_format.PromptFormat.from_dict(state["prompt_format"])

@@ -11,6 +11,9 @@ Stages, each in its own module:
 5. ``generate.generate_texts``: each synthetic row's text, conditioned on that row; placeholders are
    filled with Faker surrogates (a row's own synthetic name or email where it has one).
 
+With ``structured="dp"`` one model writes whole rows instead (``whole_row``), and with ``privacy_unit``
+whole units, one DP record per person (``units``).
+
 Only stage 4 reads private text with gradients; stage 5 is post-processing of the trained models.
 The PII scan and SDV read the real data without DP: the report says so, column by column.
 """
@@ -34,6 +37,7 @@ from .plan import (encode_rows, prompt_format_for, scan_columns, split_holdout, 
 from .errors import ConfigError, DataError, NotFittedError, PrivacyBudgetError, option
 from .memory import release_freed_memory
 from .saved import check_save_target, load_synthesizer, save_synthesizer
+from .units import DEFAULT_MAX_ROWS_PER_UNIT, check_unit_settings
 
 # Control characters a model may emit (the byte model can write any byte) that no table should hold.
 _CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -63,6 +67,19 @@ class _Prepared:
     plan: Any
     """The :class:`~synthtext.train.PrivacyPlan` every text model trains under."""
     scan_seconds: float
+    units: Any = None
+    """``privacy_unit``: the :class:`~synthtext.units.Units` (None: privacy per row)."""
+    train_units: Any = None
+    holdout_units: Any = None
+    unit_note: str | None = None
+    """Why the run is per row although a unit column was given (every value distinct)."""
+    domains: dict | None = None
+    """``public_domains`` checked (:func:`synthtext.whole_row.check_public_domains`)."""
+
+    @property
+    def privacy_unit(self) -> str:
+        """What one DP record is: "row" or the unit column's name."""
+        return "row" if self.units is None else self.units.column
 
 
 @dataclass
@@ -76,6 +93,9 @@ class _FitData:
     pii_values: dict
     scan: Any
     frame: pd.DataFrame
+    unit_rows: dict | None = None
+    """``privacy_unit``: the rows of each training and holdout unit as trained on ({"train": [[row, ...],
+    ...], "holdout": [...]}, redacted), for the membership attack."""
 
 
 class TextSynthesizer:
@@ -105,7 +125,16 @@ class TextSynthesizer:
         (``epsilon``/``delta`` above override the privacy config's).
     temperature, top_p, max_new_tokens: sampling settings (see :class:`~synthtext.config.SamplingConfig`).
     holdout: share of rows (random, seeded) kept out of training so leakage can be measured
-        against data the model never saw (0 to 0.5; 0 turns the holdout-based metrics off).
+        against data the model never saw (0 to 0.5; 0 turns the holdout-based metrics off); with
+        ``privacy_unit`` a share of the units.
+    privacy_unit: a column whose value says whose row it is (a customer id, an e-mail): all rows sharing
+        a value are one unit, one DP record, so epsilon holds per person instead of per row (needs
+        ``structured="dp"``; :mod:`synthtext.units`). None: per row.
+    max_rows_per_unit: with ``privacy_unit``, at most this many of a unit's rows (drawn at random with the
+        seed) make its training record.
+    public_domains: with ``structured="dp"``, ranges and category lists you declare public, e.g.
+        ``{"Age": (18, 99), "Department Name": ["Dresses", "Tops"]}``: a generated row outside them is
+        drawn again. Nothing like it is ever read from the real data; the report names these columns.
     """
 
     def __init__(self, text_columns: Sequence[str] | None = None,
@@ -116,7 +145,9 @@ class TextSynthesizer:
                  redact_entities: Sequence[str] | str | None = None, locale: str = "en_US",
                  seed: int = 0, train: TrainConfig | None = None, privacy: PrivacyConfig | None = None,
                  temperature: float = 1.0, top_p: float = 0.95, max_new_tokens: int | None = None,
-                 holdout: float = 0.1, progress: bool = False, analyzer: Any = None):
+                 holdout: float = 0.1, progress: bool = False, analyzer: Any = None,
+                 privacy_unit: str | None = None, max_rows_per_unit: int = DEFAULT_MAX_ROWS_PER_UNIT,
+                 public_domains: Mapping[str, Any] | None = None):
         self.text_columns = None if text_columns is None else list(text_columns)
         self.conditioning_columns = None if conditioning_columns is None else list(conditioning_columns)
         self.epsilon = epsilon
@@ -137,6 +168,9 @@ class TextSynthesizer:
         self.holdout = holdout
         self.progress = progress
         self.analyzer = analyzer
+        self.privacy_unit = privacy_unit
+        self.max_rows_per_unit = max_rows_per_unit
+        self.public_domains = public_domains
 
     # -- fit ------------------------------------------------------------------------------------------
 
@@ -159,27 +193,51 @@ class TextSynthesizer:
         train_cfg = training_config(self.train, self.seed, self.progress)  # checks the seed (>= 0) and the rest
         if self.seed >= 2**32:
             raise ConfigError(f"seed: must be below 2**32 (numpy's limit), got {self.seed}.")
+        check_unit_settings(df, self.privacy_unit, self.structured, self.max_rows_per_unit)
         started = time.perf_counter()
         scan, pii_columns, conditioning = scan_columns(
             df, text_columns=self.text_columns, conditioning_columns=self.conditioning_columns,
             redact_entities=self.redact_entities, analyzer=self.analyzer, progress=self.progress)
         scan_seconds = time.perf_counter() - started
 
+        units = unit_note = train_units = holdout_units = None
+        if self.privacy_unit is not None:
+            from .units import find_units, unique_unit_note
+
+            units = find_units(df, self.privacy_unit, text_columns=scan.text_columns,
+                               conditioning_columns=self.conditioning_columns)
+            conditioning = [c for c in conditioning if c != self.privacy_unit]  # the unit column is never learned
+            unit_note = unique_unit_note(self.privacy_unit) if units is None else None
         if self.structured == "dp":  # one model writes every column but the PII ones
-            conditioning = whole_row_conditioning(df.columns, conditioning, scan.text_columns, pii_columns)
-        train_pos, holdout_pos = split_holdout(len(df), self.holdout, self.seed)
-        privacy = table.per_model(self.n_models(len(scan.text_columns)), len(train_pos))
+            conditioning = whole_row_conditioning(df.columns, conditioning, scan.text_columns, pii_columns,
+                                                  exclude=[self.privacy_unit] if self.privacy_unit is not None else ())
+        from .whole_row import check_public_domains
+
+        domains = check_public_domains(self.public_domains, self.structured, conditioning, df.dtypes)
+        if units is not None:  # the holdout is a share of the units, and each unit is one record
+            from .units import split_units
+
+            train_units, holdout_units = split_units(units, self.holdout, self.seed)
+            train_pos, holdout_pos = units.rows_of(train_units), units.rows_of(holdout_units)
+            n_records, n_held, what = len(train_units), len(holdout_units), "unit"
+        else:
+            train_pos, holdout_pos = split_holdout(len(df), self.holdout, self.seed)
+            n_records, n_held, what = len(train_pos), len(holdout_pos), "row"
+        unit = "row" if units is None else units.column
+        privacy = table.per_model(self.n_models(len(scan.text_columns)), n_records)
         try:
-            plan = plan_privacy(len(train_pos), privacy, train_cfg)  # refuse too-small data before any work
+            plan = plan_privacy(n_records, privacy, train_cfg, privacy_unit=unit)  # refuse too-small data first
         except PrivacyBudgetError as exc:
-            if len(holdout_pos) == 0:
+            if n_held == 0:
                 raise
-            raise PrivacyBudgetError(f"{exc.args[0]} (Training rows: the {len(df)} rows minus a "
-                                     f"{len(holdout_pos)}-row holdout; {option('holdout=0', '--holdout 0')} trains "
-                                     "on every row.)") from None
+            raise PrivacyBudgetError(f"{exc.args[0]} (Training {what}s: the {n_records + n_held} {what}s minus a "
+                                     f"{n_held}-{what} holdout; {option('holdout=0', '--holdout 0')} trains on every "
+                                     f"{what}.)") from None
         return _Prepared(table=table, train=train_cfg, scan=scan, pii_columns=pii_columns,
                          conditioning=conditioning, train_pos=train_pos, holdout_pos=holdout_pos,
-                         privacy=privacy, plan=plan, scan_seconds=scan_seconds)
+                         privacy=privacy, plan=plan, scan_seconds=scan_seconds, units=units,
+                         train_units=train_units, holdout_units=holdout_units, unit_note=unit_note,
+                         domains=domains)
 
     def plan(self, df: pd.DataFrame, num_rows: int | None = None, *, report: bool = False, probe: bool = True):
         """What :meth:`fit` and then :meth:`sample` (``num_rows``) would do on ``df``, without training: the
@@ -225,12 +283,18 @@ class TextSynthesizer:
         models = {}
         t0 = time.perf_counter()
         records = redacted.iloc[train_pos].to_dict("records")
+        unit_rows, rows_not_trained = self._unit_rows(prepared, redacted)
+        if unit_rows is not None:  # one record per unit
+            records = unit_rows["train"]
         fmt = None
         for column in scan.text_columns[:self.n_models(len(scan.text_columns))]:
             base = load_base_model(self.model, size=self.model_size, seed=self.seed)
             fmt = fmt or prompt_format_for(base.tokenizer, conditioning, scan.text_columns)
-            examples = self.training_records(fmt, base.tokenizer, base.max_length(train_cfg), records, column)
-            models[column] = train_private(base, examples, privacy, train_cfg, plan=plan)  # the plan checked above
+            config = self.record_config(base, train_cfg, prepared)
+            examples = self.training_records(fmt, base.tokenizer, base.max_length(config), records, column,
+                                             units=unit_rows is not None)
+            models[column] = train_private(base, examples, privacy, config, plan=plan,  # the plan checked above
+                                           privacy_unit=prepared.privacy_unit)
             release_freed_memory()  # training's freed heap (~1.5 GiB on the README job) before the next stage
         if self.structured == "dp":  # one model for every text column
             models = {c: models[scan.text_columns[0]] for c in scan.text_columns}
@@ -249,13 +313,54 @@ class TextSynthesizer:
         self.models_ = models
         self.privacy_ledger_ = compose_ledgers([m.ledger for m in self.text_models()], whole_row=self.structured == "dp")
         self.n_train_, self.n_holdout_ = len(train_pos), len(holdout_pos)
+        self.privacy_unit_ = prepared.privacy_unit
+        self.public_domains_ = prepared.domains
+        self.units_ = self._units_summary(prepared, rows_not_trained)
         self.timings_ = timings
         # Real rows, kept in memory for evaluate()/write_report() only: never saved.
         self._fit_data = _FitData(train=train_df, holdout=df.iloc[holdout_pos].reset_index(drop=True),
                                   redacted_train=redacted.iloc[train_pos].reset_index(drop=True),
                                   redacted_holdout=redacted.iloc[holdout_pos].reset_index(drop=True),
-                                  pii_values=pii.found_values(df, scan, train_pos), scan=scan, frame=df)
+                                  pii_values=pii.found_values(df, scan, train_pos), scan=scan, frame=df,
+                                  unit_rows=unit_rows)
         return self
+
+    def _unit_rows(self, prepared: _Prepared, redacted: pd.DataFrame) -> tuple[dict | None, int]:
+        """``privacy_unit``: each training and holdout unit's rows (at most ``max_rows_per_unit``, drawn with
+        the seed), redacted, and how many training rows the cap left out; (None, 0) per row."""
+        if prepared.units is None:
+            return None, 0
+        from .units import pick_rows
+
+        every = redacted.to_dict("records")
+        out, left_out = {}, 0
+        for name, chosen in (("train", prepared.train_units), ("holdout", prepared.holdout_units)):
+            picked, n_left = pick_rows(prepared.units, chosen, self.max_rows_per_unit, self.seed)
+            out[name] = [[every[i] for i in rows] for rows in picked]
+            left_out += n_left if name == "train" else 0
+        return out, left_out
+
+    def _units_summary(self, prepared: _Prepared, rows_not_trained: int) -> dict | None:
+        """What the report says about the privacy unit (None when none was asked for)."""
+        if self.privacy_unit is None:
+            return None
+        units = prepared.units
+        return {"column": str(self.privacy_unit), "privacy_unit": prepared.privacy_unit,
+                "n_units": len(prepared.train_pos) + len(prepared.holdout_pos) if units is None else units.n_units,
+                "n_train_units": len(prepared.train_pos) if units is None else len(prepared.train_units),
+                "n_holdout_units": len(prepared.holdout_pos) if units is None else len(prepared.holdout_units),
+                "max_rows_per_unit": self.max_rows_per_unit,
+                "rows_without_value": 0 if units is None else units.rows_without_value,
+                "rows_not_trained": rows_not_trained, "note": prepared.unit_note}
+
+    def record_config(self, base, train: TrainConfig, prepared: _Prepared) -> TrainConfig:
+        """The training settings for this run's records: with ``privacy_unit`` and no ``max_length`` set, room
+        for ``max_rows_per_unit`` rows (the model's default length per row, within its positions)."""
+        if prepared.units is None:
+            return train
+        from .units import train_config_for_units
+
+        return train_config_for_units(train, base, self.max_rows_per_unit)
 
     def n_models(self, n_text_columns: int) -> int:
         """Text models trained: one per text column, or one for the whole row (``structured="dp"``)."""
@@ -267,12 +372,16 @@ class TextSynthesizer:
         unique = {id(self.models_[c]): self.models_[c] for c in self.text_columns_}
         return list(unique.values())
 
-    def training_records(self, fmt, tokenizer, max_length: int, records, column):
-        """One text column's training records, tokenized, or (``structured="dp"``) the whole rows'."""
+    def training_records(self, fmt, tokenizer, max_length: int, records, column, *, units: bool = False):
+        """One text column's training records, tokenized, or (``structured="dp"``) the whole rows', or
+        (``units``: ``records`` is a list of units, each a list of rows) the whole units'."""
         if self.structured == "dp":
             from . import whole_row
 
             columns = whole_row.row_columns(fmt.conditioning_columns, fmt.text_columns)
+            if units:
+                return whole_row.encode_units(tokenizer, max_length, records, columns, fmt.style,
+                                              str(self.privacy_unit), self.max_rows_per_unit, fmt.float_digits)
             return whole_row.encode_rows(tokenizer, max_length, records, columns, fmt.style, fmt.float_digits)
         return encode_rows(fmt, tokenizer, max_length, records, column)
 
@@ -369,7 +478,12 @@ class TextSynthesizer:
         from .pii import Surrogates
 
         columns = whole_row.row_columns(self.conditioning_columns_, self.text_columns_)
+        by_unit = self.privacy_unit_ != "row"
         given = None
+        if conditions is not None and by_unit:
+            raise ConfigError(f"conditions with privacy_unit={self.privacy_unit!r}: the model writes whole units "
+                              "(how many rows each has is its own), so it cannot continue given rows. Sample "
+                              "without conditions.")
         if conditions is not None:
             if not isinstance(conditions, pd.DataFrame):
                 raise DataError(f"conditions must be a DataFrame of rows, got {type(conditions).__name__}.")
@@ -380,16 +494,34 @@ class TextSynthesizer:
             given = conditions.reset_index(drop=True)[[c for c in columns if c in conditions.columns]]
         n = len(given) if given is not None else (self.n_rows_ if num_rows is None else num_rows)
         fmt = self.prompt_format_
-        rows, counts = whole_row.sample_rows(self.models_[self.text_columns_[0]], columns, self.text_columns_,
-                                             self.dtypes_, n, sampling, fmt.style, fmt.float_digits, given=given)
-        self.whole_row_counts_ = counts
+        model = self.models_[self.text_columns_[0]]
+        if by_unit:
+            rows, unit_of, counts = whole_row.sample_units(model, columns, self.text_columns_, self.dtypes_, n,
+                                                           sampling, fmt.style, self.privacy_unit_,
+                                                           self.max_rows_per_unit, fmt.float_digits,
+                                                           domains=self.public_domains_)
+            self.whole_unit_counts_, self.whole_row_counts_ = counts, None
+        else:
+            rows, counts = whole_row.sample_rows(model, columns, self.text_columns_, self.dtypes_, n, sampling,
+                                                 fmt.style, fmt.float_digits, given=given,
+                                                 domains=self.public_domains_)
+            self.whole_row_counts_, unit_of = counts, list(range(n))
         surrogates = Surrogates(locale=self.locale, seed=sampling.seed)
-        for column, entity in self.pii_columns_.items():
-            rows[column] = [surrogates.new_value(entity) for _ in range(n)]
+        n_units = max(unit_of) + 1
+        for column, entity in self.pii_columns_.items():  # one person's values across the rows of a unit
+            if column != self.privacy_unit:
+                per_unit = [surrogates.new_value(entity) for _ in range(n_units)]
+                rows[column] = [per_unit[u] for u in unit_of]
+        if self.privacy_unit is not None:  # one surrogate per synthetic unit, tied to nothing in the data
+            from .units import unit_surrogates
+
+            values = unit_surrogates(self.dtypes_[self.privacy_unit], n_units, self.pii_columns_.get(self.privacy_unit),
+                                     surrogates)
+            rows[self.privacy_unit] = [values[u] for u in unit_of]
         for column in self.text_columns_:
             rows[column] = [surrogates.fill_placeholders(_CONTROL_CHARACTERS.sub("", t), known=self._row_pii(r))
                             if isinstance(t, str) else None for t, r in zip(rows[column], rows.to_dict("records"))]
-        rows = whole_row.restore_dtypes(rows[self.columns_], self.dtypes_)
+        rows = whole_row.restore_dtypes(rows[self.columns_], self.dtypes_, self.public_domains_)
         release_freed_memory()
         return rows
 
@@ -418,6 +550,14 @@ class TextSynthesizer:
         frame = frame[self.columns_]
         for column in self.columns_:
             dtype = self.dtypes_[column]
+            if isinstance(dtype, pd.CategoricalDtype) and self.structured != "keep":
+                # only the categories the synthetic column holds: a declared category no synthetic row
+                # has (a rare value SDV never saw, say) would otherwise reach the output's schema
+                present = set(frame[column].dropna())
+                categories = [c for c in dtype.categories if c in present]
+                categories += sorted((c for c in present if c not in set(categories)), key=str)
+                frame[column] = frame[column].astype(pd.CategoricalDtype(categories, ordered=dtype.ordered))
+                continue
             if frame[column].dtype != dtype:
                 try:
                     frame[column] = frame[column].astype(dtype)
@@ -436,6 +576,8 @@ class TextSynthesizer:
         if data is None or len(data.holdout) == 0:
             return None
         rng = np.random.default_rng(self.seed)
+        if data.unit_rows is not None:
+            return self._unit_membership(data.unit_rows, rng, max_records)
         out = {}
         for column in self.text_columns_:
             trained = self.models_[column]
@@ -453,6 +595,27 @@ class TextSynthesizer:
                            "claimed_epsilon": ledger.epsilon if ledger.dp else None,
                            "delta": ledger.delta if ledger.dp else None}
         return out
+
+    def _unit_membership(self, unit_rows: dict, rng: np.random.Generator, max_records: int) -> dict | None:
+        """The membership attack per unit (``privacy_unit``): the model's loss on training units' records
+        against held-out units' (sampled as :meth:`_membership` samples rows)."""
+        if not unit_rows["holdout"]:
+            return None
+        column = self.text_columns_[0]  # one model writes every column
+        trained = self.models_[column]
+        losses = {}
+        for name in ("train", "holdout"):
+            units = unit_rows[name]
+            cap = max_records if name == "holdout" else min(max_records, max(200, 4 * len(unit_rows["holdout"])))
+            if len(units) > cap:
+                units = [units[i] for i in np.sort(rng.choice(len(units), size=cap, replace=False))]
+            examples = self.training_records(self.prompt_format_, trained.tokenizer, trained.max_length, units,
+                                              column, units=True)
+            losses[name] = trained.record_losses(examples)
+        ledger = trained.ledger
+        return {column: {"train_losses": losses["train"], "holdout_losses": losses["holdout"],
+                         "claimed_epsilon": ledger.epsilon if ledger.dp else None,
+                         "delta": ledger.delta if ledger.dp else None}}
 
     def evaluate(self, synthetic: pd.DataFrame, *, real: pd.DataFrame | None = None, embedding: str = "auto",
                  membership: bool = True, max_rows: int = 5000):
@@ -491,7 +654,8 @@ class TextSynthesizer:
         self._check_fitted()
         columns = []
         for column in self.columns_:
-            role = column_role(column, self.text_columns_, self.pii_columns_, self.conditioning_columns_)
+            role = column_role(column, self.text_columns_, self.pii_columns_, self.conditioning_columns_,
+                               unit_column=self.privacy_unit)
             columns.append({"name": str(column), "dtype": str(self.dtypes_[column]), "role": role,
                             "protected_by": column_protection(role, self.structured, self.privacy_ledger_)})
         data = getattr(self, "_fit_data", None)
@@ -504,7 +668,11 @@ class TextSynthesizer:
                              "conditioning_columns": list(self.conditioning_columns_),
                              "structured": self.structured, "model": ", ".join(sorted(set(models.values()))),
                              "rare_categories_suppressed": self._rare_suppressed(),
-                             "whole_rows": getattr(self, "whole_row_counts_", None)},
+                             "whole_rows": getattr(self, "whole_row_counts_", None),
+                             "privacy_unit": getattr(self, "units_", None),
+                             "whole_units": getattr(self, "whole_unit_counts_", None),
+                             "public_domains": {str(c): list(d) for c, d in (getattr(self, "public_domains_", None)
+                                                                              or {}).items()}},
             "pii_summary": {"counts": self.pii_scan_["counts"], **self.pii_redaction(),
                             "structured_columns": dict(self.pii_columns_), "examples": examples},
             "ledger": self.privacy_ledger_,

@@ -277,7 +277,10 @@ class StructuredSynthesizer:
         self.sdv_names_ = {column: f"c{i}" for i, column in enumerate(columns)}
         if not columns:
             return  # only PII and text columns: nothing for SDV to learn
-        frame = pd.DataFrame({self.sdv_names_[c]: s.reset_index(drop=True) for c, s in columns.items()})
+        # categoricals as plain values: SDV fails on unused categories, and the rare-category
+        # suppression below reads object columns only
+        frame = pd.DataFrame({self.sdv_names_[c]: (s.astype(object) if isinstance(s.dtype, pd.CategoricalDtype) else s)
+                              .reset_index(drop=True) for c, s in columns.items()})
 
         with quiet_sdv(), _seeded_global_rngs(self.seed_, torch_too=self.sdv_model != "gaussian_copula"):
             from sdv import single_table

@@ -117,17 +117,21 @@ def _calibrate(accountant: str, target_epsilon: float, delta: float, sample_rate
     return hi
 
 
-def plan_privacy(n_records: int, privacy: PrivacyConfig, train: TrainConfig) -> PrivacyPlan:
+def plan_privacy(n_records: int, privacy: PrivacyConfig, train: TrainConfig, *,
+                 privacy_unit: str = "row") -> PrivacyPlan:
     """Sample rate, steps and noise multiplier for ``n_records`` records, or a clear refusal.
 
     The sample rate is q = 1/ceil(n / batch_size) (Opacus: one over the number of batches of
     the plain loader), steps per epoch int(1/q), and sigma the smallest the accountant allows
     for the target epsilon after all steps (so the spent epsilon never exceeds the target).
 
+    ``privacy_unit``: what one record is ("row", or the unit column's name): for the messages only.
+
     Raises:
         PrivacyBudgetError: too few records, or the noise needed is absurd.
         ConfigError: delta not below 1/n.
     """
+    records = "rows" if privacy_unit == "row" else f"units (distinct {privacy_unit!r} values)"
     if n_records < 1:
         raise DataError("no records to train on.")
     batches = math.ceil(n_records / train.batch_size)
@@ -142,8 +146,8 @@ def plan_privacy(n_records: int, privacy: PrivacyConfig, train: TrainConfig) -> 
         )
     if n_records < privacy.min_records:
         raise PrivacyBudgetError(
-            f"{n_records} rows is too few for differentially private training (at least {privacy.min_records}); "
-            f"at epsilon={privacy.epsilon:g} the noise would drown what the model learns. Use more rows "
+            f"{n_records} {records} is too few for differentially private training (at least {privacy.min_records}); "
+            f"at epsilon={privacy.epsilon:g} the noise would drown what the model learns. Use more {records} "
             f"(DP text models typically need 10,000+ for useful text), set {option('epsilon=None', '--epsilon none')}"
             " to train without DP (no privacy guarantee), or lower "
             f"{option('PrivacyConfig.min_records', '--min-records')} if you accept a noisy model."
@@ -161,9 +165,9 @@ def plan_privacy(n_records: int, privacy: PrivacyConfig, train: TrainConfig) -> 
         ceiling = privacy.max_noise_multiplier
         if _epsilon(acc, ceiling, q, steps, delta) > target:
             raise PrivacyBudgetError(
-                f"epsilon={target:g} (delta={delta:.2g}) over {n_records} rows needs a noise multiplier above "
+                f"epsilon={target:g} (delta={delta:.2g}) over {n_records} {records} needs a noise multiplier above "
                 f"{ceiling:g} (batch_size={train.batch_size}, sample rate {q:.4g}, {train.epochs} epochs = {steps} "
-                "steps): the model would learn only noise. Use more rows, a larger epsilon, a larger batch_size or "
+                f"steps): the model would learn only noise. Use more {records}, a larger epsilon, a larger batch_size or "
                 "fewer epochs."
             )
         sigma = _calibrate(acc, target, delta, q, steps, ceiling)
@@ -511,6 +515,7 @@ def train_private(
     train: TrainConfig | None = None,
     *,
     plan: PrivacyPlan | None = None,
+    privacy_unit: str = "row",
 ) -> TrainedModel:
     """Fine-tune ``base`` on ``examples`` under DP (or without, if ``privacy.epsilon is None``).
 
@@ -525,6 +530,9 @@ def train_private(
     ``plan``: the :class:`PrivacyPlan` the caller already computed with :func:`plan_privacy` for these
     records and settings (fit does, to refuse before any work), used as it is after a check that it is for
     as many records, the same DP switch and accountant.
+
+    ``privacy_unit``: what one record is, for the ledger: "row", or the name of the column whose rows the
+    caller packed into one record per value (:mod:`synthtext.units`). The caller is responsible for it.
     """
     privacy = privacy or PrivacyConfig()
     train = train or TrainConfig()
@@ -537,7 +545,7 @@ def train_private(
             f"encode with encode_examples(..., max_length={limit})."
         )
     if plan is None:
-        plan = plan_privacy(len(examples), privacy, train)  # refuses before any work is done
+        plan = plan_privacy(len(examples), privacy, train, privacy_unit=privacy_unit)  # refuses before any work
     elif (plan.n_records, plan.dp) != (len(examples), privacy.dp) or (plan.dp and plan.accountant != privacy.accountant):
         raise ConfigError(f"the privacy plan handed in ({plan.n_records} records, dp={plan.dp}) is not for these "
                           f"{len(examples)} records and settings; plan_privacy(...) them again.")
@@ -584,7 +592,7 @@ def train_private(
     if plan.dp:  # the epsilon curve, from the accountant the ledger asks (its last point is the ledger's)
         progress.add_epsilon(lambda k: _epsilon(plan.accountant, plan.noise_multiplier, plan.sample_rate, k,
                                                 plan.delta))
-    ledger = _ledger(plan, privacy, base, steps, engine)
+    ledger = _ledger(plan, privacy, base, steps, engine, privacy_unit)
     return TrainedModel(
         model=model, tokenizer=base.tokenizer, base_name=base.name, kind=base.kind, family=base.family,
         ledger=ledger, train_config=train, privacy_config=privacy, builtin_config=base.builtin_config,
@@ -689,13 +697,15 @@ def check_ledger(ledger: PrivacyLedger, where: str) -> None:
                          "Fit the synthesizer again.")
 
 
-def _ledger(plan: PrivacyPlan, privacy: PrivacyConfig, base: BaseModel, steps: int, engine) -> PrivacyLedger:
+def _ledger(plan: PrivacyPlan, privacy: PrivacyConfig, base: BaseModel, steps: int, engine,
+            privacy_unit: str = "row") -> PrivacyLedger:
+    records = "rows" if privacy_unit == "row" else f"{privacy_unit!r} units"
     if not plan.dp:
         return PrivacyLedger(
             dp=False, epsilon=None, delta=None, noise_multiplier=None, sample_rate=None, steps=steps,
             epochs=steps / plan.steps_per_epoch, accountant=None, max_grad_norm=None, n_records=plan.n_records,
             model=base.name, expected_batch_size=plan.expected_batch_size, sampling="shuffled batches",
-            notes=["no differential privacy: the model may memorise and reveal training records."],
+            privacy_unit=privacy_unit, notes=["no differential privacy: the model may memorise and reveal training records."],
         )
     # The ledger describes the mechanism that ran: the accountant's own history of steps.
     history = list(engine.accountant.history) if engine is not None else []
@@ -703,10 +713,13 @@ def _ledger(plan: PrivacyPlan, privacy: PrivacyConfig, base: BaseModel, steps: i
             sum(h[2] for h in history) != steps:
         raise RuntimeError(f"accountant history {history} does not match the plan / {steps} steps")
     eps = _epsilon(plan.accountant, plan.noise_multiplier, plan.sample_rate, steps, plan.delta)
-    notes = ["privacy unit: one row; the epsilon covers the free-text model only.",
+    notes = [("privacy unit: one row" if privacy_unit == "row" else
+              f"privacy unit: all rows sharing a value of {privacy_unit!r} (one record per value)")
+             + "; the epsilon covers what this model writes only.",
              "noise and sampling use torch's pseudo-random generator (opacus secure_mode off)."]
     if plan.n_records < 10_000:
-        notes.append(f"only {plan.n_records} rows: DP text models usually need 10,000+ rows; expect noisy text.")
+        notes.append(f"only {plan.n_records} {records}: DP text models usually need 10,000+ records; expect noisy "
+                     "text.")
     if privacy.accountant == "gdp":
         notes.append("gdp accounting is experimental in Opacus and can underestimate epsilon.")
     if plan.stops_early:
@@ -718,5 +731,5 @@ def _ledger(plan: PrivacyPlan, privacy: PrivacyConfig, base: BaseModel, steps: i
         sample_rate=plan.sample_rate, steps=steps, epochs=steps * plan.sample_rate, accountant=plan.accountant,
         max_grad_norm=privacy.clipping_norm_for(base.kind), n_records=plan.n_records, model=base.name,
         target_epsilon=privacy.epsilon, expected_batch_size=plan.expected_batch_size,
-        sampling="poisson", stopped_early=plan.stops_early, secure_rng=False, notes=notes,
+        sampling="poisson", stopped_early=plan.stops_early, secure_rng=False, notes=notes, privacy_unit=privacy_unit,
     )

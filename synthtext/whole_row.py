@@ -12,7 +12,9 @@ after the request yields a whole row, and :func:`synthtext.prompts.decode_condit
 Generated values are parsed by the column's dtype (:func:`parse_value`); a row that does not parse is
 drawn again, at most ``max_tries`` times in all, and what still fails is left missing and counted.
 Nothing about a column's domain is read from the real data: the categories are whatever the DP model
-writes, and numbers are not clipped to a real minimum or maximum.
+writes, and numbers are not clipped to a real minimum or maximum. The user may declare a column's
+domain public (``public_domains={"Age": (18, 99), "Department Name": ["Dresses", "Tops"]}``): a row whose
+value falls outside it is drawn again, and the report names the declared columns.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import re
 from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 import pandas as pd
 
 from . import prompts as prompt_format
@@ -28,6 +31,9 @@ from .errors import DataError, ModelError
 
 MAX_TRIES = 3
 """Draws per row before a row that does not parse is given up (its unreadable cells stay missing)."""
+
+UNIT_ROW_SEPARATOR = "\n"
+"""Between the rows of one unit's sequence."""
 
 _INTEGER = re.compile(r"[+-]?\d+")
 _TRUE, _FALSE = "true", "false"
@@ -42,9 +48,32 @@ def row_columns(conditioning: Sequence, text_columns: Sequence) -> list:
 def row_request(columns: Sequence, style: str) -> str:
     """The fixed request before every row: the column names only (the schema is public). An instruction
     model gets it as the user's turn; the others on a line of its own."""
-    names = ", ".join(" ".join(str(c).replace("_", " ").split()) for c in columns)
+    names = ", ".join(_words(c) for c in columns)
     request = f"Write one row of a table with the columns {names}."
     return request if style == "instruction" else request + "\n"
+
+
+def unit_request(columns: Sequence, style: str, unit: str, max_rows: int) -> str:
+    """The fixed request before every unit (``privacy_unit``): the column names, the unit column's name and
+    the row cap (all public settings)."""
+    names = ", ".join(_words(c) for c in columns)
+    request = f"Write up to {max_rows} rows of one {_words(unit)}, one per line, with the columns {names}."
+    return request if style == "instruction" else request + "\n"
+
+
+def _words(name: Any) -> str:
+    return " ".join(str(name).replace("_", " ").split())
+
+
+def encode_units(tokenizer: Any, max_length: int, units: Sequence[Sequence[Mapping]], columns: Sequence, style: str,
+                 unit: str, max_rows: int, float_digits: int = prompt_format.DEFAULT_FLOAT_DIGITS):
+    """One training record per unit: the request, then the unit's rows, one line each (a line never holds a
+    newline: texts are escaped), the loss on all of them."""
+    from .models import encode_examples
+
+    request = unit_request(columns, style, unit, max_rows)
+    bodies = [UNIT_ROW_SEPARATOR.join(row_line(row, columns, float_digits) for row in rows) for rows in units]
+    return encode_examples(tokenizer, [request] * len(bodies), bodies, max_length=max_length)
 
 
 def encode_rows(tokenizer: Any, max_length: int, records: Sequence[Mapping], columns: Sequence, style: str,
@@ -95,9 +124,56 @@ def parse_value(text: str | None, dtype: Any) -> Any:
     return text
 
 
-def parse_row(generated: str, columns: Sequence, dtypes: Mapping, text_columns: Sequence) -> dict | None:
+def check_public_domains(domains: Any, structured: str, columns: Sequence, dtypes: Mapping) -> dict:
+    """``public_domains`` checked and normalised: {column: (low, high)} for a numeric column, {column:
+    [category, ...]} otherwise. Only the whole-row model (``structured="dp"``) writes these columns."""
+    from .errors import ConfigError, option
+
+    if not domains:
+        return {}
+    name = option("public_domains", "--public-domain")
+    if structured != "dp":
+        raise ConfigError(f"{name} holds the values the DP model writes to a range or a list you declare public; it "
+                          "needs " + option("structured='dp'", "--structured dp") + " (SDV keeps its columns within "
+                          "the real values on its own).")
+    if not isinstance(domains, Mapping):
+        raise ConfigError(f"{name}: must map column names to (low, high) or a list of categories, got "
+                          f"{type(domains).__name__}.")
+    out = {}
+    for column, domain in domains.items():
+        if column not in columns:
+            raise ConfigError(f"{name}: {column!r} is not a column the DP model writes; it writes "
+                              f"{[str(c) for c in columns]} (texts and PII columns have no domain).")
+        numeric = pd.api.types.is_numeric_dtype(dtypes[column]) and not pd.api.types.is_bool_dtype(dtypes[column])
+        if numeric:
+            if (not isinstance(domain, (list, tuple)) or len(domain) != 2
+                    or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in domain)
+                    or not domain[0] <= domain[1]):
+                raise ConfigError(f"{name}: {column!r} is numeric: give (low, high) with low <= high, got {domain!r}.")
+            out[column] = (domain[0], domain[1])
+        else:
+            if (not isinstance(domain, (list, tuple)) or not domain
+                    or not all(isinstance(v, str) and v for v in domain)):
+                raise ConfigError(f"{name}: {column!r} is not numeric: give its categories as a non-empty list of "
+                                  f"strings, got {domain!r}.")
+            out[column] = list(dict.fromkeys(domain))
+    return out
+
+
+def in_domain(value: Any, domain: Any) -> bool:
+    """Whether a parsed value lies in its column's declared domain (a missing value always does)."""
+    if value is None or domain is None:
+        return True
+    if isinstance(domain, tuple):
+        return domain[0] <= value <= domain[1]
+    return value in domain
+
+
+def parse_row(generated: str, columns: Sequence, dtypes: Mapping, text_columns: Sequence,
+              domains: Mapping | None = None) -> dict | None:
     """The row a model wrote after :func:`row_request`, or None when it does not read as one row of these
-    columns in this order with a value of each column's dtype."""
+    columns in this order with a value of each column's dtype (and, for the columns of ``domains``, within
+    the declared domain)."""
     line = generated.strip("\n")
     try:
         cells = prompt_format.decode_conditions(line)
@@ -115,12 +191,15 @@ def parse_row(generated: str, columns: Sequence, dtypes: Mapping, text_columns: 
                 out[column] = parse_value(text, dtypes[column])
         except (ValueError, TypeError, OverflowError):
             return None
+        if domains and not in_domain(out[column], domains.get(column)):
+            return None
     return out
 
 
 def sample_rows(trained: Any, columns: Sequence, text_columns: Sequence, dtypes: Mapping, n: int, sampling: Any,
                 style: str, float_digits: int = prompt_format.DEFAULT_FLOAT_DIGITS,
-                max_tries: int = MAX_TRIES, given: pd.DataFrame | None = None) -> tuple[pd.DataFrame, dict]:
+                max_tries: int = MAX_TRIES, given: pd.DataFrame | None = None,
+                domains: Mapping | None = None) -> tuple[pd.DataFrame, dict]:
     """``n`` whole rows from the model (``given``: rows of the leading columns to continue instead, one
     synthetic row per given row). Returns the rows (columns in ``columns`` order) and the counts behind the
     report's rejection rate: ``{"rows", "draws", "rejected", "unparsed"}``."""
@@ -147,7 +226,7 @@ def sample_rows(trained: Any, columns: Sequence, text_columns: Sequence, dtypes:
         draws += len(todo)
         left = []
         for i, text in zip(todo, texts):
-            row = parse_row(prefixes[i] + text, columns, dtypes, text_columns)
+            row = parse_row(prefixes[i] + text, columns, dtypes, text_columns, domains)
             if row is None:
                 left.append(i)
             else:
@@ -165,16 +244,71 @@ def sample_rows(trained: Any, columns: Sequence, text_columns: Sequence, dtypes:
     return out, {"rows": n, "draws": draws, "rejected": rejected, "unparsed": len(todo), "max_tries": max_tries}
 
 
-def restore_dtypes(frame: pd.DataFrame, dtypes: Mapping) -> pd.DataFrame:
+def sample_units(trained: Any, columns: Sequence, text_columns: Sequence, dtypes: Mapping, n: int, sampling: Any,
+                 style: str, unit: str, max_rows: int, float_digits: int = prompt_format.DEFAULT_FLOAT_DIGITS,
+                 max_tries: int = MAX_TRIES, domains: Mapping | None = None) -> tuple[pd.DataFrame, list[int], dict]:
+    """``n`` rows written unit by unit (``privacy_unit``): each draw is one unit's sequence, its lines read as
+    rows (at most ``max_rows``; a line that does not parse is dropped and counted, a unit with no readable
+    line is drawn again). How many rows a unit has is the model's; the last unit is cut to reach ``n``.
+    Returns the rows, the synthetic unit of each row (0, 1, ...), and the counts for the report."""
+    from .generate import generate_texts
+
+    request = unit_request(columns, style, unit, max_rows)
+    rows: list[dict] = []
+    unit_of: list[int] = []
+    draws = empty = bad_lines = cut = 0
+    per_unit = 1.0  # rows per readable unit so far: nothing about it is read from the real data
+    for attempt in range(max_tries * 4):
+        need = n - len(rows)
+        if need <= 0:
+            break
+        batch = max(1, min(need, int(np.ceil(need / per_unit))) if attempt else min(need, 64))
+        seed = None if sampling.seed is None else sampling.seed + attempt
+        texts = generate_texts(trained, [request] * batch, replace(sampling, seed=seed))
+        draws += batch
+        for text in texts:
+            lines = [line for line in text.strip("\n").split(UNIT_ROW_SEPARATOR) if line.strip()]
+            parsed = [parse_row(line, columns, dtypes, text_columns, domains) for line in lines[:max_rows]]
+            good = [r for r in parsed if r is not None]
+            bad_lines += len(parsed) - len(good)
+            cut += max(0, len(lines) - max_rows)
+            if not good:
+                empty += 1
+                continue
+            take = good[: n - len(rows)]
+            unit_index = (unit_of[-1] + 1) if unit_of else 0
+            rows.extend(take)
+            unit_of.extend([unit_index] * len(take))
+            if len(rows) >= n:
+                break
+        units_so_far = (unit_of[-1] + 1) if unit_of else 0
+        per_unit = max(1.0, len(rows) / units_so_far) if units_so_far else 1.0
+    if not rows:
+        raise ModelError(f"the model wrote no readable unit of this table in {draws} draws (a unit is up to "
+                         f"{max_rows} rows, one per line, 'name: value | ...', each value of its column's type). "
+                         "Train on more units or for more epochs.")
+    if len(rows) < n:
+        raise ModelError(f"the model wrote only {len(rows)} readable rows of the {n} asked for in {draws} unit "
+                         f"draws ({empty} units had no readable row). Train on more units or for more epochs, or "
+                         "ask for fewer rows.")
+    out = pd.DataFrame(rows, columns=list(columns))
+    counts = {"rows": n, "units": unit_of[-1] + 1, "unit_draws": draws, "units_unreadable": empty,
+              "lines_unreadable": bad_lines, "lines_beyond_max_rows": cut, "max_rows_per_unit": max_rows}
+    return out, unit_of, counts
+
+
+def restore_dtypes(frame: pd.DataFrame, dtypes: Mapping, domains: Mapping | None = None) -> pd.DataFrame:
     """The parsed rows in the input's dtypes where values allow; categoricals take the categories the model
-    wrote (never the real data's list)."""
+    wrote (never the real data's list), or those declared public in ``domains``."""
     out = frame.copy()
     for column in frame.columns:
         dtype = dtypes[column]
-        if out[column].dtype == dtype:
-            continue
         if isinstance(dtype, pd.CategoricalDtype):
-            out[column] = out[column].astype("category")
+            declared = (domains or {}).get(column)
+            out[column] = out[column].astype(pd.CategoricalDtype(declared, ordered=dtype.ordered) if declared
+                                             else "category")
+            continue
+        if out[column].dtype == dtype:
             continue
         try:
             out[column] = out[column].astype(dtype)
@@ -184,5 +318,5 @@ def restore_dtypes(frame: pd.DataFrame, dtypes: Mapping) -> pd.DataFrame:
     return out
 
 
-__all__ = ["MAX_TRIES", "encode_rows", "parse_row", "parse_value", "restore_dtypes", "row_columns", "row_line", "row_request",
-           "sample_rows"]
+__all__ = ["MAX_TRIES", "UNIT_ROW_SEPARATOR", "check_public_domains", "encode_rows", "in_domain", "encode_units", "parse_row", "parse_value",
+           "restore_dtypes", "row_columns", "row_line", "row_request", "sample_rows", "sample_units", "unit_request"]

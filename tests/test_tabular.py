@@ -323,3 +323,24 @@ def test_a_real_value_spelled_like_the_placeholder_is_kept_apart():
     out = synth.sample(300)
     assert set(out["tag"]) <= {"_RARE_", "plain"} and "_RARE_1" not in set(out["tag"])
     assert synth.rare_suppressed_["tag"]["values"] == 40
+
+
+def test_categorical_columns_go_through_sdv_with_rare_and_unused_categories_kept_out():
+    """A categorical (from Parquet, say) with an unused and a rare category: SDV fits (it fails on unused
+    categories), the rare one is suppressed as for strings, and neither reaches the output's schema."""
+    from synthtext.synthesizer import TextSynthesizer
+
+    sizes = ["S", "M", "L"] * 40 + ["one-off"]
+    df = pd.DataFrame({
+        "size": pd.Categorical(sizes, categories=["S", "M", "L", "one-off", "never used"]),
+        "note": [f"the {s.lower()} shirt fits well and i would buy it again {i}" for i, s in enumerate(sizes)]})
+    structured = StructuredSynthesizer(method="sdv", text_columns=["note"], seed=0).fit(df)
+    assert structured.rare_suppressed_["size"]["values"] == 1
+    out = structured.sample(300)
+    assert set(out["size"].dropna()) <= {"S", "M", "L"}
+
+    synth = TextSynthesizer(["note"], epsilon=None, structured="sdv")
+    synth.columns_, synth.dtypes_ = list(df.columns), df.dtypes
+    restored = synth._restore_schema(out.assign(note="x"))
+    assert isinstance(restored["size"].dtype, pd.CategoricalDtype)
+    assert list(restored["size"].cat.categories) == [c for c in ["S", "M", "L"] if c in set(out["size"])]

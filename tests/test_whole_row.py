@@ -171,3 +171,60 @@ def test_the_canary_audit_runs_on_the_whole_row_model():
     assert result.canary["prompt"].startswith("a whole row")
     assert result.empirical_epsilon_lower_bound <= result.claimed_epsilon
     assert result.ledger["n_records"] == len(table()) + result.n_inserted
+
+
+def test_declared_public_domains_hold_generated_rows(monkeypatch):
+    columns, dtypes = ["n", "kind"], {"n": "int64", "kind": "object"}
+    domains = W.check_public_domains({"n": [1, 5], "kind": ["a", "b"]}, "dp", columns, dtypes)
+    assert domains == {"n": (1, 5), "kind": ["a", "b"]}
+    assert W.parse_row("n: 3 | kind: a", columns, dtypes, [], domains) == {"n": 3, "kind": "a"}
+    assert W.parse_row("n: 9 | kind: a", columns, dtypes, [], domains) is None      # out of the range
+    assert W.parse_row("n: 3 | kind: zz", columns, dtypes, [], domains) is None     # not a declared category
+    assert W.parse_row("n: 3 | kind: <missing>", columns, dtypes, [], domains) == {"n": 3, "kind": None}
+    fake = FakeModel(["n: 9 | kind: a", "n: 2 | kind: b"], ["n: 4 | kind: a"])
+    monkeypatch.setattr(G, "generate_texts", fake)
+    rows, counts = W.sample_rows(None, columns, [], dtypes, 2, G.SamplingConfig(seed=1), "plain", domains=domains)
+    assert rows["n"].tolist() == [4, 2] and counts["rejected"] == 1
+    restored = W.restore_dtypes(rows.assign(kind=pd.Series(["a", "a"], dtype=object)), {**dtypes, "kind": pd.CategoricalDtype()},
+                                domains)
+    assert list(restored["kind"].cat.categories) == ["a", "b"]  # the declared list, not the written one
+
+
+@pytest.mark.parametrize("domains, structured, match", [
+    ({"n": (1, 5)}, "sdv", "needs structured='dp'"),
+    ({"nope": (1, 5)}, "dp", "not a column the DP model writes"),
+    ({"n": (5, 1)}, "dp", "low <= high"),
+    ({"n": ["a"]}, "dp", "is numeric"),
+    ({"kind": (1, 2)}, "dp", "not numeric"),
+    ({"kind": []}, "dp", "not numeric"),
+])
+def test_bad_public_domains_are_refused(domains, structured, match):
+    from synthtext.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=match):
+        W.check_public_domains(domains, structured, ["n", "kind"], {"n": "int64", "kind": "object"})
+
+
+def test_fit_with_public_domains_says_so_and_keeps_them_after_saving(monkeypatch, tmp_path):
+    synth = TextSynthesizer(["comment", "title"], model="builtin", model_size="tiny", epsilon=8.0, structured="dp",
+                            train=TrainConfig(epochs=1, batch_size=32, progress=False), max_new_tokens=16,
+                            public_domains={"rating": (1, 3)})
+    synth.fit(_two_text_table())
+    monkeypatch.setattr(G, "generate_texts", lambda trained, prompts, sampling=None, *, starts=None, **_:
+                        _written_rows(prompts, starts))
+    out = synth.sample(6)
+    assert out["rating"].between(1, 3).all()  # the fake writes ratings 1-5: 4 and 5 were drawn again
+    report = build_report(evaluation=None, **synth.report_inputs())
+    caveats = {c["id"]: c["text"] for c in report["caveats"]}
+    assert "'rating' were held to the ranges or categories the user declared public" in caveats["public_domains"]
+    loaded = TextSynthesizer.load(synth.save(tmp_path / "dp"))
+    assert loaded.public_domains_ == {"rating": (1, 3)}
+    assert synth.plan(_two_text_table(), probe=False).privacy["public_domains"] == {"rating": [1, 3]}
+
+
+def test_cli_reads_public_domains():
+    from synthtext.cli.parser import build_parser
+
+    args = build_parser().parse_args(["synthesize", "in.csv", "-o", "out.csv", "--structured", "dp",
+                                      "--public-domain", "Age=18..99", "--public-domain", "Dept=Tops, Dresses"])
+    assert dict(args.public_domain) == {"Age": (18, 99), "Dept": ["Tops", "Dresses"]}

@@ -83,7 +83,9 @@ def _synthesizer_from(args: argparse.Namespace):
                            model=args.model, model_size=args.model_size, max_new_tokens=args.max_new_tokens,
                            structured=args.structured, seed=args.seed, train=_train_config(args),
                            privacy=_privacy_config(args), holdout=args.holdout, progress=show,
-                           redact_entities=args.redact_entities)
+                           redact_entities=args.redact_entities, privacy_unit=args.privacy_unit,
+                           max_rows_per_unit=args.max_rows_per_unit,
+                           public_domains=dict(args.public_domain) if args.public_domain else None)
 
 
 def _summary(what: str, rows: int | None, synth, started: float, extra: str = "") -> str:
@@ -99,12 +101,12 @@ def _summary(what: str, rows: int | None, synth, started: float, extra: str = ""
 
 def run_plan(args: argparse.Namespace) -> int:
     """'synthtext plan' and 'synthesize --dry-run': the run's plan on stdout; nothing trained or written."""
-    from ..io import read_csv
+    from ..io import read_table
 
     _check_outputs([args.csv, args.audit_result], args.output, save_model=args.save_model, overwrite=args.overwrite,
                    report=args.report)
     _read_audit_result(args.audit_result)
-    df = read_csv(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
+    df = read_table(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
     fmt = getattr(args, "format", "table")  # synthesize --dry-run prints the table
     plan = _synthesizer_from(args).plan(df, args.rows, report=args.report is not None,
                                         probe=not getattr(args, "no_probe", False))
@@ -115,7 +117,7 @@ def run_plan(args: argparse.Namespace) -> int:
 def run_synthesize(args: argparse.Namespace) -> int:
     import time
 
-    from ..io import read_csv, write_csv
+    from ..io import read_table, write_table
     from ..synthesizer import check_keep_rows
 
     if args.dry_run:
@@ -124,7 +126,7 @@ def run_synthesize(args: argparse.Namespace) -> int:
     _check_outputs([args.csv, args.audit_result], args.output, save_model=args.save_model, overwrite=args.overwrite,
                    report=args.report)
     audit = _read_audit_result(args.audit_result)  # a bad file fails now, not after training
-    df = read_csv(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
+    df = read_table(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
     check_keep_rows(args.structured, args.rows, len(df))
     synth = _synthesizer_from(args).fit(df)
     out = synth.sample(args.rows)
@@ -141,7 +143,7 @@ def run_synthesize(args: argparse.Namespace) -> int:
             owned = True  # from here on, whatever is at `model` is this run's
             synth.save(model)
             extra.append(f"  model saved to {args.save_model}")
-        write_csv(out, args.output, neutralize_formulas=synth.text_columns_ if args.neutralize_formulas else False)
+        write_table(out, args.output, neutralize_formulas=synth.text_columns_ if args.neutralize_formulas else False)
     except BaseException:  # all outputs or none: this run's go, what they replaced comes back
         if owned:
             shutil.rmtree(model, ignore_errors=True)
@@ -162,11 +164,11 @@ def run_synthesize(args: argparse.Namespace) -> int:
 def run_fit(args: argparse.Namespace) -> int:
     import time
 
-    from ..io import read_csv
+    from ..io import read_table
 
     started = time.perf_counter()
     _check_outputs([args.csv], save_model=args.save_model, overwrite=args.overwrite)
-    df = read_csv(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
+    df = read_table(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
     synth = _synthesizer_from(args).fit(df)
     synth.save(args.save_model, overwrite=args.overwrite)
     if not args.quiet:
@@ -177,16 +179,16 @@ def run_fit(args: argparse.Namespace) -> int:
 def run_sample(args: argparse.Namespace) -> int:
     import time
 
-    from ..io import read_csv, write_csv
+    from ..io import read_table, write_table
     from ..synthesizer import TextSynthesizer
 
     started = time.perf_counter()
     _check_outputs([args.conditions], args.output)
     synth = TextSynthesizer.load(args.model_dir)
     synth.progress = not args.quiet
-    conditions = read_csv(args.conditions, encoding=args.encoding, trust_quotes=args.trust_quotes) if args.conditions else None
+    conditions = read_table(args.conditions, encoding=args.encoding, trust_quotes=args.trust_quotes) if args.conditions else None
     out = synth.sample(args.rows, conditions=conditions, seed=args.seed)
-    write_csv(out, args.output, neutralize_formulas=synth.text_columns_ if args.neutralize_formulas else False)
+    write_table(out, args.output, neutralize_formulas=synth.text_columns_ if args.neutralize_formulas else False)
     if not args.quiet:
         print(_summary(f"wrote {args.output}:", len(out), synth, started), file=sys.stderr)
     return EXIT_OK
@@ -209,12 +211,12 @@ def _read_audit_result(path: str | None) -> dict | None:
 
 
 def run_report(args: argparse.Namespace) -> int:
-    from ..io import read_csv
+    from ..io import read_table
     from ..pair import report_pair
 
     _check_outputs([args.real, args.synthetic], report=args.output)
-    real = read_csv(args.real, encoding=args.encoding, trust_quotes=args.trust_quotes)
-    synthetic = read_csv(args.synthetic, encoding=args.encoding, trust_quotes=args.trust_quotes)
+    real = read_table(args.real, encoding=args.encoding, trust_quotes=args.trust_quotes)
+    synthetic = read_table(args.synthetic, encoding=args.encoding, trust_quotes=args.trust_quotes)
     run_dir = report_pair(real, synthetic, args.output, text_columns=args.text_columns,
                           conditioning_columns=args.conditioning_columns, embedding=args.embedding,
                           audit=_read_audit_result(args.audit_result))
@@ -225,11 +227,11 @@ def run_report(args: argparse.Namespace) -> int:
 
 def run_audit(args: argparse.Namespace) -> int:
     from ..audit import audit
-    from ..io import STDOUT, read_csv, write_text
+    from ..io import STDOUT, read_table, write_text
 
     if args.output:
         _check_outputs([args.csv], args.output)
-    df = read_csv(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
+    df = read_table(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
     _warn_if_not_private(args.epsilon)
     show = not args.quiet
     train = _train_config(args, **({"batch_size": args.batch_size} if args.batch_size is not None else {}))
@@ -237,7 +239,8 @@ def run_audit(args: argparse.Namespace) -> int:
                    column=args.column, conditioning_columns=args.conditioning_columns, model=args.model,
                    model_size=args.model_size, train=train, privacy=_privacy_config(args),
                    canary_digits=args.canary_digits, seed=args.seed, progress=show,
-                   redact_entities=args.redact_entities, structured=args.structured)
+                   redact_entities=args.redact_entities, structured=args.structured,
+                   privacy_unit=args.privacy_unit, max_rows_per_unit=args.max_rows_per_unit)
     if args.output:
         write_text(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n", args.output)
     if not args.quiet:  # the summary keeps out of the JSON when that goes to stdout
@@ -249,13 +252,13 @@ def run_audit(args: argparse.Namespace) -> int:
 
 def run_scan(args: argparse.Namespace) -> int:
     from .. import pii
-    from ..io import STDOUT, read_csv, write_text
+    from ..io import STDOUT, read_table, write_text
 
     if args.output == STDOUT:
         args.output = None
     if args.output:
         _check_outputs([args.csv], args.output)
-    df = read_csv(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
+    df = read_table(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
     threshold = pii.DEFAULT_SCORE_THRESHOLD if args.threshold is None else args.threshold
     show_progress = not args.quiet
     result = pii.scan_pii(df, columns=args.columns, score_threshold=threshold, n_jobs=args.jobs,

@@ -212,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     audit.add_argument("--structured", choices=("sdv", "keep", "dp"), default="sdv",
                        help="dp: audit the whole-row model of 'synthesize --structured dp' (canaries are whole "
                             "rows); sdv and keep train the same text model, which is audited")
+    _add_unit_options(audit)
     audit.add_argument("--epochs", type=_count(1), default=None, help="training epochs (default 3)")
     audit.add_argument("--batch-size", type=_count(1), default=None, help="training batch size (default 64)")
     audit.add_argument("--seed", type=_SEED, default=0, help="seed for canaries and training (default 0)")
@@ -292,6 +293,11 @@ def _add_fit_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--structured", choices=("sdv", "keep", "dp"), default="sdv",
                          help="sdv: synthesize the other columns with SDV (not DP); keep: keep them as given; dp: "
                               "one DP model writes whole rows, so the epsilon covers every column but the PII ones")
+    _add_unit_options(command)
+    command.add_argument("--public-domain", type=_public_domain, action="append", default=None,
+                         metavar="COLUMN=LOW..HIGH|COLUMN=A,B,C",
+                         help="--structured dp: a range or category list you declare public; generated rows outside "
+                              "it are drawn again (repeat for several columns; never read from the data)")
     command.add_argument("--epochs", type=_count(1), default=None, help="training epochs (default 3)")
     command.add_argument("--holdout", type=_share, default=0.1, metavar="SHARE",
                          help="share of rows kept out of training to measure leakage against (0 to 0.5, default 0.1)")
@@ -302,6 +308,33 @@ def _add_fit_options(command: argparse.ArgumentParser) -> None:
     _add_trust_quotes(command)
     command.add_argument("--overwrite", action="store_true", help="replace an existing --save-model directory")
     command.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
+
+
+def _public_domain(value: str) -> tuple:
+    """COLUMN=LOW..HIGH (numbers) or COLUMN=A,B,C (categories)."""
+    column, sep, domain = value.partition("=")
+    if not sep or not column.strip() or not domain.strip():
+        raise argparse.ArgumentTypeError(f"{value!r}: give COLUMN=LOW..HIGH or COLUMN=A,B,C")
+    low, dots, high = domain.partition("..")
+    if dots:
+        try:
+            bounds = tuple(int(v) if v.strip().lstrip("-").isdigit() else float(v) for v in (low, high))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r}: LOW..HIGH must be two numbers") from None
+        return column.strip(), bounds
+    categories = [c.strip() for c in domain.split(",") if c.strip()]
+    return column.strip(), categories
+
+
+def _add_unit_options(command: argparse.ArgumentParser) -> None:
+    from ..units import DEFAULT_MAX_ROWS_PER_UNIT
+
+    command.add_argument("--privacy-unit", metavar="COLUMN", default=None,
+                         help="privacy per person: all rows sharing a value of COLUMN (a customer id, an e-mail) are "
+                              "one unit, one DP record, and the epsilon holds per unit (needs --structured dp)")
+    command.add_argument("--max-rows-per-unit", type=_count(1), default=DEFAULT_MAX_ROWS_PER_UNIT, metavar="N",
+                         help=f"--privacy-unit: at most N rows of a unit, drawn at random, make its training record "
+                              f"(default {DEFAULT_MAX_ROWS_PER_UNIT})")
 
 
 def _add_max_length(command: argparse.ArgumentParser) -> None:

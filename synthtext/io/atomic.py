@@ -21,7 +21,7 @@ import stat
 import sys
 import tempfile
 from pathlib import Path
-from typing import Iterator, TextIO
+from typing import BinaryIO, Iterator, TextIO
 
 from synthtext.errors import DataError
 
@@ -67,7 +67,7 @@ def _stdout_fd() -> int:
 
 
 @contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str]) -> Iterator[TextIO]:
+def atomic_output(path: str | os.PathLike[str], *, binary: bool = False) -> Iterator[TextIO | BinaryIO]:
     """A UTF-8 text handle whose content replaces ``path`` only if the block succeeds.
 
     The handle writes to a temporary file in the target's directory, which is flushed, fsynced and
@@ -75,15 +75,21 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[TextIO]:
     A symlink is followed (its target is replaced). ``-`` writes to standard output and a character
     device, FIFO or socket is written directly (see :func:`output_kind`): those cannot be atomic.
     An unwritable location raises :class:`DataError` before anything is written.
+
+    ``binary=True`` gives a binary handle instead (for Parquet), with the same guarantees; standard
+    output takes text only, so ``-`` is then a :class:`DataError`.
     """
     kind = output_kind(path)
     if kind == "stdout":
+        if binary:
+            raise DataError("cannot write a binary file (Parquet) to stdout ('-'): give a file path with -o, "
+                            "or write CSV to stdout.")
         with _stdout_handle() as handle:
             yield handle
         return
     target = _resolved(path)
     if kind == "stream":
-        with _stream_handle(target) as handle:
+        with _stream_handle(target, binary=binary) as handle:
             yield handle
         return
     directory = _check_target(target)
@@ -93,7 +99,7 @@ def atomic_output(path: str | os.PathLike[str]) -> Iterator[TextIO]:
     except OSError as exc:
         raise DataError(f"cannot write to {path}: {exc.strerror or exc}.") from exc
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+        with (os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -132,16 +138,17 @@ def _stdout_handle() -> Iterator[TextIO]:
 
 
 @contextlib.contextmanager
-def _stream_handle(target: Path) -> Iterator[TextIO]:
+def _stream_handle(target: Path, *, binary: bool = False) -> Iterator[TextIO | BinaryIO]:
     """Write straight into a device, FIFO (blocks until a reader opens it) or listening socket."""
+    text = {} if binary else {"encoding": "utf-8", "newline": ""}
     try:
         if stat.S_ISSOCK(os.stat(target).st_mode):
             connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             connection.connect(str(target))
-            handle = connection.makefile("w", encoding="utf-8", newline="")
+            handle = connection.makefile("wb" if binary else "w", **text)
             connection.close()  # the file object keeps the connection open until it is closed
         else:
-            handle = open(target, "w", encoding="utf-8", newline="")
+            handle = open(target, "wb" if binary else "w", **text)
     except OSError as exc:
         raise DataError(f"cannot write to {target}: {exc.strerror or exc}.") from exc
     try:

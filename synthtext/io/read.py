@@ -50,7 +50,8 @@ import os
 import re
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Callable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
 
 import pandas as pd
 
@@ -242,12 +243,11 @@ def _check_encoding_name(encoding: str) -> None:
         ) from exc
 
 
-def _read_head(path: Path) -> bytes:
-    """The first bytes of ``path``, turning every way opening it can fail into DataError."""
-    not_a_file = f"{path} is a directory, not a CSV file. Pass the file's path."
+@contextmanager
+def opening_errors(path: Path, not_a_file: str) -> Iterator[None]:
+    """Every way opening ``path`` can fail, as one DataError (``not_a_file`` when it is a directory)."""
     try:
-        with open(path, "rb") as handle:
-            head = handle.read(_SNIFF_BYTES)
+        yield
     except FileNotFoundError as exc:
         raise DataError(f"file not found: {path}. Check the path and try again.") from exc
     except IsADirectoryError as exc:
@@ -255,11 +255,16 @@ def _read_head(path: Path) -> bytes:
     except PermissionError as exc:
         if path.is_dir():  # Windows reports opening a directory as "permission denied"
             raise DataError(not_a_file) from exc
-        raise DataError(
-            f"cannot read {path}: permission denied. Check the file's permissions."
-        ) from exc
+        raise DataError(f"cannot read {path}: permission denied. Check the file's permissions.") from exc
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc.strerror or exc}.") from exc
+
+
+def _read_head(path: Path) -> bytes:
+    """The first bytes of ``path``, turning every way opening it can fail into DataError."""
+    with opening_errors(path, f"{path} is a directory, not a CSV file. Pass the file's path."):
+        with open(path, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
     if not head:
         raise DataError(
             f"{path} is empty (0 bytes). A CSV file needs a header row with the column names."

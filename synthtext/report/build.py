@@ -24,7 +24,7 @@ from ..metrics.verdicts import audit_verdicts, caveats, overall_verdicts, privac
 from ..pii import mask_contacts
 
 REPORT_SCHEMA = "synthtext.report/1"
-ROLES = ("text", "structured", "pii", "conditioning")
+ROLES = ("text", "structured", "pii", "conditioning", "unit")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _ENTITY = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*>")
@@ -269,8 +269,11 @@ def _check_data_summary(data_summary: Mapping, ledger: dict | None) -> dict:
     return data
 
 
-def column_role(column: Any, text_columns, pii_columns, conditioning_columns) -> str:
-    """A column's role in the report: "text", "pii", "conditioning" or "structured"."""
+def column_role(column: Any, text_columns, pii_columns, conditioning_columns, unit_column: Any = None) -> str:
+    """A column's role in the report: "text", "unit" (the privacy unit's column), "pii", "conditioning" or
+    "structured"."""
+    if unit_column is not None and column == unit_column:
+        return "unit"
     if column in text_columns:
         return "text"
     if column in pii_columns:
@@ -282,6 +285,8 @@ def column_protection(role: str, structured: str | None, ledger: Mapping | None)
     """What protects a column of this role, in the words the report uses (the one place they are made)."""
     if role == "pii":
         return "Faker surrogate (not derived from data)"
+    if role == "unit":
+        return "surrogate, one per synthetic unit (not derived from data)"
     if role == "text" or structured == "dp":
         if ledger is None:
             return "unknown (no privacy ledger)"

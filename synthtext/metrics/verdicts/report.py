@@ -37,7 +37,9 @@ def privacy_verdicts(ledger: Mapping | None, data: Mapping) -> list[dict]:
         grade, words = "fair", "a moderate guarantee, in the range commonly used for DP machine learning"
     else:
         grade, words = "poor", "a weak guarantee: the bound on what one row can change is loose"
-    out = [verdict("epsilon", None, eps, f"Epsilon {eps:.3g} per row is {words}; a lower epsilon is a stronger "
+    unit = ledger.get("privacy_unit") or "row"
+    per = "per row" if unit == "row" else f"per {unit} (all rows sharing a value are one unit)"
+    out = [verdict("epsilon", None, eps, f"Epsilon {eps:.3g} {per} is {words}; a lower epsilon is a stronger "
                    "guarantee.", grade, section="privacy", threshold=eps_threshold)]
     n_train = _n_train(ledger, data)
     if delta is not None and n_train:
@@ -114,6 +116,37 @@ def overall_verdicts(verdicts: Sequence[Mapping], evaluation: Mapping | None, au
 
 def _names(columns: Sequence[dict]) -> str:
     return ", ".join(repr(c["name"]) for c in columns)
+
+
+def _domain_sentence(domains: Mapping | None) -> str:
+    if not domains:
+        return ""
+    return (f"Columns {', '.join(repr(c) for c in domains)} were held to the ranges or categories the user "
+            "declared public (public_domains); rows outside them were drawn again. Those domains are the "
+            "user's declaration, not read from the data.")
+
+
+def _unit_sentence(units: Mapping, drawn: Mapping | None) -> str:
+    """The privacy unit caveat: what one unit is, what was left out, where the rows per unit come from."""
+    column = units["column"]
+    if units.get("privacy_unit") == "row":
+        return (f"Privacy unit {column!r} was asked for, but every row has its own value: each unit is one row, "
+                "and the guarantee is per row.")
+    text = (f"The guarantee is per {column!r}: all rows sharing a value are one unit, one training record "
+            f"({fmt(units['n_train_units'])} units trained, {fmt(units['n_holdout_units'])} held out), so a "
+            "person with many rows is protected as one with a single row. ")
+    if units.get("rows_without_value"):
+        text += (f"{fmt(units['rows_without_value'])} rows had no {column!r} value and were one unit each: if they "
+                 "belong to people who also have other rows, those people are protected more weakly. ")
+    if units.get("rows_not_trained"):
+        text += (f"At most {fmt(units['max_rows_per_unit'])} rows of a unit were trained on (drawn at random); "
+                 f"{fmt(units['rows_not_trained'])} rows beyond that were not. ")
+    if drawn:
+        text += (f"The synthetic table's {fmt(drawn['rows'])} rows come from {fmt(drawn['units'])} units the DP "
+                 f"model wrote, its own number of rows each ({fmt(drawn['unit_draws'])} units drawn, "
+                 f"{fmt(drawn['units_unreadable'])} with no readable row, {fmt(drawn['lines_unreadable'])} "
+                 "unreadable lines dropped); the unit column holds one surrogate per synthetic unit.")
+    return text
 
 
 def _rare_sentence(rare: Mapping | None) -> str:
@@ -231,6 +264,11 @@ def caveats(data: Mapping, ledger: Mapping | None, pii: Mapping | None, evaluati
             f"this table and were drawn again (at most {fmt(drawn['max_tries'])} draws per row); "
             f"{fmt(drawn['unparsed'])} of the {fmt(drawn['rows'])} rows still did not, and their cells are "
             "missing in the synthetic table.")
+    if data.get("public_domains"):
+        add("public_domains", _domain_sentence(data["public_domains"]))
+    units = data.get("privacy_unit")
+    if units:
+        add("privacy_unit", _unit_sentence(units, data.get("whole_units")))
     kept = [c for c in data["columns"] if c["protected_by"].startswith("kept")]
     if kept:
         add("kept_not_protected", f"Columns {_names(kept)} were kept as given: the synthetic table reuses "

@@ -1,0 +1,240 @@
+"""privacy_unit: all rows sharing a value of a column are one unit, one DP record (synthtext.units)."""
+
+import json
+
+import pandas as pd
+import pytest
+from opacus.accountants import create_accountant
+
+import synthtext.generate as G
+from synthtext import cli
+from synthtext import units as U
+from synthtext import whole_row as W
+from synthtext.config import PrivacyConfig, TrainConfig
+from synthtext.errors import ConfigError, DataError, ModelError, PrivacyBudgetError
+from synthtext.io import write_csv
+from synthtext.report import build_report
+from synthtext.synthesizer import TextSynthesizer
+from synthtext.train import plan_privacy
+from test_synthesize import PLANTED_NAME
+
+TRAIN = TrainConfig(epochs=1, batch_size=32, progress=False)
+DEFAULT_LENGTH = 512  # the built-in model's default record length (synthtext.models.loading.default_max_length)
+
+
+def customers(n_customers=120, rows_each=(1, 2, 3)) -> pd.DataFrame:
+    """Customers with 1-3 comments each; a few rows without a customer id."""
+    products = ["dress", "jacket", "jeans", "sweater"]
+    rows = []
+    for c in range(n_customers):
+        for k in range(rows_each[c % len(rows_each)]):
+            product = products[(c + k) % 4]
+            rows.append({"customer": f"C{c:04d}", "product": product, "rating": 1 + (c + k) % 5,
+                         "comment": f"the {product} was {'great' if c % 3 else 'too small'} and i would buy it {k}"})
+    rows[5]["comment"] = f"My name is {PLANTED_NAME} and the jeans fit."
+    df = pd.DataFrame(rows)
+    df.loc[[3, 17], "customer"] = None
+    return df
+
+
+def unit_synth(**options) -> TextSynthesizer:
+    options.setdefault("train", TRAIN)
+    return TextSynthesizer(["comment"], model="builtin", model_size="tiny", epsilon=8.0, structured="dp",
+                           privacy_unit="customer", max_new_tokens=48, **options)
+
+
+def test_units_group_rows_and_rows_without_a_value_are_one_unit_each():
+    df = pd.DataFrame({"who": ["a", "b", "a", None, "b", None, "c"], "x": range(7)})
+    units = U.Units.of(df, "who")
+    assert units.n_units == 5 and units.rows_without_value == 2
+    assert [list(m) for m in units.members] == [[0, 2], [1, 4], [6], [3], [5]]
+    assert list(units.rows_of([1, 3])) == [1, 3, 4]
+
+
+@pytest.mark.parametrize("column, conditioning, error, match", [
+    ("nobody", None, DataError, "no column 'nobody'"),
+    ("comment", None, ConfigError, "is a text column"),
+    ("customer", ["customer", "rating"], ConfigError, "also a conditioning column"),
+    ("empty", None, DataError, "is empty"),
+])
+def test_a_column_that_cannot_be_a_unit_is_refused(column, conditioning, error, match):
+    df = customers(10).assign(empty=None)
+    with pytest.raises(error, match=match):
+        U.find_units(df, column, text_columns=["comment"], conditioning_columns=conditioning)
+
+
+def test_a_unit_column_unique_per_row_is_the_row():
+    df = customers(10)
+    df["row_id"] = range(len(df))
+    assert U.find_units(df, "row_id", text_columns=["comment"], conditioning_columns=None) is None
+
+
+@pytest.mark.parametrize("structured", ["sdv", "keep"])
+def test_a_privacy_unit_needs_the_whole_row_model(structured):
+    with pytest.raises(ConfigError, match="privacy_unit needs structured='dp'"):
+        TextSynthesizer(["comment"], structured=structured, privacy_unit="customer").fit(customers())
+    with pytest.raises(ConfigError, match="max_rows_per_unit"):
+        unit_synth(max_rows_per_unit=0).fit(customers())
+
+
+def test_a_unit_s_training_rows_are_drawn_by_seed_not_by_content():
+    df = customers(30, rows_each=(5,))
+    units = U.Units.of(df, "customer")
+    picked, left_out = U.pick_rows(units, range(units.n_units), 2, seed=3)
+    assert all(len(rows) <= 2 and set(rows) <= set(units.members[u]) for u, rows in enumerate(picked))
+    assert left_out == len(df) - sum(len(r) for r in picked) > 0
+    changed = df.assign(comment=df["comment"].str.upper())
+    again, _ = U.pick_rows(U.Units.of(changed, "customer"), range(units.n_units), 2, seed=3)
+    assert [list(r) for r in again] == [list(r) for r in picked]
+    other, _ = U.pick_rows(units, range(units.n_units), 2, seed=4)
+    assert [list(r) for r in other] != [list(r) for r in picked]
+
+
+class FakeModel:
+    def __init__(self, *calls):
+        self.calls, self.prompts = list(calls), []
+
+    def __call__(self, trained, prompts, sampling=None, **_):
+        self.prompts.append(list(prompts))
+        return self.calls.pop(0)
+
+
+def test_sampled_units_give_their_own_number_of_rows(monkeypatch):
+    columns, dtypes = ["n", "price"], {"n": "int64", "price": "float64"}
+    fake = FakeModel(["n: 1 | price: 2\nn: 2 | price: 3\nn: 3 | price: 4", "garbage", "n: 4 | price: 5\nbad line"],
+                     ["n: 5 | price: 6\nn: 6 | price: 7"])
+    monkeypatch.setattr(G, "generate_texts", fake)
+    rows, unit_of, counts = W.sample_units(None, columns, [], dtypes, 5, G.SamplingConfig(seed=1), "plain", "client", 3)
+    assert rows["n"].tolist() == [1, 2, 3, 4, 5] and unit_of == [0, 0, 0, 1, 2]  # the last unit cut to 5 rows
+    assert counts["units"] == 3 and counts["units_unreadable"] == 1 and counts["lines_unreadable"] == 2
+    assert fake.prompts[0][0].startswith("Write up to 3 rows of one client, one per line, with the columns n, price.")
+    never = FakeModel(*[["garbage"]] * 20)
+    monkeypatch.setattr(G, "generate_texts", never)
+    with pytest.raises(ModelError, match="no readable unit"):
+        W.sample_units(None, columns, [], dtypes, 1, G.SamplingConfig(), "plain", "client", 3)
+
+
+def test_the_small_data_refusal_counts_units_not_rows():
+    df = customers(60)  # 120 rows, about 60 customers: under min_records=100 once the holdout is out
+    n_units = U.Units.of(df, "customer").n_units
+    n_train = n_units - round(0.1 * n_units)
+    assert len(df) >= 100 > n_train
+    with pytest.raises(PrivacyBudgetError, match=rf"^{n_train} units \(distinct 'customer' values\) is too few"):
+        unit_synth().fit(df)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    return unit_synth().fit(customers())
+
+
+def test_one_record_per_unit_and_the_ledger_is_per_unit(fitted):
+    synth, df = fitted, customers()
+    [model] = synth.text_models()
+    ledger = model.ledger
+    n_units = U.Units.of(df, "customer").n_units
+    assert synth.units_["n_units"] == n_units and synth.units_["rows_without_value"] == 2
+    assert ledger.n_records == synth.units_["n_train_units"] == n_units - round(0.1 * n_units)
+    assert ledger.privacy_unit == "customer" and synth.privacy_ledger_["privacy_unit"] == "customer"
+    assert "per customer" in synth.privacy_ledger_["summary"] and "per row" not in synth.privacy_ledger_["summary"]
+    # the ledger is the accountant's over the sampling used: one record per unit
+    planned = plan_privacy(ledger.n_records, PrivacyConfig(epsilon=8.0), model.train_config)
+    assert (ledger.noise_multiplier, ledger.sample_rate, ledger.steps) == (
+        planned.noise_multiplier, planned.sample_rate, planned.steps)
+    accountant = create_accountant(mechanism=ledger.accountant)
+    accountant.history = [(ledger.noise_multiplier, ledger.sample_rate, ledger.steps)]
+    assert accountant.get_epsilon(delta=ledger.delta) == pytest.approx(ledger.epsilon) and ledger.epsilon <= 8.0
+    assert ledger.delta < 1 / ledger.n_records
+    # the holdout splits by unit: no customer on both sides
+    data = synth._fit_data
+    assert not set(data.train["customer"].dropna()) & set(data.holdout["customer"].dropna())
+    assert len(data.unit_rows["train"]) == ledger.n_records
+    assert max(len(u) for u in data.unit_rows["train"]) <= synth.max_rows_per_unit
+    assert "customer" not in synth.conditioning_columns_  # the unit column is never learned
+    assert model.max_length == min(4 * DEFAULT_LENGTH, model.builtin_config.max_positions)  # room for 4 rows
+
+
+def _units_written(prompts):
+    """Each draw one unit of 1-3 rows of the test table."""
+    out = []
+    for i, _ in enumerate(prompts):
+        line = "product: dress | rating: {} | comment: hi <PERSON>, it fits"
+        out.append("\n".join(line.format(1 + (i + k) % 5) for k in range(1 + i % 3)))
+    return out
+
+
+def test_sampled_rows_come_in_units_with_one_surrogate_each(fitted, monkeypatch, tmp_path):
+    monkeypatch.setattr(G, "generate_texts", lambda trained, prompts, sampling=None, **_: _units_written(prompts))
+    out = fitted.sample(10)
+    assert list(out.columns) == list(customers().columns) and len(out) == 10
+    # units of 1, 2, 3, 1, 2, ... rows: the model's counts, not the real ones
+    sizes = out.groupby("customer", sort=False).size().tolist()
+    assert sizes == [1, 2, 3, 1, 2, 1]
+    assert not set(out["customer"]) & set(customers()["customer"].dropna())  # surrogates, tied to nothing
+    assert all("<PERSON>" not in t for t in out["comment"])
+    with pytest.raises(ConfigError, match="whole units"):
+        fitted.sample(conditions=pd.DataFrame({"product": ["dress"]}))
+
+    inputs = fitted.report_inputs()
+    protection = {c["name"]: c["protected_by"] for c in inputs["data_summary"]["columns"]}
+    assert protection["customer"].startswith("surrogate, one per synthetic unit")
+    assert protection["rating"].startswith("DP (")
+    report = build_report(evaluation=None, **inputs)
+    caveats = {c["id"]: c["text"] for c in report["caveats"]}
+    assert "per 'customer'" in caveats["privacy_unit"] and "2 rows had no 'customer' value" in caveats["privacy_unit"]
+    assert "come from 6 units the DP model wrote" in caveats["privacy_unit"]
+    verdict = next(v for v in report["verdicts"] if v["metric"] == "epsilon")
+    assert "per customer" in verdict["plain"]
+
+    saved = fitted.save(tmp_path / "units")
+    loaded = TextSynthesizer.load(saved)
+    assert loaded.privacy_unit_ == "customer" and loaded.privacy_ledger_["privacy_unit"] == "customer"
+    assert loaded.sample(4, seed=1).groupby("customer").size().sum() == 4
+    assert json.loads((saved / "synthesizer.json").read_text())["units"]["n_units"] == fitted.units_["n_units"]
+
+
+def test_membership_is_scored_per_unit(fitted):
+    membership = fitted._membership()
+    [entry] = membership.values()
+    assert len(entry["holdout_losses"]) == fitted.units_["n_holdout_units"]
+    assert len(entry["train_losses"]) == min(fitted.units_["n_train_units"], max(200, 4 * len(entry["holdout_losses"])))
+
+
+def test_the_plan_is_per_unit_as_the_run():
+    plan = unit_synth().plan(customers(), probe=False)
+    assert plan.privacy["privacy_unit"] == "customer"
+    assert plan.privacy["models"][0]["n_records"] == plan.privacy["units"]["n_train_units"]
+    assert "Privacy unit: 'customer'" in str(plan) and "per customer" in str(plan)
+
+
+def test_a_unique_unit_column_proceeds_per_row():
+    df = customers()
+    df["customer"] = [f"R{i}" for i in range(len(df))]
+    synth = unit_synth().fit(df)
+    assert synth.privacy_unit_ == "row" and synth.privacy_ledger_["privacy_unit"] == "row"
+    assert synth.units_["note"].endswith("the run proceeds per row.")
+    assert synth.models_["comment"].ledger.n_records == synth.n_train_
+
+
+def test_the_canary_audit_runs_per_unit():
+    from synthtext import audit
+
+    df = customers().drop(columns="product")  # the tiny model's 128 bytes hold a canary unit of two columns
+    result = audit(df, ["comment"], epsilon=8.0, canaries=40, model="builtin", model_size="tiny", train=TRAIN,
+                   structured="dp", references=20, privacy_unit="customer")
+    n_units = U.Units.of(df, "customer").n_units
+    assert result.ledger["privacy_unit"] == "customer" and result.ledger["n_records"] == n_units + result.n_inserted
+    assert result.canary["prompt"].startswith("a whole 'customer' unit")
+    assert result.empirical_epsilon_lower_bound <= result.claimed_epsilon
+
+
+def test_cli_refuses_a_bad_unit_before_training(tmp_path, capsys):
+    src = tmp_path / "in.csv"
+    write_csv(customers(), src)
+    common = [str(src), "--text-columns", "comment", "--model", "builtin", "--model-size", "tiny", "--quiet",
+              "-o", str(tmp_path / "out.csv")]
+    assert cli.main(["synthesize", *common, "--privacy-unit", "customer"]) == 2
+    assert "--privacy-unit needs --structured dp: one DP model" in capsys.readouterr().err
+    assert cli.main(["synthesize", *common, "--structured", "dp", "--privacy-unit", "client"]) == 2
+    assert "no column 'client'" in capsys.readouterr().err
+    assert not (tmp_path / "out.csv").exists()
