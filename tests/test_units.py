@@ -13,7 +13,7 @@ from synthtext import whole_row as W
 from synthtext.config import PrivacyConfig, TrainConfig
 from synthtext.errors import ConfigError, DataError, ModelError, PrivacyBudgetError
 from synthtext.io import write_csv
-from synthtext.report import build_report
+from synthtext.report import build_report, render_html
 from synthtext.synthesizer import TextSynthesizer
 from synthtext.train import plan_privacy
 from test_synthesize import PLANTED_NAME
@@ -185,6 +185,9 @@ def test_sampled_rows_come_in_units_with_one_surrogate_each(fitted, monkeypatch,
     assert "come from 6 units the DP model wrote" in caveats["privacy_unit"]
     verdict = next(v for v in report["verdicts"] if v["metric"] == "epsilon")
     assert "per customer" in verdict["plain"]
+    page = render_html(report)
+    assert "per customer (every column but the PII columns)</p>" in page  # the headline
+    assert "written by the DP model with the text" in page
 
     saved = fitted.save(tmp_path / "units")
     loaded = TextSynthesizer.load(saved)

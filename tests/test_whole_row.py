@@ -228,3 +228,18 @@ def test_cli_reads_public_domains():
     args = build_parser().parse_args(["synthesize", "in.csv", "-o", "out.csv", "--structured", "dp",
                                       "--public-domain", "Age=18..99", "--public-domain", "Dept=Tops, Dresses"])
     assert dict(args.public_domain) == {"Age": (18, 99), "Dept": ["Tops", "Dresses"]}
+
+
+def test_the_cli_summary_warns_of_rows_left_empty():
+    import time
+    from types import SimpleNamespace
+
+    from synthtext.cli.commands import _summary
+
+    synth = SimpleNamespace(privacy_ledger_={"summary": "(epsilon=8, delta=1e-05)-DP ..."},
+                            whole_row_counts_={"rows": 500, "draws": 1184, "rejected": 911, "unparsed": 227,
+                                               "max_tries": 3})
+    text = _summary("wrote out.csv:", 500, synth, time.perf_counter())
+    assert "warning: 227 of 500 rows did not read as rows of the table after 3 draws each" in text
+    synth.whole_row_counts_ = {**synth.whole_row_counts_, "unparsed": 0}
+    assert "warning" not in _summary("wrote out.csv:", 500, synth, time.perf_counter())
