@@ -336,7 +336,7 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
     from .models import EncodedExamples, encode_examples, load_base_model, uses_chat_template
     from .prompts import PromptFormat
     from . import whole_row
-    from .plan import encode_rows, scan_columns, table_privacy, training_config, whole_row_conditioning
+    from .plan import encode_rows, scan_columns, table_privacy, training_config, units_and_columns
     from .train import plan_privacy, train_private
 
     started = time.perf_counter()
@@ -356,21 +356,16 @@ def audit(df: pd.DataFrame, text_columns: Sequence[str] | None = None, *, epsilo
     # the same plan as fit's (plan.py), so the audited model is trained as the synthesizer's would be
     if structured not in ("sdv", "keep", "dp"):
         raise ConfigError(f"structured: must be one of ['sdv', 'keep', 'dp'], got {structured!r}.")
-    from .units import check_unit_settings, find_units, pick_rows, train_config_for_units
+    from .units import check_unit_settings, pick_rows, train_config_for_units
 
     check_unit_settings(df, privacy_unit, structured, max_rows_per_unit)
     scan, pii_columns, conditioning = scan_columns(
         df, text_columns=text_columns, conditioning_columns=conditioning_columns, redact_entities=redact_entities,
         analyzer=analyzer, progress=progress)
-    units = None
-    if privacy_unit is not None:  # as fit decides them (TextSynthesizer._prepare)
-        units = find_units(df, privacy_unit, text_columns=scan.text_columns, conditioning_columns=conditioning_columns)
-        conditioning = [c for c in conditioning if c != privacy_unit]
+    units, conditioning = units_and_columns(df, privacy_unit, scan, pii_columns, conditioning, conditioning_columns,
+                                            structured)  # as fit decides them (TextSynthesizer._prepare)
     unit = "row" if units is None else units.column
     dp_rows = structured == "dp"
-    if dp_rows:
-        conditioning = whole_row_conditioning(df.columns, conditioning, scan.text_columns, pii_columns,
-                                              exclude=[privacy_unit] if privacy_unit is not None else ())
     column = scan.text_columns[0] if column is None else column
     if column not in scan.text_columns:
         raise ConfigError(f"column: {column!r} is not one of the text columns {list(scan.text_columns)}.")

@@ -73,6 +73,23 @@ def whole_row_conditioning(columns: Sequence, conditioning: Sequence, text_colum
                              and c not in pii_columns and c not in exclude)]
 
 
+def units_and_columns(df: pd.DataFrame, privacy_unit: Any, scan: Any, pii_columns: Mapping, conditioning: Sequence,
+                      conditioning_columns: Sequence | None, structured: str) -> tuple[Any, list]:
+    """The privacy units (:func:`synthtext.units.find_units`; None: per row, also when every unit value is
+    distinct) and the columns each record is conditioned on or, with ``structured="dp"``, writes: never the
+    unit column, which the output replaces by surrogates."""
+    units = None
+    if privacy_unit is not None:
+        from .units import find_units
+
+        units = find_units(df, privacy_unit, text_columns=scan.text_columns, conditioning_columns=conditioning_columns)
+        conditioning = [c for c in conditioning if c != privacy_unit]
+    if structured == "dp":  # one model writes every column but the PII ones
+        conditioning = whole_row_conditioning(df.columns, conditioning, scan.text_columns, pii_columns,
+                                              exclude=[privacy_unit] if privacy_unit is not None else ())
+    return units, list(conditioning)
+
+
 def split_holdout(n_rows: int, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Row positions (sorted) for training and for the holdout: a seeded random ``share`` of the rows,
     rounded, kept out of training so leakage can be measured against rows the model never saw."""
@@ -101,4 +118,4 @@ def encode_rows(fmt: prompt_format.PromptFormat, tokenizer: Any, max_length: int
 
 
 __all__ = ["encode_rows", "prompt_format_for", "scan_columns", "split_holdout", "table_privacy", "training_config",
-           "whole_row_conditioning"]
+           "units_and_columns", "whole_row_conditioning"]

@@ -33,7 +33,7 @@ import pandas as pd
 from . import prompts as prompt_format
 from .config import MAX_ROWS, PrivacyConfig, SamplingConfig, TrainConfig, compose_ledgers
 from .plan import (encode_rows, prompt_format_for, scan_columns, split_holdout, table_privacy, training_config,
-                   whole_row_conditioning)
+                   units_and_columns)
 from .errors import ConfigError, DataError, NotFittedError, PrivacyBudgetError, option
 from .memory import release_freed_memory
 from .saved import check_save_target, load_synthesizer, save_synthesizer
@@ -200,17 +200,13 @@ class TextSynthesizer:
             redact_entities=self.redact_entities, analyzer=self.analyzer, progress=self.progress)
         scan_seconds = time.perf_counter() - started
 
-        units = unit_note = train_units = holdout_units = None
-        if self.privacy_unit is not None:
-            from .units import find_units, unique_unit_note
+        units, conditioning = units_and_columns(df, self.privacy_unit, scan, pii_columns, conditioning,
+                                                self.conditioning_columns, self.structured)
+        unit_note = train_units = holdout_units = None
+        if self.privacy_unit is not None and units is None:
+            from .units import unique_unit_note
 
-            units = find_units(df, self.privacy_unit, text_columns=scan.text_columns,
-                               conditioning_columns=self.conditioning_columns)
-            conditioning = [c for c in conditioning if c != self.privacy_unit]  # the unit column is never learned
-            unit_note = unique_unit_note(self.privacy_unit) if units is None else None
-        if self.structured == "dp":  # one model writes every column but the PII ones
-            conditioning = whole_row_conditioning(df.columns, conditioning, scan.text_columns, pii_columns,
-                                                  exclude=[self.privacy_unit] if self.privacy_unit is not None else ())
+            unit_note = unique_unit_note(self.privacy_unit)
         from .whole_row import check_public_domains
 
         domains = check_public_domains(self.public_domains, self.structured, conditioning, df.dtypes)
@@ -282,10 +278,9 @@ class TextSynthesizer:
         redacted = pii.redact_frame(df, scan, self.redact_entities) if self.redact_pii else df
         models = {}
         t0 = time.perf_counter()
-        records = redacted.iloc[train_pos].to_dict("records")
         unit_rows, rows_not_trained = self._unit_rows(prepared, redacted)
-        if unit_rows is not None:  # one record per unit
-            records = unit_rows["train"]
+        # one record per row, or per unit
+        records = redacted.iloc[train_pos].to_dict("records") if unit_rows is None else unit_rows["train"]
         fmt = None
         for column in scan.text_columns[:self.n_models(len(scan.text_columns))]:
             base = load_base_model(self.model, size=self.model_size, seed=self.seed)
@@ -394,8 +389,6 @@ class TextSynthesizer:
 
     def _structured_rows(self, num_rows: int | None, conditions: pd.DataFrame | None, seed: int) -> pd.DataFrame:
         if conditions is not None:
-            if not isinstance(conditions, pd.DataFrame):
-                raise DataError(f"conditions must be a DataFrame of rows, got {type(conditions).__name__}.")
             missing = [c for c in self.conditioning_columns_ if c not in conditions.columns]
             if missing:
                 raise DataError(f"conditions lack the conditioning column(s) {missing}.")
@@ -449,6 +442,8 @@ class TextSynthesizer:
         self._check_fitted()
         if num_rows is not None:
             self._check_num_rows(num_rows)
+        if conditions is not None and not isinstance(conditions, pd.DataFrame):
+            raise DataError(f"conditions must be a DataFrame of rows, got {type(conditions).__name__}.")
         seed = self.seed if seed is None else seed
         sampling = self._sampling(seed)
         if self.structured == "dp":
@@ -485,8 +480,6 @@ class TextSynthesizer:
                               "(how many rows each has is its own), so it cannot continue given rows. Sample "
                               "without conditions.")
         if conditions is not None:
-            if not isinstance(conditions, pd.DataFrame):
-                raise DataError(f"conditions must be a DataFrame of rows, got {type(conditions).__name__}.")
             unknown = [c for c in conditions.columns if c not in columns]
             if unknown:
                 raise DataError(f"conditions have column(s) {unknown} that the model does not write; with "
@@ -584,16 +577,13 @@ class TextSynthesizer:
             losses = {}
             for name, frame in (("train", data.redacted_train), ("holdout", data.redacted_holdout)):
                 rows = frame[frame[column].map(lambda v: isinstance(v, str) and bool(v.strip()))]
-                cap = max_records if name == "holdout" else min(max_records, max(200, 4 * len(data.holdout)))
-                if len(rows) > cap:
-                    rows = rows.iloc[np.sort(rng.choice(len(rows), size=cap, replace=False))]
+                picks = _membership_picks(len(rows), name, len(data.holdout), rng, max_records)
+                if picks is not None:
+                    rows = rows.iloc[picks]
                 examples = self.training_records(self.prompt_format_, trained.tokenizer, trained.max_length,
                                                   rows.to_dict("records"), column)
                 losses[name] = trained.record_losses(examples)
-            ledger = trained.ledger
-            out[column] = {"train_losses": losses["train"], "holdout_losses": losses["holdout"],
-                           "claimed_epsilon": ledger.epsilon if ledger.dp else None,
-                           "delta": ledger.delta if ledger.dp else None}
+            out[column] = _membership_entry(trained, losses)
         return out
 
     def _unit_membership(self, unit_rows: dict, rng: np.random.Generator, max_records: int) -> dict | None:
@@ -606,16 +596,13 @@ class TextSynthesizer:
         losses = {}
         for name in ("train", "holdout"):
             units = unit_rows[name]
-            cap = max_records if name == "holdout" else min(max_records, max(200, 4 * len(unit_rows["holdout"])))
-            if len(units) > cap:
-                units = [units[i] for i in np.sort(rng.choice(len(units), size=cap, replace=False))]
+            picks = _membership_picks(len(units), name, len(unit_rows["holdout"]), rng, max_records)
+            if picks is not None:
+                units = [units[i] for i in picks]
             examples = self.training_records(self.prompt_format_, trained.tokenizer, trained.max_length, units,
                                               column, units=True)
             losses[name] = trained.record_losses(examples)
-        ledger = trained.ledger
-        return {column: {"train_losses": losses["train"], "holdout_losses": losses["holdout"],
-                         "claimed_epsilon": ledger.epsilon if ledger.dp else None,
-                         "delta": ledger.delta if ledger.dp else None}}
+        return {column: _membership_entry(trained, losses)}
 
     def evaluate(self, synthetic: pd.DataFrame, *, real: pd.DataFrame | None = None, embedding: str = "auto",
                  membership: bool = True, max_rows: int = 5000):
@@ -731,6 +718,21 @@ class TextSynthesizer:
         """Load a directory written by :meth:`save`. Reads JSON and safetensors only: a directory
         holding any other file (a pickle, say) is refused before anything is read."""
         return load_synthesizer(cls, path)
+
+
+def _membership_picks(n: int, side: str, n_holdout: int, rng: np.random.Generator,
+                      max_records: int) -> np.ndarray | None:
+    """Which of ``n`` records of one side the membership attack scores (sorted positions; None: all): the
+    holdout up to ``max_records``, training records up to four times the holdout (at least 200)."""
+    cap = max_records if side == "holdout" else min(max_records, max(200, 4 * n_holdout))
+    return np.sort(rng.choice(n, size=cap, replace=False)) if n > cap else None
+
+
+def _membership_entry(trained: Any, losses: Mapping) -> dict:
+    """One model's input to the membership attack: its losses on both sides and its claim."""
+    ledger = trained.ledger
+    return {"train_losses": losses["train"], "holdout_losses": losses["holdout"],
+            "claimed_epsilon": ledger.epsilon if ledger.dp else None, "delta": ledger.delta if ledger.dp else None}
 
 
 def check_keep_rows(structured: str, num_rows: int | None, n_rows: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from ...config import per_unit
 from ...errors import ConfigError
 from .rules import EPSILON_FAIR, EPSILON_GOOD, SMALL_DATA_ROWS, fmt, verdict
 
@@ -37,8 +38,7 @@ def privacy_verdicts(ledger: Mapping | None, data: Mapping) -> list[dict]:
         grade, words = "fair", "a moderate guarantee, in the range commonly used for DP machine learning"
     else:
         grade, words = "poor", "a weak guarantee: the bound on what one row can change is loose"
-    unit = ledger.get("privacy_unit") or "row"
-    per = "per row" if unit == "row" else f"per {unit} (all rows sharing a value are one unit)"
+    per = per_unit(ledger.get("privacy_unit") or "row")
     out = [verdict("epsilon", None, eps, f"Epsilon {eps:.3g} {per} is {words}; a lower epsilon is a stronger "
                    "guarantee.", grade, section="privacy", threshold=eps_threshold)]
     n_train = _n_train(ledger, data)
