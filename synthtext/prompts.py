@@ -230,9 +230,28 @@ def decode_conditions(line: str) -> dict[str, str | None]:
         parts = _split_unescaped(segment, ":", maxsplit=1)
         if len(parts) != 2 or not parts[1].startswith(" "):
             raise DataError(f"malformed conditions line: field {i + 1} has no 'name: value'.")
-        key, value = _unescape(parts[0]), parts[1][1:]
-        out[key] = None if value == MISSING else _unescape(value)
+        out[_unescape(parts[0])] = decode_value(parts[1][1:])
     return out
+
+
+def decode_value(written: str) -> str | None:
+    """Invert :func:`escape_value`: the formatted value, ``None`` for :data:`MISSING`.
+
+    Raises DataError on a dangling backslash."""
+    return None if written == MISSING else _unescape(written)
+
+
+def split_field(written: str) -> tuple[str, bool]:
+    """What a model wrote after ``name:`` up to where the field ends: the escaped value (without the
+    space after the colon or the separator's own space) and whether the separator ``|`` ended it (a
+    raw newline also ends it, without a separator)."""
+    line = written.split("\n", 1)[0].split("\r", 1)[0]
+    pieces = _split_unescaped(line, "|", maxsplit=1)
+    value = pieces[0][1:] if pieces[0].startswith(" ") else pieces[0]
+    ended = len(pieces) == 2
+    if ended and value.endswith(" "):
+        value = value[:-1]
+    return value, ended
 
 
 def _ends_escaped(text: str) -> bool:
@@ -421,6 +440,6 @@ class PromptFormat:
 
 __all__ = [
     "FORMAT_VERSION", "MISSING", "PromptFormat", "build_example", "build_prompt", "decode_conditions",
-    "decode_text", "encode_conditions", "encode_text", "escape_key", "escape_value", "format_value",
-    "instruction_prompt", "is_missing", "parse_prompt", "split_generated",
+    "decode_text", "decode_value", "encode_conditions", "encode_text", "escape_key", "escape_value", "format_value",
+    "instruction_prompt", "is_missing", "parse_prompt", "split_field", "split_generated",
 ]

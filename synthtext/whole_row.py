@@ -30,10 +30,19 @@ from . import prompts as prompt_format
 from .errors import DataError, ModelError
 
 MAX_TRIES = 3
-"""Draws per row before a row that does not parse is given up (its unreadable cells stay missing)."""
+"""Draws per value before it is given up (the cell stays missing)."""
+
+VALUE_TOKENS = 32
+"""New tokens for one structured value (a setting, not read from the data): a value the model has not
+ended with the field separator by then is drawn again."""
 
 UNIT_ROW_SEPARATOR = "\n"
 """Between the rows of one unit's sequence."""
+
+VALUE_STOP = prompt_format.FIELD_SEPARATOR.strip() + "\n"
+"""Where decoding a structured value may stop: at the token holding the separator's bar (or a newline).
+A value holding an escaped bar stops there too and is drawn again; texts (the row's last column) run
+to EOS instead, and are cut at an unescaped bar."""
 
 _INTEGER = re.compile(r"[+-]?\d+")
 _TRUE, _FALSE = "true", "false"
@@ -183,117 +192,190 @@ def parse_row(generated: str, columns: Sequence, dtypes: Mapping, text_columns: 
         return None
     out = {}
     for column in columns:
-        text = cells[str(column)]
-        try:
-            if column in text_columns:
-                out[column] = None if text is None else prompt_format.decode_text(text)
-            else:
-                out[column] = parse_value(text, dtypes[column])
-        except (ValueError, TypeError, OverflowError):
-            return None
-        if domains and not in_domain(out[column], domains.get(column)):
+        out[column] = _parse_cell(cells[str(column)], column, dtypes, text_columns, domains)
+        if out[column] is _INVALID:
             return None
     return out
+
+
+_INVALID = object()
+
+
+def _parse_cell(text: str | None, column: Any, dtypes: Mapping, text_columns: Sequence,
+                domains: Mapping | None) -> Any:
+    """One cell's formatted value (unescaped; None: missing) as a value of its column, or ``_INVALID``."""
+    try:
+        value = (None if text is None else prompt_format.decode_text(text)) if column in text_columns \
+            else parse_value(text, dtypes[column])
+    except (ValueError, TypeError, OverflowError):
+        return _INVALID
+    if domains and not in_domain(value, domains.get(column)):
+        return _INVALID
+    return value
 
 
 def sample_rows(trained: Any, columns: Sequence, text_columns: Sequence, dtypes: Mapping, n: int, sampling: Any,
                 style: str, float_digits: int = prompt_format.DEFAULT_FLOAT_DIGITS,
                 max_tries: int = MAX_TRIES, given: pd.DataFrame | None = None,
                 domains: Mapping | None = None) -> tuple[pd.DataFrame, dict]:
-    """``n`` whole rows from the model (``given``: rows of the leading columns to continue instead, one
-    synthetic row per given row). Returns the rows (columns in ``columns`` order) and the counts behind the
-    report's rejection rate: ``{"rows", "draws", "rejected", "unparsed"}``."""
-    from .generate import generate_texts
+    """``n`` whole rows from the model, written column by column (``given``: rows of the leading columns to
+    continue instead, one synthetic row per given row).
 
-    request = row_request(columns, style)
-    prefixes = [""] * n
+    The column names and separators are the schema (public), so the decoder writes them itself and the
+    model writes only the values: after ``Rating:`` it writes up to the separator, the decoder appends
+    `` | Recommended IND:``, and so on, the texts last. A value that is not one of its column's dtype (or
+    outside a declared domain) is drawn again in the same place, at most ``max_tries`` draws in all; what
+    still fails is left missing (the line then holds the missing marker, so later columns see it).
+    Returns the rows (columns in ``columns`` order) and the counts behind the report's figures:
+    ``{"rows", "draws", "rejected", "unparsed", "rows_incomplete", "max_tries"}`` (draws and rejections
+    of single values; cells left missing, and the rows that hold them)."""
+    lines, first = [""] * n, 0
     if given is not None:
         lead = [str(c) for c in given.columns]
         if lead != [str(c) for c in columns[: len(lead)]]:
             raise DataError(f"with structured='dp' the model writes the columns in the order {list(columns)}; "
                             f"conditions can give the first of them, in that order, not {lead}.")
-        prefixes = [row_line(row, list(given.columns), float_digits) + prompt_format.FIELD_SEPARATOR
-                    for row in given.to_dict("records")]
-    rows: list[dict | None] = [None] * n
-    todo = list(range(n))
-    draws = rejected = 0
-    for attempt in range(max_tries):
-        if not todo:
-            break
-        seed = None if sampling.seed is None else sampling.seed + attempt
-        texts = generate_texts(trained, [request] * len(todo), replace(sampling, seed=seed),
-                               starts=[prefixes[i] for i in todo])
-        draws += len(todo)
-        left = []
-        for i, text in zip(todo, texts):
-            row = parse_row(prefixes[i] + text, columns, dtypes, text_columns, domains)
-            if row is None:
-                left.append(i)
-            else:
-                rows[i] = row
-        rejected += len(left)
-        todo = left
-    if todo and len(todo) == n:
-        raise ModelError(f"the model wrote no readable row of this table: none of {n} rows parsed in {max_tries} "
-                         "draws each (a row is the columns in order, 'name: value | ...', each value of its "
-                         "column's type). Train on more rows or for more epochs, or use structured='sdv'.")
-    out = pd.DataFrame([r if r is not None else {} for r in rows], columns=list(columns))
+        lines = [row_line(row, list(given.columns), float_digits) for row in given.to_dict("records")]
+        first = len(lead)
+    writer = _ValueWriter(trained, row_request(columns, style), sampling, dtypes, text_columns, domains, max_tries)
+    rows: list[dict] = [{} for _ in range(n)]
+    for position in range(first, len(columns)):
+        column = columns[position]
+        last = position == len(columns) - 1
+        values, lines, _ = writer.column(lines, column, last, stop="" if last else VALUE_STOP)
+        for row, value in zip(rows, values):
+            row[column] = value
+    if n and writer.unparsed == n * (len(columns) - first):
+        raise ModelError(f"the model wrote no readable value of this table: none of {n} rows had a value of any "
+                         f"column's type in {max_tries} draws each. Train on more rows or for more epochs, or use "
+                         "structured='sdv'.")
+    out = pd.DataFrame(rows, columns=list(columns))
     if given is not None:  # the given values as given, not as re-read from the line
         for column in given.columns:
             out[column] = given[column].to_numpy()
-    return out, {"rows": n, "draws": draws, "rejected": rejected, "unparsed": len(todo), "max_tries": max_tries}
+    return out, {"rows": n, **writer.counts(), "rows_incomplete": len(writer.incomplete)}
+
+
+class _ValueWriter:
+    """Writes one column's values for many sequences at once: the decoder appends ``name:`` to each line,
+    the model writes the value; a value that does not read is drawn again in place (at most ``max_tries``
+    draws), then left missing. Keeps the counts; every call draws with the next seed."""
+
+    def __init__(self, trained, request, sampling, dtypes, text_columns, domains, max_tries):
+        self.trained, self.request, self.sampling, self.max_tries = trained, request, sampling, max_tries
+        self.dtypes, self.text_columns, self.domains = dtypes, text_columns, domains
+        self.calls = self.draws = self.rejected = self.unparsed = 0
+        self.incomplete: set = set()  # (call order) indices of sequences with a value given up
+
+    def column(self, lines: Sequence[str], column: Any, last: bool, stop: str,
+               first_of_row: Sequence[bool] | None = None) -> tuple[list, list[str], list[str]]:
+        """Each line continued by ``column``'s value: returns the values, the lines with them, and the
+        model's draws as written (the caller reads how a row ended from them). ``first_of_row``: lines that
+        start a new row here (after the unit's row separator) instead of continuing one with a field."""
+        from .generate import generate_texts
+
+        key = prompt_format.escape_key(column) + ":"
+        starts = [line + ("" if not line or (first_of_row and first_of_row[i]) else prompt_format.FIELD_SEPARATOR)
+                  + key for i, line in enumerate(lines)]
+        values: list = [None] * len(lines)
+        written = [prompt_format.MISSING] * len(lines)
+        drafts = [""] * len(lines)
+        todo = list(range(len(lines)))
+        for _ in range(self.max_tries):
+            if not todo:
+                break
+            seed = None if self.sampling.seed is None else self.sampling.seed + self.calls
+            self.calls += 1
+            texts = generate_texts(self.trained, [self.request] * len(todo), replace(
+                self.sampling, seed=seed, max_new_tokens=self.sampling.max_new_tokens if last else VALUE_TOKENS),
+                starts=[starts[i] for i in todo], stop_at=stop)
+            self.draws += len(todo)
+            left = []
+            for i, text in zip(todo, texts):
+                value = _read_value(text, column, last, self.dtypes, self.text_columns, self.domains)
+                if value is _INVALID:
+                    left.append(i)
+                else:
+                    values[i], written[i], drafts[i] = value, prompt_format.split_field(text)[0], text
+            self.rejected += len(left)
+            todo = left
+        self.unparsed += len(todo)  # given up: missing, and the line says so to the columns after it
+        self.incomplete.update(todo)
+        return values, [start + " " + w for start, w in zip(starts, written)], drafts
+
+    def counts(self) -> dict:
+        return {"draws": self.draws, "rejected": self.rejected, "unparsed": self.unparsed,
+                "max_tries": self.max_tries}
+
+
+def _read_value(written: str, column: Any, last: bool, dtypes: Mapping, text_columns: Sequence,
+                domains: Mapping | None) -> Any:
+    """The value the model wrote for ``column`` (after ``name:``), or ``_INVALID``: a structured value must
+    end with the field separator (the model continuing the row as trained), parse as its dtype and lie in
+    its declared domain; the row's last column ends at EOS, a newline or a separator."""
+    value, ended = prompt_format.split_field(written)
+    if not (ended or last):
+        return _INVALID
+    try:
+        text = prompt_format.decode_value(value)
+    except DataError:  # a dangling backslash
+        return _INVALID
+    return _parse_cell(text, column, dtypes, text_columns, domains)
 
 
 def sample_units(trained: Any, columns: Sequence, text_columns: Sequence, dtypes: Mapping, n: int, sampling: Any,
                  style: str, unit: str, max_rows: int, float_digits: int = prompt_format.DEFAULT_FLOAT_DIGITS,
                  max_tries: int = MAX_TRIES, domains: Mapping | None = None) -> tuple[pd.DataFrame, list[int], dict]:
-    """``n`` rows written unit by unit (``privacy_unit``): each draw is one unit's sequence, its lines read as
-    rows (at most ``max_rows``; a line that does not parse is dropped and counted, a unit with no readable
-    line is drawn again). How many rows a unit has is the model's; the last unit is cut to reach ``n``.
-    Returns the rows, the synthetic unit of each row (0, 1, ...), and the counts for the report."""
-    from .generate import generate_texts
-
-    request = unit_request(columns, style, unit, max_rows)
+    """``n`` rows written unit by unit (``privacy_unit``), column by column as :func:`sample_rows` writes
+    them: a unit's row ends with its last column; a newline after it starts the unit's next row (at most
+    ``max_rows``), EOS ends the unit. How many rows a unit has is the model's; the last unit is cut to reach
+    ``n``. Returns the rows, the synthetic unit of each row (0, 1, ...), and the counts for the report."""
+    writer = _ValueWriter(trained, unit_request(columns, style, unit, max_rows), sampling, dtypes, text_columns,
+                          domains, max_tries)
     rows: list[dict] = []
     unit_of: list[int] = []
-    draws = empty = bad_lines = cut = 0
-    per_unit = 1.0  # rows per readable unit so far: nothing about it is read from the real data
-    for attempt in range(max_tries * 4):
+    unit_draws = cut = 0
+    per_unit = 1.0  # rows per unit so far: nothing about it is read from the real data
+    while len(rows) < n:
         need = n - len(rows)
-        if need <= 0:
-            break
-        batch = max(1, min(need, int(np.ceil(need / per_unit))) if attempt else min(need, 64))
-        seed = None if sampling.seed is None else sampling.seed + attempt
-        texts = generate_texts(trained, [request] * batch, replace(sampling, seed=seed))
-        draws += batch
-        for text in texts:
-            lines = [line for line in text.strip("\n").split(UNIT_ROW_SEPARATOR) if line.strip()]
-            parsed = [parse_row(line, columns, dtypes, text_columns, domains) for line in lines[:max_rows]]
-            good = [r for r in parsed if r is not None]
-            bad_lines += len(parsed) - len(good)
-            cut += max(0, len(lines) - max_rows)
-            if not good:
-                empty += 1
-                continue
-            take = good[: n - len(rows)]
+        batch = min(need, 64) if not unit_draws else max(1, min(need, int(np.ceil(need / per_unit))))
+        unit_draws += batch
+        lines, open_units = [""] * batch, list(range(batch))
+        written: list[list[dict]] = [[] for _ in range(batch)]
+        for row_number in range(max_rows):
+            cells: list[dict] = [{} for _ in open_units]
+            for position, column in enumerate(columns):
+                last = position == len(columns) - 1
+                values, new_lines, drafts = writer.column(
+                    [lines[u] for u in open_units], column, last, stop=UNIT_ROW_SEPARATOR if last else VALUE_STOP,
+                    first_of_row=[row_number > 0 and position == 0] * len(open_units))
+                for k, u in enumerate(open_units):
+                    cells[k][column] = values[k]
+                    lines[u] = new_lines[k]
+            for k, u in enumerate(open_units):
+                written[u].append(cells[k])
+            going_on = [u for u, draft in zip(open_units, drafts) if UNIT_ROW_SEPARATOR in draft]
+            if row_number == max_rows - 1:
+                cut += len(going_on)
+            open_units = going_on
+            for u in open_units:
+                lines[u] += UNIT_ROW_SEPARATOR
+            if not open_units:
+                break
+        for unit_rows in written:
+            take = unit_rows[: n - len(rows)]
             unit_index = (unit_of[-1] + 1) if unit_of else 0
             rows.extend(take)
             unit_of.extend([unit_index] * len(take))
             if len(rows) >= n:
                 break
-        units_so_far = (unit_of[-1] + 1) if unit_of else 0
-        per_unit = max(1.0, len(rows) / units_so_far) if units_so_far else 1.0
-    if not rows:
-        raise ModelError(f"the model wrote no readable unit of this table in {draws} draws (a unit is up to "
-                         f"{max_rows} rows, one per line, 'name: value | ...', each value of its column's type). "
-                         "Train on more units or for more epochs.")
-    if len(rows) < n:
-        raise ModelError(f"the model wrote only {len(rows)} readable rows of the {n} asked for in {draws} unit "
-                         f"draws ({empty} units had no readable row). Train on more units or for more epochs, or "
-                         "ask for fewer rows.")
+        per_unit = max(1.0, len(rows) / (unit_of[-1] + 1))
+    if all(value is None for row in rows for value in row.values()):
+        raise ModelError(f"the model wrote no readable value of this table in {unit_draws} unit draws (each value "
+                         f"of its column's type, {max_tries} draws each). Train on more units or for more epochs.")
     out = pd.DataFrame(rows, columns=list(columns))
-    counts = {"rows": n, "units": unit_of[-1] + 1, "unit_draws": draws, "units_unreadable": empty,
-              "lines_unreadable": bad_lines, "lines_beyond_max_rows": cut, "max_rows_per_unit": max_rows}
+    counts = {"rows": n, "units": unit_of[-1] + 1 if unit_of else 0, "unit_draws": unit_draws, **writer.counts(),
+              "units_cut_at_max_rows": cut, "max_rows_per_unit": max_rows}
     return out, unit_of, counts
 
 

@@ -438,3 +438,18 @@ def test_bf16_decoding_copy_is_cast_on_the_way_and_leaves_the_trained_model(lora
     with torch.no_grad():
         torch.testing.assert_close(decoding(input_ids=ids).logits.float(), old(input_ids=ids).logits.float(),
                                    atol=3e-2, rtol=3e-2)
+
+
+@pytest.mark.parametrize("which", ["builtin", "llama"])
+def test_stop_at_ends_a_row_at_the_first_token_holding_the_character(which, lora_models, random_builtin):
+    """``stop_at`` (the whole-row decoder's field separator) ends a row after the first token whose text holds
+    the character, that token kept; the other rows decode exactly as without it (greedy)."""
+    trained = random_builtin if which == "builtin" else lora_models[which]
+    tok, prompts = trained.tokenizer, _prompts(6, seed=4)
+    free = generate_token_ids(trained, prompts, max_new_tokens=30, **GREEDY)
+    stop = tok.decode([free[0][2]])[0]
+    stopped = generate_token_ids(trained, prompts, max_new_tokens=30, stop_at=stop, **GREEDY)
+    for full, cut in zip(free, stopped):
+        hits = [k for k, t in enumerate(full) if stop in tok.decode([t])]
+        assert cut == (full[: hits[0] + 1] if hits else full)
+    assert len(stopped[0]) <= 3 < len(free[0])

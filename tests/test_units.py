@@ -1,6 +1,7 @@
 """privacy_unit: all rows sharing a value of a column are one unit, one DP record (synthtext.units)."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -92,25 +93,29 @@ def test_a_unit_s_training_rows_are_drawn_by_seed_not_by_content():
 
 class FakeModel:
     def __init__(self, *calls):
-        self.calls, self.prompts = list(calls), []
+        self.calls, self.prompts, self.starts = list(calls), [], []
 
-    def __call__(self, trained, prompts, sampling=None, **_):
+    def __call__(self, trained, prompts, sampling=None, *, starts=None, **_):
         self.prompts.append(list(prompts))
+        self.starts.append(list(starts or []))
         return self.calls.pop(0)
 
 
 def test_sampled_units_give_their_own_number_of_rows(monkeypatch):
+    # column by column: a newline after a row's last value starts the unit's next row, EOS ends the unit
     columns, dtypes = ["n", "price"], {"n": "int64", "price": "float64"}
-    fake = FakeModel(["n: 1 | price: 2\nn: 2 | price: 3\nn: 3 | price: 4", "garbage", "n: 4 | price: 5\nbad line"],
-                     ["n: 5 | price: 6\nn: 6 | price: 7"])
+    fake = FakeModel([" 1 |", " 4 |", " x |", " 7 |", " 8 |"], [" 5 |"], [" 2\n", " 5", " 6", " 7", " 8"],
+                     [" 2 |"], [" 3\n"], [" 3 |"], [" 4\n"])
     monkeypatch.setattr(G, "generate_texts", fake)
     rows, unit_of, counts = W.sample_units(None, columns, [], dtypes, 5, G.SamplingConfig(seed=1), "plain", "client", 3)
-    assert rows["n"].tolist() == [1, 2, 3, 4, 5] and unit_of == [0, 0, 0, 1, 2]  # the last unit cut to 5 rows
-    assert counts["units"] == 3 and counts["units_unreadable"] == 1 and counts["lines_unreadable"] == 2
+    assert rows["n"].tolist() == [1, 2, 3, 4, 5] and unit_of == [0, 0, 0, 1, 2]  # the last units cut to 5 rows
+    assert counts == {"rows": 5, "units": 3, "unit_draws": 5, "draws": 15, "rejected": 1, "unparsed": 0,
+                      "max_tries": W.MAX_TRIES, "units_cut_at_max_rows": 1, "max_rows_per_unit": 3}
     assert fake.prompts[0][0].startswith("Write up to 3 rows of one client, one per line, with the columns n, price.")
+    assert fake.starts[3] == ["n: 1 | price: 2\nn:"] and fake.starts[6] == ["n: 1 | price: 2\nn: 2 | price: 3\nn: 3 | price:"]
     never = FakeModel(*[["garbage"]] * 20)
     monkeypatch.setattr(G, "generate_texts", never)
-    with pytest.raises(ModelError, match="no readable unit"):
+    with pytest.raises(ModelError, match="no readable value"):
         W.sample_units(None, columns, [], dtypes, 1, G.SamplingConfig(), "plain", "client", 3)
 
 
@@ -154,17 +159,26 @@ def test_one_record_per_unit_and_the_ledger_is_per_unit(fitted):
     assert model.max_length == min(4 * DEFAULT_LENGTH, model.builtin_config.max_positions)  # room for 4 rows
 
 
-def _units_written(prompts):
-    """Each draw one unit of 1-3 rows of the test table."""
+def _units_written(prompts, starts):
+    """A stand-in model writing units of the test table value by value: the i-th unit of a draw has rating
+    1 + i % 5 and 1 + (rating - 1) % 3 rows (its size read back from its own first rating)."""
     out = []
-    for i, _ in enumerate(prompts):
-        line = "product: dress | rating: {} | comment: hi <PERSON>, it fits"
-        out.append("\n".join(line.format(1 + (i + k) % 5) for k in range(1 + i % 3)))
+    for i, start in enumerate(starts):
+        first = re.search(r"rating: (\d)", start)
+        rating = int(first.group(1)) if first else 1 + i % 5
+        if start.endswith("product:"):
+            out.append(" dress |")
+        elif start.endswith("rating:"):
+            out.append(f" {rating} |")
+        else:
+            more = start.count("\n") + 1 < 1 + (rating - 1) % 3
+            out.append(" hi <PERSON>, it fits" + ("\n" if more else ""))
     return out
 
 
 def test_sampled_rows_come_in_units_with_one_surrogate_each(fitted, monkeypatch, tmp_path):
-    monkeypatch.setattr(G, "generate_texts", lambda trained, prompts, sampling=None, **_: _units_written(prompts))
+    monkeypatch.setattr(G, "generate_texts", lambda trained, prompts, sampling=None, *, starts=None, **_:
+                        _units_written(prompts, starts))
     out = fitted.sample(10)
     assert list(out.columns) == list(customers().columns) and len(out) == 10
     # units of 1, 2, 3, 1, 2, ... rows: the model's counts, not the real ones

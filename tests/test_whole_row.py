@@ -67,31 +67,54 @@ class FakeModel:
         self.calls, self.seen = list(calls), []
 
     def __call__(self, trained, prompts, sampling=None, *, starts=None, **_):
-        self.seen.append((list(prompts), list(starts)))
+        self.seen.append((list(prompts), list(starts or [])))
         return self.calls.pop(0)
 
 
-def test_rows_that_do_not_parse_are_drawn_again_and_counted(monkeypatch):
-    fake = FakeModel(["n: 1 | price: 2", "garbage", "n: x | price: 1"], ["n: 2 | price: 3", "n: 3 | price: 4"])
+def test_rows_are_written_column_by_column_and_bad_values_drawn_again(monkeypatch):
+    # the decoder writes 'name:' and the separators; the model only the values (" 1 |": value, separator)
+    fake = FakeModel([" 1 |", " 2x |", " x |"], [" 2 |", " 3 | price"], [" 2", " 3", " 4 | extra: 1"])
     monkeypatch.setattr(G, "generate_texts", fake)
     sampling = G.SamplingConfig(seed=5)
     rows, counts = W.sample_rows(None, ["n", "price"], [], {"n": "int64", "price": "float64"}, 3, sampling, "plain")
     assert rows.to_dict("list") == {"n": [1, 2, 3], "price": [2.0, 3.0, 4.0]}
-    assert counts == {"rows": 3, "draws": 5, "rejected": 2, "unparsed": 0, "max_tries": W.MAX_TRIES}
-    assert len(fake.seen[1][0]) == 2  # only the two rows that failed are drawn again
-    never = FakeModel(*[["garbage"] * 2] * W.MAX_TRIES)
+    assert counts == {"rows": 3, "draws": 8, "rejected": 2, "unparsed": 0, "rows_incomplete": 0,
+                      "max_tries": W.MAX_TRIES}
+    assert fake.seen[0][1] == ["n:"] * 3
+    assert fake.seen[1][1] == ["n:", "n:"]  # only the two values that failed are drawn again
+    assert fake.seen[2][1] == ["n: 1 | price:", "n: 2 | price:", "n: 3 | price:"]  # the model's values, in place
+
+
+def test_a_value_never_readable_is_left_missing_and_counted(monkeypatch):
+    # a structured value must end at the separator: " 5" (EOS, the row cut short) is drawn again
+    fake = FakeModel([" 5", " 6 |"], [" 5"], [" 5"], [" 1.5", " 1.5"])
+    monkeypatch.setattr(G, "generate_texts", fake)
+    rows, counts = W.sample_rows(None, ["n", "price"], [], {"n": "int64", "price": "float64"}, 2,
+                                 G.SamplingConfig(seed=0), "plain")
+    assert rows["n"].isna().tolist() == [True, False] and rows["price"].tolist() == [1.5, 1.5]
+    assert counts["unparsed"] == 1 and counts["rows_incomplete"] == 1 and counts["draws"] == 6
+    assert fake.seen[3][1] == ["n: <missing> | price:", "n: 6 | price:"]  # the line says it is missing
+    never = FakeModel(*[["garbage"] * 2] * (2 * W.MAX_TRIES))
     monkeypatch.setattr(G, "generate_texts", never)
-    with pytest.raises(ModelError, match="no readable row"):
-        W.sample_rows(None, ["n", "price"], [], {"n": "int64", "price": "float64"}, 2, sampling, "plain")
+    with pytest.raises(ModelError, match="no readable value"):
+        W.sample_rows(None, ["n", "price"], [], {"n": "int64", "price": "float64"}, 2, G.SamplingConfig(), "plain")
+
+
+def test_the_texts_are_read_back_unescaped_and_end_at_a_separator(monkeypatch):
+    fake = FakeModel([" 1 |"], [" two\\nlines \\| and a bar | n: 3"])
+    monkeypatch.setattr(G, "generate_texts", fake)
+    rows, _ = W.sample_rows(None, ["n", "note"], ["note"], {"n": "int64", "note": "object"}, 1, G.SamplingConfig(),
+                            "plain")
+    assert rows["note"].tolist() == ["two\nlines | and a bar"]
 
 
 def test_given_leading_columns_start_the_line(monkeypatch):
-    fake = FakeModel(["price: 7"])
+    fake = FakeModel([" 7"])
     monkeypatch.setattr(G, "generate_texts", fake)
     given = pd.DataFrame({"n": [41]})
     rows, _ = W.sample_rows(None, ["n", "price"], [], {"n": "int64", "price": "float64"}, 1, G.SamplingConfig(),
                             "plain", given=given)
-    assert fake.seen[0][1] == ["n: 41 | "] and rows.to_dict("list") == {"n": [41], "price": [7.0]}
+    assert fake.seen[0][1] == ["n: 41 | price:"] and rows.to_dict("list") == {"n": [41], "price": [7.0]}
     with pytest.raises(DataError, match="the first of them, in that order"):
         W.sample_rows(None, ["n", "price"], [], {"n": "int64", "price": "float64"}, 1, G.SamplingConfig(), "plain",
                       given=pd.DataFrame({"price": [1.0]}))
@@ -141,7 +164,7 @@ def test_fit_dp_one_model_for_the_whole_row_and_its_ledger(monkeypatch, tmp_path
     report = build_report(evaluation=None, **inputs)
     caveats = {c["id"]: c["text"] for c in report["caveats"]}
     assert "every column but the PII columns" in caveats["epsilon_scope"] and "sdv_not_dp" not in caveats
-    assert "Of 2 rows drawn, 0 did not read" in caveats["whole_rows"]
+    assert "Of 4 values drawn, 0 were not a value of their column" in caveats["whole_rows"]  # 2 rows x 2 texts
 
     saved = synth.save(tmp_path / "dp")
     assert sorted(p.name for p in saved.iterdir() if p.name.startswith("text_model")) == ["text_model_0"]
@@ -181,10 +204,10 @@ def test_declared_public_domains_hold_generated_rows(monkeypatch):
     assert W.parse_row("n: 9 | kind: a", columns, dtypes, [], domains) is None      # out of the range
     assert W.parse_row("n: 3 | kind: zz", columns, dtypes, [], domains) is None     # not a declared category
     assert W.parse_row("n: 3 | kind: <missing>", columns, dtypes, [], domains) == {"n": 3, "kind": None}
-    fake = FakeModel(["n: 9 | kind: a", "n: 2 | kind: b"], ["n: 4 | kind: a"])
+    fake = FakeModel([" 9 |", " 2 |"], [" 4 |"], [" a", " zz"], [" b"])
     monkeypatch.setattr(G, "generate_texts", fake)
     rows, counts = W.sample_rows(None, columns, [], dtypes, 2, G.SamplingConfig(seed=1), "plain", domains=domains)
-    assert rows["n"].tolist() == [4, 2] and counts["rejected"] == 1
+    assert rows.to_dict("list") == {"n": [4, 2], "kind": ["a", "b"]} and counts["rejected"] == 2
     restored = W.restore_dtypes(rows.assign(kind=pd.Series(["a", "a"], dtype=object)), {**dtypes, "kind": pd.CategoricalDtype()},
                                 domains)
     assert list(restored["kind"].cat.categories) == ["a", "b"]  # the declared list, not the written one
@@ -230,16 +253,16 @@ def test_cli_reads_public_domains():
     assert dict(args.public_domain) == {"Age": (18, 99), "Dept": ["Tops", "Dresses"]}
 
 
-def test_the_cli_summary_warns_of_rows_left_empty():
+def test_the_cli_summary_warns_of_cells_left_empty():
     import time
     from types import SimpleNamespace
 
     from synthtext.cli.commands import _summary
 
     synth = SimpleNamespace(privacy_ledger_={"summary": "(epsilon=8, delta=1e-05)-DP ..."},
-                            whole_row_counts_={"rows": 500, "draws": 1184, "rejected": 911, "unparsed": 227,
-                                               "max_tries": 3})
+                            whole_row_counts_={"rows": 500, "draws": 5100, "rejected": 140, "unparsed": 12,
+                                               "rows_incomplete": 9, "max_tries": 3})
     text = _summary("wrote out.csv:", 500, synth, time.perf_counter())
-    assert "warning: 227 of 500 rows did not read as rows of the table after 3 draws each" in text
+    assert "warning: 12 cells in 9 of 500 rows were not values of their column after 3 draws each" in text
     synth.whole_row_counts_ = {**synth.whole_row_counts_, "unparsed": 0}
     assert "warning" not in _summary("wrote out.csv:", 500, synth, time.perf_counter())

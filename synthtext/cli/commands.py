@@ -94,10 +94,11 @@ def _summary(what: str, rows: int | None, synth, started: float, extra: str = ""
     ledger = synth.privacy_ledger_
     lines = [f"synthtext: {what}" + (f" {rows:,} rows" if rows is not None else "") +
              f" in {time.perf_counter() - started:.0f} s", f"  privacy: {ledger['summary']}"]
-    drawn = getattr(synth, "whole_row_counts_", None)  # structured="dp": rows the model never wrote readably
+    drawn = getattr(synth, "whole_row_counts_", None)  # structured="dp": values the model never wrote readably
     if drawn and drawn.get("unparsed"):
-        lines.append(f"  warning: {drawn['unparsed']:,} of {drawn['rows']:,} rows did not read as rows of the table "
-                     f"after {drawn['max_tries']} draws each: their cells are empty (the report's caveats count them).")
+        lines.append(f"  warning: {drawn['unparsed']:,} cells in {drawn['rows_incomplete']:,} of {drawn['rows']:,} rows "
+                     f"were not values of their column after {drawn['max_tries']} draws each: they are empty (the "
+                     "report's caveats count them).")
     if extra:
         lines.append(extra)
     return "\n".join(lines)

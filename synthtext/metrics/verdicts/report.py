@@ -143,9 +143,10 @@ def _unit_sentence(units: Mapping, drawn: Mapping | None) -> str:
                  f"{fmt(units['rows_not_trained'])} rows beyond that were not. ")
     if drawn:
         text += (f"The synthetic table's {fmt(drawn['rows'])} rows come from {fmt(drawn['units'])} units the DP "
-                 f"model wrote, its own number of rows each ({fmt(drawn['unit_draws'])} units drawn, "
-                 f"{fmt(drawn['units_unreadable'])} with no readable row, {fmt(drawn['lines_unreadable'])} "
-                 "unreadable lines dropped); the unit column holds one surrogate per synthetic unit.")
+                 f"model wrote, its own number of rows each ({fmt(drawn['unit_draws'])} units drawn, written one "
+                 f"column at a time: {fmt(drawn['rejected'])} of {fmt(drawn['draws'])} values drawn again, "
+                 f"{fmt(drawn['unparsed'])} cells left missing); the unit column holds one surrogate per synthetic "
+                 "unit.")
     return text
 
 
@@ -260,10 +261,12 @@ def caveats(data: Mapping, ledger: Mapping | None, pii: Mapping | None, evaluati
     if data.get("structured") == "dp" and drawn:
         add("whole_rows", f"The structured columns were written by the DP model with the text: their categories "
             "and ranges are whatever it wrote (nothing about them was read from the real data outside the "
-            f"budget). Of {fmt(drawn['draws'])} rows drawn, {fmt(drawn['rejected'])} did not read as a row of "
-            f"this table and were drawn again (at most {fmt(drawn['max_tries'])} draws per row); "
-            f"{fmt(drawn['unparsed'])} of the {fmt(drawn['rows'])} rows still did not, and their cells are "
-            "missing in the synthetic table.")
+            "budget). It wrote the values one column at a time (the decoder writes the column names and "
+            f"separators, which are the public schema). Of {fmt(drawn['draws'])} values drawn, "
+            f"{fmt(drawn['rejected'])} were not a value of their column (type, or declared domain) and were drawn "
+            f"again in place (at most {fmt(drawn['max_tries'])} draws per value); {fmt(drawn['unparsed'])} "
+            f"cells in {fmt(drawn.get('rows_incomplete', 0))} of the {fmt(drawn['rows'])} rows still were not, "
+            "and are missing in the synthetic table.")
     if data.get("public_domains"):
         add("public_domains", _domain_sentence(data["public_domains"]))
     units = data.get("privacy_unit")
