@@ -85,8 +85,8 @@ def generate_texts(trained: TrainedModel, prompts: Sequence[str], sampling: Samp
         starts: the start of each text, given: the model continues it (returned without it).
         stop_at: characters that may end a text early: a text stops after the first token whose
             characters include one of them (that token is kept; the caller cuts the string). Only
-            a saving of decoding time: models without the streaming decoder (the built-in model,
-            the static cache) write on to EOS or the budget, so callers must cut the text anyway.
+            a saving of decoding time: the static-cache path (``static_cache`` on a GPU) writes on
+            to EOS or the budget, so callers must cut the text anyway.
         **settings: any of those settings as keywords, taking precedence over ``sampling``'s:
             ``generate_texts(trained, prompts, temperature=0, max_new_tokens=60)``.
 
@@ -277,6 +277,12 @@ def _stop_token_ids(tok: Any, characters: str, device) -> torch.Tensor:
     return _STOP_TOKENS[key][1].to(device)
 
 
+def _cut_all(rows: list[list[int]], eos_id: int, budgets: Sequence[int], stop_ids: torch.Tensor | None) -> list[list[int]]:
+    """:func:`_cut` for every finished row of a batch (the stop ids turned into a set once)."""
+    stops = frozenset() if stop_ids is None else frozenset(stop_ids.tolist())
+    return [_cut(r, eos_id, b, stops) for r, b in zip(rows, budgets)]
+
+
 def _decode(tok: Any, ids: list[list[int]]) -> list[str]:
     if not ids:
         return []
@@ -300,11 +306,10 @@ def _left_pad(seqs: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor,
     return ids.to(device), mask.to(device)
 
 
-def _cut(row: list[int], eos_id: int, budget: int, stop_ids: torch.Tensor | None = None) -> list[int]:
+def _cut(row: list[int], eos_id: int, budget: int, stops: frozenset = frozenset()) -> list[int]:
     """A finished row's tokens: up to its budget, without EOS and what follows; through the first stop
-    token (kept) when ``stop_ids`` ended it (the positions after a finished row hold padding)."""
+    token (kept) when one of ``stops`` ended it (the positions after a finished row hold padding)."""
     row = row[:budget]
-    stops = set() if stop_ids is None else set(stop_ids.tolist())
     for k, token in enumerate(row):
         if token == eos_id:
             return row[:k]
@@ -451,7 +456,7 @@ def _sample_builtin(
             cache.select(live)
         # rows that finished but are still in the batch are fed as padding: their positions stop
         logits = model(nxt[:, None], (~finished)[:, None].long(), cache=cache, logits_to_keep=1)[:, -1]
-    return [_cut(r, eos_id, b, stop_ids) for r, b in zip(out.tolist(), budgets)]
+    return _cut_all(out.tolist(), eos_id, budgets, stop_ids)
 
 
 @torch.no_grad()
@@ -640,9 +645,9 @@ def _sample_decoder(
     else:
         rows = rows[:0]  # every budget is spent
     open_rows = set(rows.tolist())
-    texts = []
-    for i, (r, b) in enumerate(zip(out.tolist(), budgets)):
-        texts.append(r[: step + 1] if i in open_rows else _cut(r, eos_id, b, stop_ids))
+    written = out.tolist()
+    cut = _cut_all(written, eos_id, budgets, stop_ids)
+    texts = [r[: step + 1] if i in open_rows else c for i, (r, c) in enumerate(zip(written, cut))]
     return texts, open_rows
 
 

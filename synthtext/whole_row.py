@@ -245,7 +245,7 @@ def sample_rows(trained: Any, columns: Sequence, text_columns: Sequence, dtypes:
         values, lines, _ = writer.column(lines, column, last, stop="" if last else VALUE_STOP)
         for row, value in zip(rows, values):
             row[column] = value
-    if n and writer.unparsed == n * (len(columns) - first):
+    if writer.wrote_nothing():
         raise ModelError(f"the model wrote no readable value of this table: none of {n} rows had a value of any "
                          f"column's type in {max_tries} draws each. Train on more rows or for more epochs, or use "
                          "structured='sdv'.")
@@ -265,7 +265,8 @@ class _ValueWriter:
         self.trained, self.request, self.sampling, self.max_tries = trained, request, sampling, max_tries
         self.dtypes, self.text_columns, self.domains = dtypes, text_columns, domains
         self.calls = self.draws = self.rejected = self.unparsed = 0
-        self.incomplete: set = set()  # (call order) indices of sequences with a value given up
+        self.incomplete: set = set()  # positions (in the lines of a call) with a value given up: sample_rows'
+        # calls all cover the same n rows, so there it is the rows with a missing cell
 
     def column(self, lines: Sequence[str], column: Any, last: bool, stop: str,
                first_of_row: Sequence[bool] | None = None) -> tuple[list, list[str], list[str]]:
@@ -302,6 +303,10 @@ class _ValueWriter:
         self.unparsed += len(todo)  # given up: missing, and the line says so to the columns after it
         self.incomplete.update(todo)
         return values, [start + " " + w for start, w in zip(starts, written)], drafts
+
+    def wrote_nothing(self) -> bool:
+        """Values were drawn and not one of them read as a value of its column."""
+        return bool(self.draws) and self.draws == self.rejected
 
     def counts(self) -> dict:
         return {"draws": self.draws, "rejected": self.rejected, "unparsed": self.unparsed,
@@ -370,7 +375,7 @@ def sample_units(trained: Any, columns: Sequence, text_columns: Sequence, dtypes
             if len(rows) >= n:
                 break
         per_unit = max(1.0, len(rows) / (unit_of[-1] + 1))
-    if all(value is None for row in rows for value in row.values()):
+    if writer.wrote_nothing():
         raise ModelError(f"the model wrote no readable value of this table in {unit_draws} unit draws (each value "
                          f"of its column's type, {max_tries} draws each). Train on more units or for more epochs.")
     out = pd.DataFrame(rows, columns=list(columns))

@@ -265,7 +265,7 @@ def caveats(data: Mapping, ledger: Mapping | None, pii: Mapping | None, evaluati
             f"separators, which are the public schema). Of {fmt(drawn['draws'])} values drawn, "
             f"{fmt(drawn['rejected'])} were not a value of their column (type, or declared domain) and were drawn "
             f"again in place (at most {fmt(drawn['max_tries'])} draws per value); {fmt(drawn['unparsed'])} "
-            f"cells in {fmt(drawn.get('rows_incomplete', 0))} of the {fmt(drawn['rows'])} rows still were not, "
+            f"cells in {fmt(drawn['rows_incomplete'])} of the {fmt(drawn['rows'])} rows still were not, "
             "and are missing in the synthetic table.")
     if data.get("public_domains"):
         add("public_domains", _domain_sentence(data["public_domains"]))
