@@ -12,7 +12,7 @@ from .errors import (
     SynthtextError,
 )
 from .config import PrivacyConfig, PrivacyLedger, TrainConfig
-from .io import read_csv, write_csv
+from .io import read_csv, read_table, write_csv, write_table
 from .pii import PiiScanResult, PiiSpan, StructuredPiiColumn, Surrogates, redact, scan_pii
 from .synthesizer import TextSynthesizer, synthesize
 from .audit import AuditResult, audit  # light: torch/scipy load inside audit()
@@ -41,8 +41,10 @@ __all__ = [
     "audit",
     "evaluate",
     "read_csv",
+    "read_table",
     "redact",
     "scan_pii",
     "synthesize",
     "write_csv",
+    "write_table",
 ]

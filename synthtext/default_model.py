@@ -99,6 +99,20 @@ def default_model_dir(*, verify: bool = True) -> Path:
     Raises:
         ModelError: the package is missing, or the conversion failed (with what to do).
     """
+    from .distributed import world
+
+    rank, size = world()
+    if size > 1:  # several processes share the cache: rank 0 converts, the others then find it ready
+        import torch.distributed as dist
+
+        if rank == 0:
+            found = _cached_or_converted(verify)
+        dist.barrier()
+        return found if rank == 0 else _cached_or_converted(verify)
+    return _cached_or_converted(verify)
+
+
+def _cached_or_converted(verify: bool) -> Path:
     source = gguf_path()
     target = cache_dir() / f"{DEFAULT_MODEL}-q4_1-v{CONVERSION_VERSION}"
     manifest_path = target / MANIFEST

@@ -52,7 +52,7 @@ from .models import ByteTransformerLM, TrainedModel, cpu_has_native_bf16, prompt
 from .memory import release_freed_memory
 from .progress import Progress
 
-__all__ = ["generate_texts", "generate_token_ids", "sample_next", "token_budgets"]
+__all__ = ["generate_texts", "generate_texts_by_chunks", "generate_token_ids", "sample_next", "token_budgets"]
 
 COMPACT_FRACTION = 0.125
 """Built-in model: finished rows leave the batch once they are this fraction of it (dropping them
@@ -96,6 +96,39 @@ def generate_texts(trained: TrainedModel, prompts: Sequence[str], sampling: Samp
     """
     return _decode(trained.tokenizer, generate_token_ids(trained, prompts, sampling, starts=starts, stop_at=stop_at,
                                                          **settings))
+
+
+CHUNK_ROWS = 2048
+"""Prompts per chunk of :func:`generate_texts_by_chunks`: each chunk has its own seed, and under several
+processes the ranks share the chunks out. A fixed number, so the texts for a seed do not depend on how
+many processes write them."""
+
+
+def generate_texts_by_chunks(trained: TrainedModel, prompts: Sequence[str], sampling: SamplingConfig,
+                             **options: Any) -> list[str]:
+    """:func:`generate_texts` over fixed chunks of :data:`CHUNK_ROWS` prompts, chunk ``i`` sampled with a
+    seed drawn from (``sampling.seed``, i) (the first chunk with ``sampling.seed`` itself), in order. Under
+    a process group (``torchrun``) each rank writes every N-th chunk and all ranks get every text back, so
+    the result for a seed is the same for any number of processes (:mod:`synthtext.distributed`)."""
+    import hashlib
+
+    import numpy as np
+
+    from .distributed import all_agree, gather_chunks, shard_chunks, world
+
+    if world()[1] > 1:  # rank r's texts go beside rank 0's rows: the rows' prompts must be the same everywhere
+        all_agree(hashlib.sha256("\x00".join(prompts).encode()).hexdigest(), "the prompts of the synthetic rows")
+
+    def chunk_seed(i: int) -> int | None:
+        if sampling.seed is None or i == 0:
+            return sampling.seed
+        return int(np.random.SeedSequence((sampling.seed, i)).generate_state(1)[0])
+
+    def work(i: int, chunk: range) -> list[str]:
+        return generate_texts(trained, [prompts[j] for j in chunk], sampling=replace(sampling, seed=chunk_seed(i)),
+                              **options)
+
+    return gather_chunks(shard_chunks(len(prompts), CHUNK_ROWS), work)
 
 
 def generate_token_ids(trained: TrainedModel, prompts: Sequence[str], sampling: SamplingConfig | None = None,

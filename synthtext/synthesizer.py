@@ -11,6 +11,9 @@ Stages, each in its own module:
 5. ``generate.generate_texts``: each synthetic row's text, conditioned on that row; placeholders are
    filled with Faker surrogates (a row's own synthetic name or email where it has one).
 
+Under ``torchrun`` (:mod:`synthtext.distributed`) every process runs stages 1-3 alike, stage 4 is one DP
+run over all of them, and stage 5 shares the rows out in fixed chunks.
+
 With ``structured="dp"`` one model writes whole rows instead (``whole_row``), and with ``privacy_unit``
 whole units, one DP record per person (``units``).
 
@@ -436,7 +439,7 @@ class TextSynthesizer:
                *, seed: int | None = None) -> pd.DataFrame:
         """A synthetic table: ``num_rows`` rows (default: as many as fitted), or one row per row of
         ``conditions`` (your own values for the conditioning columns)."""
-        from .generate import generate_texts
+        from .generate import generate_texts_by_chunks
         from .pii import Surrogates
 
         self._check_fitted()
@@ -454,7 +457,7 @@ class TextSynthesizer:
         out = rows.copy()
         for column in self.text_columns_:
             prompts = [self.prompt_format_.prompt(row, column) for row in records]
-            generated = generate_texts(self.models_[column], prompts, sampling=sampling)
+            generated = generate_texts_by_chunks(self.models_[column], prompts, sampling)  # shared out under torchrun
             texts = []
             for row, raw in zip(records, generated):
                 raw = _CONTROL_CHARACTERS.sub("", raw)

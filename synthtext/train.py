@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
 import math
 import re
 import time
@@ -40,8 +41,9 @@ from opacus.accountants import create_accountant
 from opacus.accountants.analysis import gdp
 from opacus.utils.batch_memory_manager import BatchMemoryManager
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
+from . import distributed
 from .config import PrivacyConfig, PrivacyLedger, TrainConfig
 from .errors import ConfigError, DataError, ModelError, PrivacyBudgetError, option
 from .llm import decoder_stack
@@ -234,6 +236,9 @@ class _PadCollate:
         self.pad_id, self.multiple, self.limit = pad_id, multiple, limit
 
     def __call__(self, items):
+        if not items:  # this rank's share of a Poisson batch was empty (several processes)
+            empty = torch.zeros((0, 0), dtype=torch.long)
+            return empty, empty.clone(), empty.clone(), torch.zeros((0,), dtype=torch.long)
         width = max(len(item[0]) for item in items)
         rounded = -(-width // self.multiple) * self.multiple
         width = max(width, min(rounded, self.limit)) if self.limit is not None else rounded
@@ -303,20 +308,60 @@ def make_private_objects(model: nn.Module, optimizer: torch.optim.Optimizer, loa
 
     Returns (engine, hooks, dp_optimizer, dp_loader). The model is not wrapped (hooks are
     attached to it); call ``hooks.cleanup()`` when done.
+
+    Under a process group of several processes (:mod:`synthtext.distributed`) the model goes into
+    Opacus' DPDDP, which makes Opacus use its distributed optimizer (rank 0 alone adds the noise, the
+    clipped sums are added up across ranks), and the loader samples with :class:`SharedPoissonSampler`
+    (one Poisson sample of all records per step, the same on every rank, shared out).
     """
+    rank, size = distributed.world()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Secure RNG turned off")
         engine = PrivacyEngine(accountant=plan.accountant)
     noise_gen = torch.Generator(device=device).manual_seed(seed + 1)
+    module, poisson = model, True
+    if size > 1:
+        from opacus.distributed import DifferentiallyPrivateDistributedDataParallel as DPDDP
+
+        # DPDDP: rank 0's weights on every rank, and opacus then takes its distributed optimizer
+        module, poisson = DPDDP(model), False
+        loader = DataLoader(loader.dataset, collate_fn=loader.collate_fn, batch_sampler=SharedPoissonSampler(
+            len(loader.dataset), plan.sample_rate, plan.steps_per_epoch, seed + 3, rank, size))
     hooks, dp_opt, dp_loader = engine.make_private(
-        module=model, optimizer=optimizer, data_loader=loader,
+        module=module, optimizer=optimizer, data_loader=loader,
         noise_multiplier=plan.noise_multiplier, max_grad_norm=max_grad_norm,
-        poisson_sampling=True, loss_reduction="mean", grad_sample_mode=GRAD_SAMPLE_MODE,
+        poisson_sampling=poisson, loss_reduction="mean", grad_sample_mode=GRAD_SAMPLE_MODE,
         wrap_model=False, noise_generator=noise_gen,
     )
-    if abs(dp_loader.sample_rate - plan.sample_rate) > 1e-12:  # the accountant must describe what runs
-        raise RuntimeError(f"opacus sample rate {dp_loader.sample_rate} != planned {plan.sample_rate}")
+    used = dp_loader.sample_rate if poisson else 1 / len(dp_loader)  # what opacus hands the accountant
+    if abs(used - plan.sample_rate) > 1e-12:  # the accountant must describe what runs
+        raise RuntimeError(f"opacus sample rate {used} != planned {plan.sample_rate}")
     return engine, hooks, dp_opt, dp_loader
+
+
+class SharedPoissonSampler(Sampler):
+    """Poisson sampling over several processes: at each step every record joins independently with
+    probability ``sample_rate`` (as Opacus' single-process sampler draws it), from a generator seeded
+    alike on every rank, so every rank draws the same sample; rank r takes every ``size``-th chosen
+    record from the r-th. The ranks' shares make up exactly the sample the accountant assumes.
+
+    Opacus' own DistributedUniformWithReplacementSampler is not used: it skips a step whose local
+    share is empty (the ranks then fall out of step at the next all-reduce), and it draws from each
+    process's global generator."""
+
+    def __init__(self, n_records: int, sample_rate: float, steps_per_epoch: int, seed: int, rank: int = 0,
+                 size: int = 1):
+        self.n_records, self.sample_rate, self.steps_per_epoch = n_records, sample_rate, steps_per_epoch
+        self.rank, self.size = rank, size
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __len__(self) -> int:  # opacus reads the sample rate as 1 / len(loader)
+        return round(1 / self.sample_rate)
+
+    def __iter__(self):
+        for _ in range(self.steps_per_epoch):
+            chosen = (torch.rand(self.n_records, generator=self.generator) < self.sample_rate).nonzero().flatten()
+            yield chosen[self.rank::self.size].tolist()
 
 
 def _grad_samples_in_param_dtype(dp_opt) -> None:
@@ -472,6 +517,8 @@ def dp_loop(model, optimizer, loader, engine, plan: PrivacyPlan, train: TrainCon
             optimizer.zero_grad(set_to_none=True)
             if optimizer._is_last_step_skipped:  # more physical batches of this logical batch to come
                 continue
+            if distributed.world()[1] > 1:  # the step's loss and size over all ranks' shares, for the log
+                loss_sum, count = _loss_across_ranks(loss_sum, count, device)
             steps, records = steps + 1, records + count
             if progress is not None:
                 progress.step(steps, loss_sum / count if count else None,
@@ -480,6 +527,12 @@ def dp_loop(model, optimizer, loader, engine, plan: PrivacyPlan, train: TrainCon
             if steps >= plan.steps:
                 break
     return steps, records
+
+
+def _loss_across_ranks(loss_sum: float, count: int, device) -> tuple[float, int]:
+    total = torch.tensor([loss_sum, float(count)], dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(total, op=torch.distributed.ReduceOp.SUM)
+    return float(total[0]), int(total[1])
 
 
 def plain_loop(model, optimizer, loader, plan: PrivacyPlan, train: TrainConfig, device, bf16=False,
@@ -494,18 +547,36 @@ def plain_loop(model, optimizer, loader, plan: PrivacyPlan, train: TrainConfig, 
     so there the per-record mean stays (it is what keeps a record's gradient its own).
     ``weigh_tokens=False`` gives the DP loss without noise and clipping (the equivalence test)."""
     steps, records = 0, 0
+    rank, processes = distributed.world()
+    params = [p for p in model.parameters() if p.requires_grad]
     for batch in _batches(loader, train.epochs):
-        size, loss_sum = batch[0].shape[0], 0.0
-        denominator = float(target_tokens(batch[2]).sum()) if weigh_tokens else float(size)
-        for i in range(0, size, train.max_physical_batch_size):  # gradient accumulation
-            chunk = tuple(t[i : i + train.max_physical_batch_size] for t in batch)
+        loss_sum = 0.0
+        denominator = float(target_tokens(batch[2]).sum()) if weigh_tokens else float(batch[0].shape[0])
+        # several processes: every rank loads the same shuffled batch and does its share of it
+        share = tuple(t[rank::processes] for t in batch) if processes > 1 else batch
+        for i in range(0, share[0].shape[0], train.max_physical_batch_size):  # gradient accumulation
+            chunk = tuple(t[i : i + train.max_physical_batch_size] for t in share)
             loss_sum += backward_batch(model, chunk, 1.0 / denominator, device, bf16, objective, weigh_tokens)
+        if processes > 1:
+            loss_sum = _sum_across_ranks(params, loss_sum)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        steps, records = steps + 1, records + size
+        steps, records = steps + 1, records + batch[0].shape[0]
         if progress is not None:
             progress.step(steps, loss_sum / denominator)
     return steps, records
+
+
+def _sum_across_ranks(params: list[nn.Parameter], loss_sum: float) -> float:
+    """Training without DP over several processes: add up the ranks' gradients (each already divided by
+    the whole batch's denominator) and their loss sums; returns the batch's loss sum."""
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        torch.distributed.all_reduce(p.grad, op=torch.distributed.ReduceOp.SUM)
+    total = torch.tensor([loss_sum], dtype=torch.float64, device=params[0].device)
+    torch.distributed.all_reduce(total, op=torch.distributed.ReduceOp.SUM)
+    return float(total.item())
 
 
 def train_private(
@@ -551,6 +622,10 @@ def train_private(
                           f"{len(examples)} records and settings; plan_privacy(...) them again.")
     settings = training_settings(base, train, plan)
     train = dataclasses.replace(train, learning_rate=settings["learning_rate"])  # as used
+    processes = distributed.world()[1]
+    if processes > 1:  # one run over several processes: each must hold the same records and plan
+        distributed.all_agree((_records_digest(examples), dataclasses.astuple(plan)), "the training records and plan")
+        train = dataclasses.replace(train, progress=train.progress and distributed.is_main())
     fingerprint = base_fingerprint(base.model) if base.kind == "pretrained" else None
 
     torch.manual_seed(train.seed)  # LoRA init and dropout
@@ -559,6 +634,10 @@ def train_private(
     params = [p for p in model.parameters() if p.requires_grad]
     initial = [p.detach().clone() for p in params]
     optimizer = _make_optimizer(params, train)
+    if processes > 1 and not plan.dp:  # (under DP, DPDDP does the same)
+        with torch.no_grad():
+            for p in params:
+                torch.distributed.broadcast(p.data, 0)
     loader = DataLoader(
         _Records(examples, length_order(examples) if plan.dp else None), batch_size=train.batch_size,
         shuffle=not plan.dp, drop_last=not plan.dp and len(examples) >= train.batch_size,
@@ -599,8 +678,16 @@ def train_private(
         base_fingerprint=fingerprint,
         train_log={"steps": progress.log, "seconds": seconds, "cpu_seconds": cpu_seconds,
                    "frozen_layers_seconds": frozen_seconds,
-                   "records_processed": records, "precision": "bf16" if bf16 else "fp32"},
+                   "records_processed": records, "precision": "bf16" if bf16 else "fp32", "processes": processes},
     )
+
+
+def _records_digest(examples: EncodedExamples) -> str:
+    """A hash of the encoded records (token ids and prompt lengths), to compare across processes."""
+    digest = hashlib.sha256()
+    for ids, plen in zip(examples.input_ids, examples.prompt_lengths):
+        digest.update(repr((list(ids), int(plen))).encode())
+    return digest.hexdigest()
 
 
 PREFIX_CACHE_BYTES = 3 * 2**30

@@ -9,7 +9,7 @@ def test_public_surface_is_pinned():
         "ConfigError", "DataError", "ModelError", "NotFittedError", "PiiScanResult", "PiiSpan",
         "PrivacyBudgetError", "PrivacyConfig", "PrivacyLedger", "StructuredPiiColumn", "Surrogates",
         "SynthtextError", "TextSynthesizer", "TrainConfig", "__version__", "read_csv", "redact",
-        "scan_pii", "synthesize", "write_csv", "evaluate", "Evaluation", "audit", "AuditResult",
+        "scan_pii", "synthesize", "write_csv", "read_table", "write_table", "evaluate", "Evaluation", "audit", "AuditResult",
     }
     for name in synthtext.__all__:
         assert hasattr(synthtext, name), name

@@ -41,10 +41,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main_thread else None
     if previous is None:  # a handler not installed from Python: restore the default
         previous = signal.SIG_DFL
+    from ..distributed import process_group_from_env, world
+
+    group = contextlib.ExitStack()  # closed last, so the messages below still know the process's rank
     try:
+        group.enter_context(process_group_from_env())  # under torchrun: one process of several
         return args.handler(args)
     except SynthtextError as exc:
-        print(f"synthtext: error: {cli_message(exc, args)}", file=sys.stderr)
+        if world()[0] == 0:  # the same input fails alike on every rank: one message, from rank 0
+            print(f"synthtext: error: {cli_message(exc, args)}", file=sys.stderr)
         return EXIT_USAGE
     except Terminated:
         print("synthtext: terminated (SIGTERM)", file=sys.stderr)
@@ -59,10 +64,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # noqa: BLE001 - the last line of defence: one message, exit 1
         if os.environ.get("SYNTHTEXT_DEBUG"):
             traceback.print_exc()
-        print(f"synthtext: unexpected error: {type(exc).__name__}: {exc}\n"
+        rank, size = world()
+        where = f" (process {rank} of {size})" if size > 1 else ""
+        print(f"synthtext: unexpected error{where}: {type(exc).__name__}: {exc}\n"
               "This is a bug in synthtext or its dependencies; run again with SYNTHTEXT_DEBUG=1 for the "
               "traceback and report it.", file=sys.stderr)
         return EXIT_FAILURE
     finally:
+        group.close()
         if in_main_thread:
             signal.signal(signal.SIGTERM, previous)

@@ -77,8 +77,10 @@ def _privacy_config(args: argparse.Namespace):
 def _synthesizer_from(args: argparse.Namespace):
     from ..synthesizer import TextSynthesizer
 
+    from ..distributed import is_main
+
     _warn_if_not_private(args.epsilon)
-    show = not args.quiet
+    show = not args.quiet and is_main()  # under torchrun, rank 0 alone shows progress
     return TextSynthesizer(args.text_columns, args.conditioning_columns, epsilon=args.epsilon, delta=args.delta,
                            model=args.model, model_size=args.model_size, max_new_tokens=args.max_new_tokens,
                            structured=args.structured, seed=args.seed, train=_train_config(args),
@@ -122,6 +124,7 @@ def run_plan(args: argparse.Namespace) -> int:
 def run_synthesize(args: argparse.Namespace) -> int:
     import time
 
+    from ..distributed import is_main
     from ..io import read_table, write_table
     from ..synthesizer import check_keep_rows
 
@@ -135,6 +138,8 @@ def run_synthesize(args: argparse.Namespace) -> int:
     check_keep_rows(args.structured, args.rows, len(df))
     synth = _synthesizer_from(args).fit(df)
     out = synth.sample(args.rows)
+    if not is_main():  # under torchrun every rank holds the same result; rank 0 writes it
+        return EXIT_OK
     extra = []
     # the report first: evaluation is what may still fail, and then nothing at all is written; the CSV
     # last, so that a stop (error, Ctrl-C, SIGTERM) before its one rename leaves the old CSV as it was
@@ -169,12 +174,15 @@ def run_synthesize(args: argparse.Namespace) -> int:
 def run_fit(args: argparse.Namespace) -> int:
     import time
 
+    from ..distributed import is_main
     from ..io import read_table
 
     started = time.perf_counter()
     _check_outputs([args.csv], save_model=args.save_model, overwrite=args.overwrite)
     df = read_table(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
     synth = _synthesizer_from(args).fit(df)
+    if not is_main():  # under torchrun, rank 0 saves the one model all ranks trained
+        return EXIT_OK
     synth.save(args.save_model, overwrite=args.overwrite)
     if not args.quiet:
         print(_summary(f"saved the synthesizer to {args.save_model}", None, synth, started), file=sys.stderr)
@@ -184,15 +192,18 @@ def run_fit(args: argparse.Namespace) -> int:
 def run_sample(args: argparse.Namespace) -> int:
     import time
 
+    from ..distributed import is_main
     from ..io import read_table, write_table
     from ..synthesizer import TextSynthesizer
 
     started = time.perf_counter()
     _check_outputs([args.conditions], args.output)
     synth = TextSynthesizer.load(args.model_dir)
-    synth.progress = not args.quiet
+    synth.progress = not args.quiet and is_main()
     conditions = read_table(args.conditions, encoding=args.encoding, trust_quotes=args.trust_quotes) if args.conditions else None
-    out = synth.sample(args.rows, conditions=conditions, seed=args.seed)
+    out = synth.sample(args.rows, conditions=conditions, seed=args.seed)  # under torchrun, rows shared out
+    if not is_main():
+        return EXIT_OK
     write_table(out, args.output, neutralize_formulas=synth.text_columns_ if args.neutralize_formulas else False)
     if not args.quiet:
         print(_summary(f"wrote {args.output}:", len(out), synth, started), file=sys.stderr)
@@ -232,13 +243,14 @@ def run_report(args: argparse.Namespace) -> int:
 
 def run_audit(args: argparse.Namespace) -> int:
     from ..audit import audit
+    from ..distributed import is_main
     from ..io import STDOUT, read_table, write_text
 
     if args.output:
         _check_outputs([args.csv], args.output)
     df = read_table(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
     _warn_if_not_private(args.epsilon)
-    show = not args.quiet
+    show = not args.quiet and is_main()
     train = _train_config(args, **({"batch_size": args.batch_size} if args.batch_size is not None else {}))
     result = audit(df, args.text_columns, epsilon=args.epsilon, delta=args.delta, canaries=args.canaries,
                    column=args.column, conditioning_columns=args.conditioning_columns, model=args.model,
@@ -246,6 +258,8 @@ def run_audit(args: argparse.Namespace) -> int:
                    canary_digits=args.canary_digits, seed=args.seed, progress=show,
                    redact_entities=args.redact_entities, structured=args.structured,
                    privacy_unit=args.privacy_unit, max_rows_per_unit=args.max_rows_per_unit)
+    if not is_main():  # under torchrun, rank 0 writes the result all ranks computed
+        return EXIT_OK
     if args.output:
         write_text(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n", args.output)
     if not args.quiet:  # the summary keeps out of the JSON when that goes to stdout

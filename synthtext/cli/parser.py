@@ -100,11 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     scan.set_defaults(handler=run_scan)
 
     synth = commands.add_parser(
-        "synthesize", help="make a synthetic copy of a CSV file (fit and sample in one go)",
-        description=("Learn IN.csv and write a synthetic copy with the same columns to OUT.csv: PII in the "
-                     "text is replaced by placeholders, a language model is fine-tuned under differential "
-                     "privacy on each text column, the other columns are synthesized with SDV (or kept), "
-                     "and each row's text is generated conditioned on the row."),
+        "synthesize", help="make a synthetic copy of a CSV or Parquet file (fit and sample in one go)",
+        description=("Learn IN and write a synthetic copy with the same columns to OUT (CSV, or Parquet when "
+                     "its name ends in .parquet or .pq): PII in the text is replaced by placeholders, a "
+                     "language model is fine-tuned under differential privacy on each text column, the other "
+                     "columns are synthesized with SDV (or kept), and each row's text is generated conditioned on "
+                     "the row."),
         epilog="Example:\n  synthtext synthesize examples/reviews_500.csv -o synthetic.csv --epsilon 8",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     _add_synthesize_options(synth, output_required=True)
@@ -132,10 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="skip the timed probes: the plan without the time estimate (seconds instead of a minute)")
     plan.set_defaults(handler=run_plan)
 
-    fit = commands.add_parser("fit", help="learn a CSV file and save the synthesizer",
-                              description="Learn IN.csv and save the fitted synthesizer to DIR (JSON and "
+    fit = commands.add_parser("fit", help="learn a CSV or Parquet file and save the synthesizer",
+                              description="Learn IN and save the fitted synthesizer to DIR (JSON and "
                                           "safetensors only; no training text).")
-    fit.add_argument("csv", metavar="IN.csv", help="the table to learn")
+    fit.add_argument("csv", metavar="IN", help="the table to learn (.csv, or .parquet/.pq)")
     fit.add_argument("--save-model", required=True, metavar="DIR", help="where to save the synthesizer")
     _add_fit_options(fit)
     fit.set_defaults(handler=run_fit)
@@ -144,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
                                  description="Write N synthetic rows from a synthesizer saved by fit.")
     sample.add_argument("model_dir", metavar="DIR", help="a directory written by 'synthtext fit'")
     sample.add_argument("--rows", type=_ROWS, default=None, metavar="N", help="rows to write (default: as many as fitted)")
-    sample.add_argument("-o", "--output", required=True, metavar="OUT.csv", help="where to write them ('-': stdout)")
+    sample.add_argument("-o", "--output", required=True, metavar="OUT", help="where to write them ('-': stdout)")
     sample.add_argument("--conditions", metavar="ROWS.csv",
                         help="your own rows for the conditioning columns: one synthetic row per row (the other "
                              "structured columns are drawn as without --conditions)")
@@ -191,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=("Examples:\n  synthtext audit examples/reviews_500.csv --epsilon 8 -o audit.json\n"
                 "  synthtext audit examples/reviews_500.csv --epsilon none --epochs 20   # the audit's power"),
         formatter_class=argparse.RawDescriptionHelpFormatter)
-    audit.add_argument("csv", metavar="IN.csv", help="the table to audit training on")
+    audit.add_argument("csv", metavar="IN", help="the table to audit training on (.csv, or .parquet/.pq)")
     audit.add_argument("--text-columns", type=_comma_list, metavar="A,B",
                        help="free-text columns (default: detected); the budget is split over them as in fit")
     audit.add_argument("--column", default=None, help="the text column whose model is audited (default: the first)")
@@ -220,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_privacy_options(audit)
     _add_redact_option(audit)
     audit.add_argument("-o", "--output", metavar="audit.json", help="write the full result as JSON here ('-': stdout)")
-    audit.add_argument("--encoding", default="utf-8", help="text encoding of IN.csv (default: utf-8)")
+    audit.add_argument("--encoding", default="utf-8", help="text encoding of a CSV input (default: utf-8)")
     _add_trust_quotes(audit)
     audit.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     audit.set_defaults(handler=run_audit)
@@ -231,11 +232,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_synthesize_options(command: argparse.ArgumentParser, *, output_required: bool) -> None:
     """What 'synthesize' takes, so that 'plan' takes the same command line."""
-    command.add_argument("csv", metavar="IN.csv", help="the table to learn")
-    command.add_argument("-o", "--output", required=output_required, metavar="OUT.csv",
+    command.add_argument("csv", metavar="IN", help="the table to learn (.csv, or .parquet/.pq)")
+    command.add_argument("-o", "--output", required=output_required, metavar="OUT",
                          help="where to write the synthetic table ('-': stdout, the summary goes to stderr)")
     command.add_argument("--rows", type=_ROWS, default=None, metavar="N",
-                         help="rows to write (default: as many as IN.csv)")
+                         help="rows to write (default: as many as IN)")
     command.add_argument("--save-model", metavar="DIR", help="also save the fitted synthesizer here")
     _add_formula_option(command)
     command.add_argument("--report", metavar="DIR", default=None,
@@ -304,7 +305,7 @@ def _add_fit_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("--seed", type=_SEED, default=0, help="seed for training and sampling (default 0)")
     _add_privacy_options(command)
     _add_redact_option(command)
-    command.add_argument("--encoding", default="utf-8", help="text encoding of IN.csv (default: utf-8)")
+    command.add_argument("--encoding", default="utf-8", help="text encoding of a CSV input (default: utf-8)")
     _add_trust_quotes(command)
     command.add_argument("--overwrite", action="store_true", help="replace an existing --save-model directory")
     command.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")

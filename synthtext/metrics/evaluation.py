@@ -149,7 +149,7 @@ def evaluate(real: pd.DataFrame, synthetic: pd.DataFrame, text_columns: Sequence
     for name, frame in (("real", real), ("synthetic", synthetic)):
         if not isinstance(frame, pd.DataFrame):
             raise DataError(f"evaluate: {name} must be a pandas DataFrame, got {type(frame).__name__}; "
-                            "read CSV files with synthtext.read_csv.")
+                            "read CSV or Parquet files with synthtext.read_table.")
     if holdout is not None and not isinstance(holdout, pd.DataFrame):
         raise DataError(f"evaluate: holdout must be a pandas DataFrame or None, got {type(holdout).__name__}.")
     if embedding not in EMBEDDINGS:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import bisect
 import multiprocessing
-import os
 import re
 from concurrent.futures import ProcessPoolExecutor
 from typing import Iterator, Sequence
@@ -163,7 +162,9 @@ def _worker_analyze(args) -> list[list[PiiSpan]]:
 
 
 def _default_jobs() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
+    from ..distributed import default_workers
+
+    return min(default_workers(), 8)  # under torchrun: this process's share of the cores
 
 
 def _analyze_chunks(analyzer, chunks: list[list[str]], n_jobs: int, *args) -> Iterator[list[list[PiiSpan]]]:
