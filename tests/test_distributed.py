@@ -59,8 +59,13 @@ def _plain_sgd() -> dict:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+LOOPBACK = {"GLOO_SOCKET_IFNAME": os.environ.get("GLOO_SOCKET_IFNAME", "lo")}
+"""gloo binds to the interface of the machine's hostname unless told; the tests talk over loopback only."""
+
+
 def _worker(rank: int, size: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
+    os.environ.update(LOOPBACK)
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=size)
     try:
         results = {name: _train(privacy, train) for name, (privacy, train) in _RUNS.items()}
@@ -198,7 +203,7 @@ def notes_csv(tmp_path_factory):
 def _command(processes: int, *argv) -> subprocess.CompletedProcess:
     launch = [sys.executable, DRIVER] if processes == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", DRIVER]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", **LOOPBACK}
     return subprocess.run([*launch, "5", *map(str, argv)], capture_output=True, text=True, timeout=300, env=env)
 
 
