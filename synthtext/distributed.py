@@ -50,7 +50,7 @@ def is_main() -> bool:
 @contextlib.contextmanager
 def process_group_from_env() -> Iterator[bool]:
     """Under ``torchrun`` (``WORLD_SIZE`` > 1 in the environment): start the process group (NCCL with one
-    GPU per process when there are GPUs, gloo on CPU), and end it when the block ends. Yields whether it
+    GPU per process when there are GPUs, gloo for CPU tensors), and end it when the block ends. Yields whether it
     did; without torchrun, or when a group already exists, it does nothing."""
     size = int(os.environ.get("WORLD_SIZE", "1") or 1)
     if size <= 1 or not dist.is_available() or dist.is_initialized():
@@ -59,7 +59,8 @@ def process_group_from_env() -> Iterator[bool]:
     gpu = torch.cuda.is_available() and torch.cuda.device_count() > 0
     if gpu:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
-    dist.init_process_group(backend="nccl" if gpu else "gloo", timeout=TIMEOUT)
+    # NCCL for GPU tensors, gloo for CPU ones (a CPU run on a GPU machine, the objects all_gather_object sends)
+    dist.init_process_group(backend="cpu:gloo,cuda:nccl" if gpu else "gloo", timeout=TIMEOUT)
     try:
         yield True
     finally:
