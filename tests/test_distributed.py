@@ -247,3 +247,9 @@ def test_generation_chunks_have_their_own_seeds(monkeypatch):
     assert G.generate_texts_by_chunks(None, list("abcdefghij"), SamplingConfig(seed=7)) == list("ABCDEFGHIJ")
     assert [n for n, _ in seen] == [4, 4, 2] and seen[0][1] == 7 and len({s for _, s in seen}) == 3
     assert seen[1][1] != 8  # not seed + i: chunk 1 of seed 7 is not chunk 0 of seed 8
+
+
+def test_plan_under_torchrun_prints_once(notes_csv):
+    done = _command(2, "plan", notes_csv, *TINY, "--no-probe")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("Plan: 60 rows") == 1

@@ -108,6 +108,7 @@ def _summary(what: str, rows: int | None, synth, started: float, extra: str = ""
 
 def run_plan(args: argparse.Namespace) -> int:
     """'synthtext plan' and 'synthesize --dry-run': the run's plan on stdout; nothing trained or written."""
+    from ..distributed import is_main
     from ..io import read_table
 
     _check_outputs([args.csv, args.audit_result], args.output, save_model=args.save_model, overwrite=args.overwrite,
@@ -117,6 +118,8 @@ def run_plan(args: argparse.Namespace) -> int:
     fmt = getattr(args, "format", "table")  # synthesize --dry-run prints the table
     plan = _synthesizer_from(args).plan(df, args.rows, report=args.report is not None,
                                         probe=not getattr(args, "no_probe", False))
+    if not is_main():  # under torchrun, rank 0 prints the plan
+        return EXIT_OK
     sys.stdout.write((plan.to_json() if fmt == "json" else str(plan)) + "\n")
     return EXIT_OK
 
@@ -227,10 +230,13 @@ def _read_audit_result(path: str | None) -> dict | None:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from ..distributed import is_main
     from ..io import read_table
     from ..pair import report_pair
 
     _check_outputs([args.real, args.synthetic], report=args.output)
+    if not is_main():  # under torchrun nothing here is shared out: rank 0 alone writes the report
+        return EXIT_OK
     real = read_table(args.real, encoding=args.encoding, trust_quotes=args.trust_quotes)
     synthetic = read_table(args.synthetic, encoding=args.encoding, trust_quotes=args.trust_quotes)
     run_dir = report_pair(real, synthetic, args.output, text_columns=args.text_columns,
@@ -271,6 +277,7 @@ def run_audit(args: argparse.Namespace) -> int:
 
 def run_scan(args: argparse.Namespace) -> int:
     from .. import pii
+    from ..distributed import is_main
     from ..io import STDOUT, read_table, write_text
 
     if args.output == STDOUT:
@@ -278,6 +285,8 @@ def run_scan(args: argparse.Namespace) -> int:
     if args.output:
         _check_outputs([args.csv], args.output)
     df = read_table(args.csv, encoding=args.encoding, trust_quotes=args.trust_quotes)
+    if not is_main():  # under torchrun nothing here is shared out: rank 0 alone scans and writes
+        return EXIT_OK
     threshold = pii.DEFAULT_SCORE_THRESHOLD if args.threshold is None else args.threshold
     show_progress = not args.quiet
     result = pii.scan_pii(df, columns=args.columns, score_threshold=threshold, n_jobs=args.jobs,
