@@ -502,6 +502,7 @@ def dp_loop(model, optimizer, loader, engine, plan: PrivacyPlan, train: TrainCon
 
     Returns (steps, records processed)."""
     steps, records, loss_sum, count = 0, 0, 0.0, 0
+    processes = distributed.world()[1]
     epochs = math.ceil(plan.steps / plan.steps_per_epoch)
     with BatchMemoryManager(data_loader=loader, max_physical_batch_size=train.max_physical_batch_size,
                             optimizer=optimizer) as physical:
@@ -517,8 +518,8 @@ def dp_loop(model, optimizer, loader, engine, plan: PrivacyPlan, train: TrainCon
             optimizer.zero_grad(set_to_none=True)
             if optimizer._is_last_step_skipped:  # more physical batches of this logical batch to come
                 continue
-            if distributed.world()[1] > 1:  # the step's loss and size over all ranks' shares, for the log
-                loss_sum, count = _loss_across_ranks(loss_sum, count, device)
+            if processes > 1:  # the step's loss and size over all ranks' shares, for the log
+                loss_sum, count = _sum_over_ranks([loss_sum, count], device)
             steps, records = steps + 1, records + count
             if progress is not None:
                 progress.step(steps, loss_sum / count if count else None,
@@ -529,10 +530,11 @@ def dp_loop(model, optimizer, loader, engine, plan: PrivacyPlan, train: TrainCon
     return steps, records
 
 
-def _loss_across_ranks(loss_sum: float, count: int, device) -> tuple[float, int]:
-    total = torch.tensor([loss_sum, float(count)], dtype=torch.float64, device=device)
+def _sum_over_ranks(values: list[float], device) -> list[float]:
+    """Each value summed over all processes (a loss sum, a record count: exact in float64)."""
+    total = torch.tensor(values, dtype=torch.float64, device=device)
     torch.distributed.all_reduce(total, op=torch.distributed.ReduceOp.SUM)
-    return float(total[0]), int(total[1])
+    return [type(v)(t) for v, t in zip(values, total.tolist())]
 
 
 def plain_loop(model, optimizer, loader, plan: PrivacyPlan, train: TrainConfig, device, bf16=False,
@@ -558,7 +560,8 @@ def plain_loop(model, optimizer, loader, plan: PrivacyPlan, train: TrainConfig, 
             chunk = tuple(t[i : i + train.max_physical_batch_size] for t in share)
             loss_sum += backward_batch(model, chunk, 1.0 / denominator, device, bf16, objective, weigh_tokens)
         if processes > 1:
-            loss_sum = _sum_across_ranks(params, loss_sum)
+            _sum_gradients_over_ranks(params)
+            loss_sum, = _sum_over_ranks([loss_sum], device)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         steps, records = steps + 1, records + batch[0].shape[0]
@@ -567,16 +570,13 @@ def plain_loop(model, optimizer, loader, plan: PrivacyPlan, train: TrainConfig, 
     return steps, records
 
 
-def _sum_across_ranks(params: list[nn.Parameter], loss_sum: float) -> float:
+def _sum_gradients_over_ranks(params: list[nn.Parameter]) -> None:
     """Training without DP over several processes: add up the ranks' gradients (each already divided by
-    the whole batch's denominator) and their loss sums; returns the batch's loss sum."""
+    the whole batch's denominator)."""
     for p in params:
         if p.grad is None:
             p.grad = torch.zeros_like(p)
         torch.distributed.all_reduce(p.grad, op=torch.distributed.ReduceOp.SUM)
-    total = torch.tensor([loss_sum], dtype=torch.float64, device=params[0].device)
-    torch.distributed.all_reduce(total, op=torch.distributed.ReduceOp.SUM)
-    return float(total.item())
 
 
 def train_private(

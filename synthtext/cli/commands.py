@@ -75,9 +75,8 @@ def _privacy_config(args: argparse.Namespace):
 
 
 def _synthesizer_from(args: argparse.Namespace):
-    from ..synthesizer import TextSynthesizer
-
     from ..distributed import is_main
+    from ..synthesizer import TextSynthesizer
 
     _warn_if_not_private(args.epsilon)
     show = not args.quiet and is_main()  # under torchrun, rank 0 alone shows progress
