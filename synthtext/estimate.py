@@ -166,6 +166,29 @@ def generation_seconds(probe: dict, text_lengths: Sequence[int], prompt_length: 
     return seconds * n_rows / max(len(simulated), 1)
 
 
+def column_by_column_seconds(probe: dict, tokenizer: Any, records: Sequence[dict], columns: Sequence,
+                             float_digits: int, request_length: float, n_rows: int, carry: bool = True) -> float:
+    """The estimated seconds to write ``n_rows`` whole rows as ``structured="dp"`` does
+    (:func:`synthtext.whole_row.sample_rows`): one decoding pass per column, each prompted with the request
+    and the line so far. Simulated on lines as long as those of ``records`` (the training rows): column k's
+    prompt is the line's first k columns, its decoding the tokens column k adds; redraws are not counted."""
+    from .models.encoding import _encode_many
+    from .whole_row import row_line
+
+    rows = list(records)[:PROBE_SIMULATED_ROWS]
+    if not rows:
+        return 0.0
+    before = np.zeros(len(rows))
+    seconds = 0.0
+    for k in range(1, len(columns) + 1):
+        upto = np.array([len(ids) for ids in _encode_many(tokenizer, [row_line(r, columns[:k], float_digits)
+                                                                       for r in rows])], dtype=float)
+        added = np.maximum(upto - before, 1).astype(int)
+        seconds += generation_seconds(probe, added, request_length + float(before.mean()), n_rows, carry=carry)
+        before = upto
+    return seconds
+
+
 def structured_seconds(structured: Any, rows: Any, n_rows: int, num_rows: int) -> float:
     """SDV fitted on up to PROBE_STRUCTURED_ROWS of ``rows`` (the training rows), and sampled as many rows, scaled
     linearly to the ``n_rows`` it will fit and the ``num_rows`` it will write."""
@@ -186,5 +209,6 @@ def timed(function, *args, **kwargs) -> tuple[Any, float]:
     return result, time.perf_counter() - started
 
 
-__all__ = ["PROBE_NEW_TOKENS", "PROBE_RECORDS", "PROBE_STEPS", "TrainingProbe", "generation_seconds",
-           "decoding_work", "probe_generation", "probe_training", "structured_seconds", "timed", "training_seconds"]
+__all__ = ["PROBE_NEW_TOKENS", "PROBE_RECORDS", "PROBE_STEPS", "TrainingProbe", "column_by_column_seconds",
+           "decoding_work", "generation_seconds", "probe_generation", "probe_training", "structured_seconds", "timed",
+           "training_seconds"]

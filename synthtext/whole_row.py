@@ -41,8 +41,12 @@ UNIT_ROW_SEPARATOR = "\n"
 
 VALUE_STOP = prompt_format.FIELD_SEPARATOR.strip() + "\n"
 """Where decoding a structured value may stop: at the token holding the separator's bar (or a newline).
-A value holding an escaped bar stops there too and is drawn again; texts (the row's last column) run
-to EOS instead, and are cut at an unescaped bar."""
+A value holding an escaped bar stops there too and decoding goes on from it
+(:data:`ESCAPED_BAR_CONTINUATIONS`); texts (the row's last column) run to EOS instead, and are cut at
+an unescaped bar."""
+
+ESCAPED_BAR_CONTINUATIONS = 4
+"""How many escaped bars one structured value may hold: decoding stops at each, then goes on."""
 
 _INTEGER = re.compile(r"[+-]?\d+")
 _TRUE, _FALSE = "true", "false"
@@ -290,6 +294,8 @@ class _ValueWriter:
             texts = generate_texts(self.trained, [self.request] * len(todo), replace(
                 self.sampling, seed=seed, max_new_tokens=self.sampling.max_new_tokens if last else VALUE_TOKENS),
                 starts=[starts[i] for i in todo], stop_at=stop)
+            if stop:
+                texts = self._past_escaped_bars([starts[i] for i in todo], texts, stop)
             self.draws += len(todo)
             left = []
             for i, text in zip(todo, texts):
@@ -304,6 +310,26 @@ class _ValueWriter:
         self.incomplete.update(todo)
         return values, [start + " " + w for start, w in zip(starts, written)], drafts
 
+    def _past_escaped_bars(self, starts: Sequence[str], texts: list[str], stop: str) -> list[str]:
+        """Draws that stopped at an escaped bar (``\\|``, part of the value) continued in place, at most
+        :data:`ESCAPED_BAR_CONTINUATIONS` times each: decoding stops at any token holding a bar, and only
+        the text so far tells an escaped one from the separator."""
+        from .generate import generate_texts
+
+        texts = list(texts)
+        for _ in range(ESCAPED_BAR_CONTINUATIONS):
+            cut = [i for i, text in enumerate(texts) if _stopped_inside_value(text, stop)]
+            if not cut:
+                break
+            seed = None if self.sampling.seed is None else self.sampling.seed + self.calls
+            self.calls += 1
+            more = generate_texts(self.trained, [self.request] * len(cut),
+                                  replace(self.sampling, seed=seed, max_new_tokens=VALUE_TOKENS),
+                                  starts=[starts[i] + texts[i] for i in cut], stop_at=stop)
+            for i, extra in zip(cut, more):
+                texts[i] += extra
+        return texts
+
     def wrote_nothing(self) -> bool:
         """Values were drawn and not one of them read as a value of its column."""
         return bool(self.draws) and self.draws == self.rejected
@@ -311,6 +337,14 @@ class _ValueWriter:
     def counts(self) -> dict:
         return {"draws": self.draws, "rejected": self.rejected, "unparsed": self.unparsed,
                 "max_tries": self.max_tries}
+
+
+def _stopped_inside_value(written: str, stop: str) -> bool:
+    """True when decoding stopped at a bar that the value escaped: the draw holds a bar (its last token
+    does), no newline and no unescaped bar, so the separator has not come yet."""
+    if "|" not in stop or "|" not in written or "\n" in written or "\r" in written:
+        return False
+    return not prompt_format.split_field(written)[1]
 
 
 def _read_value(written: str, column: Any, last: bool, dtypes: Mapping, text_columns: Sequence,

@@ -179,10 +179,25 @@ def test_fit_dp_one_model_for_the_whole_row_and_its_ledger(monkeypatch, tmp_path
 def test_the_plan_shows_one_model_covering_every_column():
     synth = TextSynthesizer(["comment"], model="builtin", model_size="tiny", epsilon=8.0, structured="dp",
                             train=TrainConfig(epochs=1, batch_size=32, progress=False), max_new_tokens=16)
-    plan = synth.plan(_two_text_table().drop(columns="title"), probe=False)
+    plan = synth.plan(_two_text_table().drop(columns="title"), probe=True)
     assert len(plan.privacy["models"]) == 1 and plan.privacy["models"][0]["target_epsilon"] == 8.0
     assert {c["name"]: c["protected_by"].split(" (")[0] for c in plan.columns} == {
         "customer_name": "Faker surrogate", "product": "DP", "rating": "DP", "comment": "DP"}
+    generation = [s for s in plan.estimate["stages"] if s["stage"].startswith("generation")]
+    assert [s["stage"] for s in generation] == ["generation, 120 rows, column by column"]
+    assert generation[0]["seconds"] > 0
+
+
+def test_the_estimate_decodes_each_column_after_the_line_so_far():
+    from synthtext.estimate import column_by_column_seconds, generation_seconds
+    from synthtext.models import ByteTokenizer
+
+    costs = {"batch_size": 4, "prompt_token_seconds": 0.01, "step_fixed_seconds": 0.1, "step_per_row_seconds": 0.02}
+    rows = [{"n": 7, "note": "abc"}] * 8
+    first, whole = len("n: 7"), len("n: 7 | note: abc")  # the byte tokenizer: a token per byte
+    got = column_by_column_seconds(costs, ByteTokenizer(), rows, ["n", "note"], 6, request_length=10, n_rows=80)
+    assert got == pytest.approx(generation_seconds(costs, [first] * 8, 10, 80)
+                                + generation_seconds(costs, [whole - first] * 8, 10 + first, 80))
 
 
 def test_the_canary_audit_runs_on_the_whole_row_model():
@@ -266,3 +281,27 @@ def test_the_cli_summary_warns_of_cells_left_empty():
     assert "warning: 12 cells in 9 of 500 rows were not values of their column after 3 draws each" in text
     synth.whole_row_counts_ = {**synth.whole_row_counts_, "unparsed": 0}
     assert "warning" not in _summary("wrote out.csv:", 500, synth, time.perf_counter())
+
+
+def test_a_value_holding_an_escaped_bar_is_written_on_past_it(monkeypatch):
+    # decoding stops at any token holding a bar; an escaped one is part of the value, so the draw goes on
+    fake = FakeModel([" A\\|", " 5 |"], ["B\\|"], ["C |"], [" 1", " 2"])
+    monkeypatch.setattr(G, "generate_texts", fake)
+    rows, counts = W.sample_rows(None, ["kind", "n"], [], {"kind": "object", "n": "int64"}, 2,
+                                 G.SamplingConfig(seed=0), "plain")
+    assert rows.to_dict("list") == {"kind": ["A|B|C", "5"], "n": [1, 2]}
+    assert fake.seen[1][1] == ["kind: A\\|"] and fake.seen[2][1] == ["kind: A\\|B\\|"]  # the same draw, continued
+    assert counts["draws"] == 4 and counts["rejected"] == 0 and counts["unparsed"] == 0
+    assert fake.seen[3][1] == ["kind: A\\|B\\|C | n:", "kind: 5 | n:"]
+
+
+def test_escaped_bars_are_continued_a_bounded_number_of_times(monkeypatch):
+    # a value that never reaches its separator: each draw is continued ESCAPED_BAR_CONTINUATIONS times,
+    # then drawn again; after MAX_TRIES draws the cell is left missing
+    endless = FakeModel(*([[" x\\|"]] * (1 + W.ESCAPED_BAR_CONTINUATIONS)) * W.MAX_TRIES, [" 1"])
+    monkeypatch.setattr(G, "generate_texts", endless)
+    rows, counts = W.sample_rows(None, ["kind", "n"], [], {"kind": "object", "n": "int64"}, 1,
+                                 G.SamplingConfig(seed=0), "plain")
+    assert rows["kind"].isna().all() and rows["n"].tolist() == [1]
+    assert counts["unparsed"] == 1 and counts["draws"] == W.MAX_TRIES + 1
+    assert not endless.calls  # every scripted call used, none more
