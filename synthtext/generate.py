@@ -52,7 +52,7 @@ from .models import ByteTransformerLM, TrainedModel, cpu_has_native_bf16, prompt
 from .memory import release_freed_memory
 from .progress import Progress
 
-__all__ = ["generate_texts", "generate_texts_by_chunks", "generate_token_ids", "sample_next", "token_budgets"]
+__all__ = ["chunk_seed", "generate_texts", "generate_texts_by_chunks", "generate_token_ids", "sample_next", "token_budgets"]
 
 COMPACT_FRACTION = 0.125
 """Built-in model: finished rows leave the batch once they are this fraction of it (dropping them
@@ -104,6 +104,16 @@ processes the ranks share the chunks out. A fixed number, so the texts for a see
 many processes write them."""
 
 
+def chunk_seed(seed: int | None, i: int) -> int | None:
+    """The seed of chunk ``i`` of a run seeded with ``seed``: chunk 0 keeps ``seed`` (a table of one chunk
+    samples as it would unchunked), the others get seeds drawn from (``seed``, i), not ``seed + i``."""
+    if seed is None or i == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence((seed, i)).generate_state(1)[0])
+
+
 def generate_texts_by_chunks(trained: TrainedModel, prompts: Sequence[str], sampling: SamplingConfig,
                              **options: Any) -> list[str]:
     """:func:`generate_texts` over fixed chunks of :data:`CHUNK_ROWS` prompts, chunk ``i`` sampled with a
@@ -112,21 +122,14 @@ def generate_texts_by_chunks(trained: TrainedModel, prompts: Sequence[str], samp
     the result for a seed is the same for any number of processes (:mod:`synthtext.distributed`)."""
     import hashlib
 
-    import numpy as np
-
     from .distributed import all_agree, gather_chunks, shard_chunks, world
 
     if world()[1] > 1:  # rank r's texts go beside rank 0's rows: the rows' prompts must be the same everywhere
         all_agree(hashlib.sha256("\x00".join(prompts).encode()).hexdigest(), "the prompts of the synthetic rows")
 
-    def chunk_seed(i: int) -> int | None:
-        if sampling.seed is None or i == 0:
-            return sampling.seed
-        return int(np.random.SeedSequence((sampling.seed, i)).generate_state(1)[0])
-
     def work(i: int, chunk: range) -> list[str]:
-        return generate_texts(trained, [prompts[j] for j in chunk], sampling=replace(sampling, seed=chunk_seed(i)),
-                              **options)
+        return generate_texts(trained, [prompts[j] for j in chunk],
+                              sampling=replace(sampling, seed=chunk_seed(sampling.seed, i)), **options)
 
     return gather_chunks(shard_chunks(len(prompts), CHUNK_ROWS), work)
 

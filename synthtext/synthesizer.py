@@ -498,9 +498,9 @@ class TextSynthesizer:
                                                            domains=self.public_domains_)
             self.whole_unit_counts_, self.whole_row_counts_ = counts, None
         else:
-            rows, counts = whole_row.sample_rows(model, columns, self.text_columns_, self.dtypes_, n, sampling,
-                                                 fmt.style, fmt.float_digits, given=given,
-                                                 domains=self.public_domains_)
+            rows, counts = whole_row.sample_rows_by_chunks(model, columns, self.text_columns_, self.dtypes_, n,
+                                                           sampling, fmt.style, fmt.float_digits, given=given,
+                                                           domains=self.public_domains_)  # shared out under torchrun
             self.whole_row_counts_, unit_of = counts, list(range(n))
         surrogates = Surrogates(locale=self.locale, seed=sampling.seed)
         n_units = max(unit_of) + 1

@@ -221,7 +221,7 @@ def _parse_cell(text: str | None, column: Any, dtypes: Mapping, text_columns: Se
 def sample_rows(trained: Any, columns: Sequence, text_columns: Sequence, dtypes: Mapping, n: int, sampling: Any,
                 style: str, float_digits: int = prompt_format.DEFAULT_FLOAT_DIGITS,
                 max_tries: int = MAX_TRIES, given: pd.DataFrame | None = None,
-                domains: Mapping | None = None) -> tuple[pd.DataFrame, dict]:
+                domains: Mapping | None = None, refuse_unreadable: bool = True) -> tuple[pd.DataFrame, dict]:
     """``n`` whole rows from the model, written column by column (``given``: rows of the leading columns to
     continue instead, one synthetic row per given row).
 
@@ -232,7 +232,8 @@ def sample_rows(trained: Any, columns: Sequence, text_columns: Sequence, dtypes:
     still fails is left missing (the line then holds the missing marker, so later columns see it).
     Returns the rows (columns in ``columns`` order) and the counts behind the report's figures:
     ``{"rows", "draws", "rejected", "unparsed", "rows_incomplete", "max_tries"}`` (draws and rejections
-    of single values; cells left missing, and the rows that hold them)."""
+    of single values; cells left missing, and the rows that hold them). Raises ModelError when not one
+    value read (``refuse_unreadable=False``: the caller checks the counts, :func:`sample_rows_by_chunks`)."""
     lines, first = [""] * n, 0
     if given is not None:
         lead = [str(c) for c in given.columns]
@@ -249,15 +250,49 @@ def sample_rows(trained: Any, columns: Sequence, text_columns: Sequence, dtypes:
         values, lines, _ = writer.column(lines, column, last, stop="" if last else VALUE_STOP)
         for row, value in zip(rows, values):
             row[column] = value
-    if writer.wrote_nothing():
-        raise ModelError(f"the model wrote no readable value of this table: none of {n} rows had a value of any "
-                         f"column's type in {max_tries} draws each. Train on more rows or for more epochs, or use "
-                         "structured='sdv'.")
+    counts = {"rows": n, **writer.counts(), "rows_incomplete": len(writer.incomplete)}
+    if refuse_unreadable:
+        _refuse_unreadable(counts)
     out = pd.DataFrame(rows, columns=list(columns))
     if given is not None:  # the given values as given, not as re-read from the line
         for column in given.columns:
             out[column] = given[column].to_numpy()
-    return out, {"rows": n, **writer.counts(), "rows_incomplete": len(writer.incomplete)}
+    return out, counts
+
+
+def sample_rows_by_chunks(trained: Any, columns: Sequence, text_columns: Sequence, dtypes: Mapping, n: int,
+                          sampling: Any, style: str, float_digits: int = prompt_format.DEFAULT_FLOAT_DIGITS,
+                          given: pd.DataFrame | None = None, domains: Mapping | None = None) -> tuple[pd.DataFrame, dict]:
+    """:func:`sample_rows` over fixed chunks of ``generate.CHUNK_ROWS`` rows, chunk ``i`` seeded with
+    ``generate.chunk_seed(sampling.seed, i)``, as the texts of the other modes are: under a process group
+    (``torchrun``) the ranks share the chunks out and every rank gets every row back, so the rows for a
+    seed are the same for any number of processes. The counts are summed over the chunks, and the
+    "no readable value" refusal judges them all together (every rank alike)."""
+    from . import generate
+    from .distributed import gather_chunks, shard_chunks
+
+    def work(i: int, chunk: range) -> list:
+        part = None if given is None else given.iloc[chunk.start:chunk.stop].reset_index(drop=True)
+        return [sample_rows(trained, columns, text_columns, dtypes, len(chunk),
+                            replace(sampling, seed=generate.chunk_seed(sampling.seed, i)), style, float_digits,
+                            given=part, domains=domains, refuse_unreadable=False)]
+
+    if n == 0:
+        return sample_rows(trained, columns, text_columns, dtypes, 0, sampling, style, float_digits, given=given,
+                           domains=domains)
+    parts = gather_chunks(shard_chunks(n, generate.CHUNK_ROWS), work)
+    counts = {key: sum(c[key] for _, c in parts) for key in ("rows", "draws", "rejected", "unparsed",
+                                                             "rows_incomplete")}
+    counts["max_tries"] = MAX_TRIES
+    _refuse_unreadable(counts)
+    return pd.concat([rows for rows, _ in parts], ignore_index=True), counts
+
+
+def _refuse_unreadable(counts: Mapping) -> None:
+    if counts["draws"] and counts["draws"] == counts["rejected"]:
+        raise ModelError(f"the model wrote no readable value of this table: none of {counts['rows']} rows had a "
+                         f"value of any column's type in {counts['max_tries']} draws each. Train on more rows or "
+                         "for more epochs, or use structured='sdv'.")
 
 
 class _ValueWriter:
@@ -440,4 +475,5 @@ def restore_dtypes(frame: pd.DataFrame, dtypes: Mapping, domains: Mapping | None
 
 
 __all__ = ["MAX_TRIES", "UNIT_ROW_SEPARATOR", "check_public_domains", "encode_rows", "in_domain", "encode_units", "parse_row", "parse_value",
-           "restore_dtypes", "row_columns", "row_line", "row_request", "sample_rows", "sample_units", "unit_request"]
+           "restore_dtypes", "row_columns", "row_line", "row_request", "sample_rows", "sample_rows_by_chunks",
+           "sample_units", "unit_request"]

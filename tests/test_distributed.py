@@ -200,11 +200,12 @@ def notes_csv(tmp_path_factory):
     return path
 
 
-def _command(processes: int, *argv) -> subprocess.CompletedProcess:
+def _command(processes: int, *argv, chunk: int = 5) -> subprocess.CompletedProcess:
     launch = [sys.executable, DRIVER] if processes == 1 else [
         sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}", DRIVER]
     env = {**os.environ, "OMP_NUM_THREADS": "1", **LOOPBACK}
-    return subprocess.run([*launch, "5", *map(str, argv)], capture_output=True, text=True, timeout=300, env=env)
+    return subprocess.run([*launch, str(chunk), *map(str, argv)], capture_output=True, text=True, timeout=300,
+                          env=env)
 
 
 def test_synthesize_and_sample_under_torchrun(notes_csv, tmp_path):
@@ -225,6 +226,30 @@ def test_synthesize_and_sample_under_torchrun(notes_csv, tmp_path):
     two = _command(2, "sample", model, "-o", tmp_path / "two_sample.csv", "--rows", 23, "--seed", 4, "--quiet")
     assert one.returncode == 0 and two.returncode == 0, (one.stderr[-2000:], two.stderr[-2000:])
     assert (tmp_path / "one_sample.csv").read_bytes() == (tmp_path / "two_sample.csv").read_bytes()
+
+
+def test_whole_rows_sample_alike_over_one_and_two_processes(tmp_path):
+    """structured='dp': the rows are written in chunks of 5 with their own seeds, shared out over the ranks,
+    so 2 processes write exactly the CSV one process writes."""
+    short = tmp_path / "short.csv"  # whole rows within the tiny byte model's 128 positions
+    pd.DataFrame({"size": [i % 7 for i in range(60)],
+                  "note": [f"fits, {('dress', 'top', 'pair')[i % 3]}" for i in range(60)]}).to_csv(short, index=False)
+    model = tmp_path / "model"
+    fitted = _command(1, "synthesize", short, "-o", tmp_path / "fit.csv", "--save-model", model,
+                      "--structured", "dp", *TINY)
+    assert fitted.returncode == 0, fitted.stderr[-3000:]
+    one = _command(1, "sample", model, "-o", tmp_path / "one.csv", "--rows", 13, "--seed", 2, "--quiet")
+    two = _command(2, "sample", model, "-o", tmp_path / "two.csv", "--rows", 13, "--seed", 2, "--quiet")
+    assert one.returncode == 0 and two.returncode == 0, (one.stderr[-2000:], two.stderr[-2000:])
+    assert len(pd.read_csv(tmp_path / "one.csv")) == 13
+    assert (tmp_path / "one.csv").read_bytes() == (tmp_path / "two.csv").read_bytes()
+    first = _command(1, "sample", model, "-o", tmp_path / "first.csv", "--rows", 5, "--seed", 2, "--quiet")
+    whole = _command(1, "sample", model, "-o", tmp_path / "whole.csv", "--rows", 13, "--seed", 2, "--quiet",
+                     chunk=1000)
+    assert first.returncode == 0 and whole.returncode == 0, (first.stderr[-2000:], whole.stderr[-2000:])
+    chunked = pd.read_csv(tmp_path / "one.csv")
+    assert chunked[:5].equals(pd.read_csv(tmp_path / "first.csv"))  # chunk 0: the run's own seed
+    assert not chunked.equals(pd.read_csv(tmp_path / "whole.csv"))  # the other chunks: seeds of their own
 
 
 def test_a_bad_column_under_torchrun_fails_with_one_message(notes_csv, tmp_path):

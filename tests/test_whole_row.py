@@ -305,3 +305,33 @@ def test_escaped_bars_are_continued_a_bounded_number_of_times(monkeypatch):
     assert rows["kind"].isna().all() and rows["n"].tolist() == [1]
     assert counts["unparsed"] == 1 and counts["draws"] == W.MAX_TRIES + 1
     assert not endless.calls  # every scripted call used, none more
+
+
+def test_rows_are_written_in_chunks_with_their_own_seeds(monkeypatch):
+    """Chunk 0 keeps the sampling seed (a table of one chunk samples as before), the others get seeds of their
+    own; given rows are split with them, the counts summed, and the refusal judges all chunks together."""
+    seeds = []
+
+    def fake(trained, prompts, sampling=None, *, starts=None, **_):
+        seeds.append(sampling.seed)
+        return [f" {s.split(': ')[1].split(' |')[0]}0 |" if " | " in s else " 1 |" for s in starts]
+
+    monkeypatch.setattr(G, "generate_texts", fake)
+    monkeypatch.setattr(G, "CHUNK_ROWS", 2)
+    given = pd.DataFrame({"n": [1, 2, 3, 4, 5]})
+    rows, counts = W.sample_rows_by_chunks(None, ["n", "m"], [], {"n": "int64", "m": "int64"}, 5,
+                                           G.SamplingConfig(seed=7), "plain", given=given)
+    assert rows.to_dict("list") == {"n": [1, 2, 3, 4, 5], "m": [10, 20, 30, 40, 50]}  # in order, chunk by chunk
+    assert seeds[0] == 7 and len(set(seeds)) == 3 and counts["rows"] == 5 and counts["draws"] == 5
+    one_chunk, _ = W.sample_rows(None, ["n", "m"], [], {"n": "int64", "m": "int64"}, 2, G.SamplingConfig(seed=7),
+                                 "plain", given=given[:2])
+    assert one_chunk.equals(rows[:2])
+
+    # one chunk that reads nothing is not a refusal; all of them are
+    monkeypatch.setattr(G, "generate_texts", lambda trained, prompts, sampling=None, *, starts=None, **_:
+                        ["?"] * len(prompts) if sampling.seed < 100 else [" 1 |"] * len(prompts))  # chunk 0: 7, 8, 9
+    rows, counts = W.sample_rows_by_chunks(None, ["n"], [], {"n": "int64"}, 4, G.SamplingConfig(seed=7), "plain")
+    assert rows["n"].isna().tolist() == [True, True, False, False] and counts["unparsed"] == 2
+    monkeypatch.setattr(G, "generate_texts", lambda trained, prompts, sampling=None, **_: ["?"] * len(prompts))
+    with pytest.raises(ModelError, match="none of 4 rows"):
+        W.sample_rows_by_chunks(None, ["n"], [], {"n": "int64"}, 4, G.SamplingConfig(seed=7), "plain")
