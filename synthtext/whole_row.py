@@ -283,7 +283,7 @@ def sample_rows_by_chunks(trained: Any, columns: Sequence, text_columns: Sequenc
     parts = gather_chunks(shard_chunks(n, generate.CHUNK_ROWS), work)
     counts = {key: sum(c[key] for _, c in parts) for key in ("rows", "draws", "rejected", "unparsed",
                                                              "rows_incomplete")}
-    counts["max_tries"] = MAX_TRIES
+    counts["max_tries"] = parts[0][1]["max_tries"]
     _refuse_unreadable(counts)
     return pd.concat([rows for rows, _ in parts], ignore_index=True), counts
 
@@ -324,10 +324,8 @@ class _ValueWriter:
         for _ in range(self.max_tries):
             if not todo:
                 break
-            seed = None if self.sampling.seed is None else self.sampling.seed + self.calls
-            self.calls += 1
             texts = generate_texts(self.trained, [self.request] * len(todo), replace(
-                self.sampling, seed=seed, max_new_tokens=self.sampling.max_new_tokens if last else VALUE_TOKENS),
+                self.sampling, seed=self._next_seed(), max_new_tokens=self.sampling.max_new_tokens if last else VALUE_TOKENS),
                 starts=[starts[i] for i in todo], stop_at=stop)
             if stop:
                 texts = self._past_escaped_bars([starts[i] for i in todo], texts, stop)
@@ -345,6 +343,11 @@ class _ValueWriter:
         self.incomplete.update(todo)
         return values, [start + " " + w for start, w in zip(starts, written)], drafts
 
+    def _next_seed(self) -> int | None:
+        """Every call draws with the next seed (none when the sampling has none)."""
+        self.calls += 1
+        return None if self.sampling.seed is None else self.sampling.seed + self.calls - 1
+
     def _past_escaped_bars(self, starts: Sequence[str], texts: list[str], stop: str) -> list[str]:
         """Draws that stopped at an escaped bar (``\\|``, part of the value) continued in place, at most
         :data:`ESCAPED_BAR_CONTINUATIONS` times each: decoding stops at any token holding a bar, and only
@@ -356,10 +359,8 @@ class _ValueWriter:
             cut = [i for i, text in enumerate(texts) if _stopped_inside_value(text, stop)]
             if not cut:
                 break
-            seed = None if self.sampling.seed is None else self.sampling.seed + self.calls
-            self.calls += 1
             more = generate_texts(self.trained, [self.request] * len(cut),
-                                  replace(self.sampling, seed=seed, max_new_tokens=VALUE_TOKENS),
+                                  replace(self.sampling, seed=self._next_seed(), max_new_tokens=VALUE_TOKENS),
                                   starts=[starts[i] + texts[i] for i in cut], stop_at=stop)
             for i, extra in zip(cut, more):
                 texts[i] += extra
