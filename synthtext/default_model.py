@@ -74,7 +74,7 @@ def _sha256(path: Path, chunk: int = 1 << 22) -> str:
 
 
 def _quick_id(path: Path) -> str:
-    """Cheap identity of the GGUF file (size and mtime) so the 98 MB hash runs only on conversion."""
+    """Cheap identity of the GGUF file (size and mtime), so the 98 MB hash runs only when it changes."""
     st = path.stat()
     return f"{st.st_size}:{st.st_mtime_ns}"
 
@@ -93,8 +93,9 @@ def _files_ok(directory: Path, manifest: dict) -> bool:
 def default_model_dir(*, verify: bool = True) -> Path:
     """The converted default model directory, converting the GGUF file on first use.
 
-    A cached directory whose manifest does not match the installed GGUF file, or whose files do not
-    match their recorded hashes (``verify=True``), is converted again.
+    A cached directory whose manifest does not match the installed GGUF file (same size and mtime, or
+    else the same SHA-256), or whose files do not match their recorded hashes (``verify=True``), is
+    converted again.
 
     Raises:
         ModelError: the package is missing, or the conversion failed (with what to do).
@@ -121,7 +122,11 @@ def _cached_or_converted(verify: bool) -> Path:
             manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             manifest = {}
-        if manifest.get("gguf_quick_id") == _quick_id(source) and (not verify or _files_ok(target, manifest)):
+        # The same GGUF file installed again, or in another environment, has a new mtime: its hash decides
+        # (98 MB, under a second), so two virtual environments do not convert in turn on every run.
+        same_source = (manifest.get("gguf_quick_id") == _quick_id(source)
+                       or manifest.get("gguf_sha256") == _sha256(source))
+        if same_source and (not verify or _files_ok(target, manifest)):
             return target
     return _convert(source, target)
 

@@ -61,3 +61,19 @@ def test_the_cache_is_checked_by_hash(tmp_path, monkeypatch):
     shutil.copytree(copy, target)
     monkeypatch.setattr(D, "_convert", lambda src, dst: converted.append(dst) or dst)
     assert D.default_model_dir() == target and converted == [target]  # a damaged cache is converted again
+
+
+def test_the_same_gguf_from_another_environment_is_not_converted_again(tmp_path, monkeypatch):
+    """Another virtual environment (or a reinstall) holds the same file with another mtime: the hash of the
+    GGUF decides, so environments sharing the cache do not convert in turn; another GGUF is converted."""
+    source = D.default_model_dir()
+    monkeypatch.setenv("SYNTHTEXT_CACHE", str(tmp_path / "cache"))
+    target = D.cache_dir() / source.name
+    shutil.copytree(source, target)
+    manifest = json.loads((target / D.MANIFEST).read_text())
+    converted = []
+    monkeypatch.setattr(D, "_convert", lambda src, dst: converted.append(dst) or dst)
+    (target / D.MANIFEST).write_text(json.dumps({**manifest, "gguf_quick_id": "98362432:1"}))
+    assert D.default_model_dir() == target and converted == []
+    (target / D.MANIFEST).write_text(json.dumps({**manifest, "gguf_quick_id": "98362432:1", "gguf_sha256": "0" * 64}))
+    assert D.default_model_dir() == target and converted == [target]
