@@ -118,56 +118,53 @@ def probe_generation(trained: Any, prompts: Sequence[str], sampling: SamplingCon
             "step_fixed_seconds": max(step[batch] - per_row * batch, 0.0)}
 
 
-def decoding_work(text_lengths: Sequence[int], prompt_length: float, batch_size: int, *, carry: bool = True) -> dict:
-    """What the stream decoder (:func:`synthtext.generate._stream_decoder`) runs for texts of ``text_lengths``
-    tokens: prompt tokens encoded (carried rows are encoded again with what they wrote), decoding steps, and
-    row-steps (the sum of the batch widths). Mirrors its rules: a batch compacts once COMPACT_FRACTION of its
-    rows are done and (``carry``) stops below REFILL_FRACTION of its rows still writing."""
+def decoding_work(text_lengths: Sequence[int], prompt_length: float, batch_size: int, *,
+                  continuous: bool = True) -> dict:
+    """What the decoder (:func:`synthtext.generate._stream_decoder`) runs for texts of ``text_lengths`` tokens:
+    prompt tokens encoded, decoding steps, and row-steps (the sum of the batch widths). Mirrors its rules: every
+    prompt is encoded once; a finished row stays in the batch until COMPACT_FRACTION of its rows have finished;
+    (``continuous``) waiting prompts join once REFILL_FRACTION of its places are open, else (the built-in model)
+    a batch runs to its end before the next starts."""
     from collections import deque
 
     from .generate import COMPACT_FRACTION, REFILL_FRACTION
 
     waiting = deque(int(n) for n in text_lengths)
-    carried: list[tuple[int, int]] = []  # (tokens still to write, tokens written)
+    rows: list[list[int]] = []  # [tokens still to write] per row in the batch; 0: finished, not yet dropped
     prompt_tokens = steps = row_steps = 0.0
-    while waiting or carried:
-        batch, carried = carried[:batch_size], carried[batch_size:]
-        while len(batch) < batch_size and waiting:
-            batch.append((waiting.popleft(), 0))
-        stop_below = 0.0 if (not carry or (not waiting and not carried)) else REFILL_FRACTION
-        prompt_tokens += sum(prompt_length + done for _, done in batch)
-        left = np.array([r for r, _ in batch])
-        written = np.array([d for _, d in batch])
-        rows = np.arange(len(batch))
-        for step in range(int(left.max())):
-            finished = left[rows] <= step + 1
-            n_done = int(finished.sum())
-            if n_done == len(rows):
-                break
-            if len(rows) - n_done < stop_below * len(batch):
-                live = rows[~finished]
-                carried += [(int(left[i]) - step - 1, int(written[i]) + step + 1) for i in live]
-                break
-            if n_done >= COMPACT_FRACTION * len(rows):
-                rows = rows[~finished]
-            steps += 1
-            row_steps += len(rows)
+    while waiting or rows:
+        open_places = batch_size - sum(1 for r in rows if r[0] > 0)
+        if not rows or (continuous and waiting and open_places >= max(1, REFILL_FRACTION * batch_size)):
+            rows = [r for r in rows if r[0] > 0]
+            while len(rows) < batch_size and waiting:
+                rows.append([max(waiting.popleft(), 1)])
+                prompt_tokens += prompt_length
+        for r in rows:
+            r[0] = max(r[0] - 1, 0)
+        done = sum(1 for r in rows if r[0] == 0)
+        if done == len(rows):
+            rows = []  # the last token of every row: no model call
+            continue
+        if done >= COMPACT_FRACTION * len(rows):
+            rows = [r for r in rows if r[0] > 0]
+        steps += 1
+        row_steps += len(rows)
     return {"prompt_tokens": prompt_tokens, "steps": steps, "row_steps": row_steps}
 
 
 def generation_seconds(probe: dict, text_lengths: Sequence[int], prompt_length: float, n_rows: int,
-                       carry: bool = True) -> float:
+                       continuous: bool = True) -> float:
     """The estimated seconds to write ``n_rows`` texts whose lengths are drawn like ``text_lengths`` (simulated on
     at most PROBE_SIMULATED_ROWS of them, scaled linearly)."""
     simulated = list(text_lengths)[:PROBE_SIMULATED_ROWS]
-    work = decoding_work(simulated, prompt_length, probe["batch_size"], carry=carry)
+    work = decoding_work(simulated, prompt_length, probe["batch_size"], continuous=continuous)
     seconds = (work["prompt_tokens"] * probe["prompt_token_seconds"] + work["steps"] * probe["step_fixed_seconds"]
                + work["row_steps"] * probe["step_per_row_seconds"])
     return seconds * n_rows / max(len(simulated), 1)
 
 
 def column_by_column_seconds(probe: dict, tokenizer: Any, records: Sequence[dict], columns: Sequence,
-                             float_digits: int, request_length: float, n_rows: int, carry: bool = True) -> float:
+                             float_digits: int, request_length: float, n_rows: int, continuous: bool = True) -> float:
     """The estimated seconds to write ``n_rows`` whole rows as ``structured="dp"`` does
     (:func:`synthtext.whole_row.sample_rows`): one decoding pass per column, each prompted with the request
     and the line so far. Simulated on lines as long as those of ``records`` (the training rows): column k's
@@ -184,7 +181,8 @@ def column_by_column_seconds(probe: dict, tokenizer: Any, records: Sequence[dict
         upto = np.array([len(ids) for ids in _encode_many(tokenizer, [row_line(r, columns[:k], float_digits)
                                                                        for r in rows])], dtype=float)
         added = np.maximum(upto - before, 1).astype(int)
-        seconds += generation_seconds(probe, added, request_length + float(before.mean()), n_rows, carry=carry)
+        seconds += generation_seconds(probe, added, request_length + float(before.mean()), n_rows,
+                                      continuous=continuous)
         before = upto
     return seconds
 

@@ -17,10 +17,10 @@ What makes it fast:
 * prompts are sorted by token length and batched, so a batch holds similar lengths (little
   padding); results are put back in input order;
 * every model decodes with a KV cache: the built-in :class:`~synthtext.models.ByteTransformerLM`
-  with its own preallocated :class:`~synthtext.models.KVCache`, and rows that finish (EOS or
-  budget) are dropped from the batch as they finish; Hugging Face models through ``generate``
-  with left padding (correct attention mask and position ids) and ``use_cache=True``, stopping when
-  every row has finished;
+  with its own preallocated :class:`~synthtext.models.KVCache`, rows that finish (EOS or budget)
+  dropped from the batch as they finish; Hugging Face models with continuous batching
+  (:func:`_stream_decoder`): waiting prompts join the batch as its rows finish, the rows still writing
+  keep their cache, and the prompts' shared first tokens (the chat template, the request) are encoded once;
 * LoRA is merged into a copy of the base weights for inference (``merge_lora``): an unmerged LoRA
   layer costs two extra matrix products per linear layer per token. The trained model itself is
   left untouched;
@@ -39,6 +39,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import copy
+import functools
 import math
 from dataclasses import replace
 from typing import Any, Sequence
@@ -539,152 +540,263 @@ def _sample_hf(
 
 
 
-def _preallocated_cache(model: torch.nn.Module, capacity: int, first: int | None = None):
-    """A ``DynamicCache`` whose layers write into buffers allocated ahead, instead of concatenating the
-    whole cache at every step (at 128 rows x 200 tokens that copy took ~40% of a CPU decoding step).
-
-    The buffers start at ``first`` slots (default ``capacity``) and double, up to ``capacity``, when full:
-    most batches stop long before their longest budget (:data:`REFILL_FRACTION`), and a cache sized for
-    that budget held ~1 GB at 128 rows. Falls back to the plain cache for models with other layer kinds."""
+def _preallocated_cache(model: torch.nn.Module):
+    """An empty ``DynamicCache`` whose layers write into buffers allocated ahead (:class:`_RowBuffers`
+    layers), instead of concatenating the whole cache at every step (at 128 rows x 200 tokens that copy took
+    ~40% of a CPU decoding step); their rows can be dropped, joined and trimmed, which continuous batching
+    needs. Models with other layer kinds (sliding windows) keep the plain cache: their batches then run to
+    their end without refills (``_joinable``)."""
     from transformers import DynamicCache
     from transformers.cache_utils import DynamicLayer
 
-    start = capacity if first is None else min(first, capacity)
+    cache = DynamicCache(config=model.config)
+    if all(type(layer) is DynamicLayer for layer in cache.layers):
+        cache.layers = [_row_buffers_layer() for _ in cache.layers]
+    return cache
 
-    class _Preallocated(DynamicLayer):
+
+@functools.lru_cache(maxsize=1)
+def _row_buffers_class():
+    from transformers.cache_utils import DynamicLayer
+
+    class _RowBuffers(DynamicLayer):
+        """One layer's keys and values in buffers (rows, heads, slots, dim) of which the first ``_n`` slots are in
+        use, every row right-aligned to slot ``_n``; when full they grow by :data:`CACHE_GROW_TOKENS` slots
+        (not doubled: at a doubling the old and the new buffers were held together, the peak of a run)."""
+
         def lazy_initialization(self, key_states, value_states):
             super().lazy_initialization(key_states, value_states)
-            b, h, _, d = key_states.shape
-            self._k = key_states.new_empty((b, h, start, d))
-            self._v = value_states.new_empty((b, h, start, value_states.shape[-1]))
+            b, h, t, d = key_states.shape
+            self._k = key_states.new_empty((b, h, t + CACHE_GROW_TOKENS, d))
+            self._v = value_states.new_empty((b, h, t + CACHE_GROW_TOKENS, value_states.shape[-1]))
             self._n = 0
 
-        def _grow(self, need: int) -> None:
-            size = min(max(2 * self._k.shape[2], need), max(capacity, need))
-            k, v = self._k, self._v
-            self._k = k.new_empty((*k.shape[:2], size, k.shape[3]))
-            self._v = v.new_empty((*v.shape[:2], size, v.shape[3]))
-            self._k[:, :, :self._n], self._v[:, :, :self._n] = k[:, :, :self._n], v[:, :, :self._n]
+        def _set(self, k: torch.Tensor, v: torch.Tensor, n: int) -> None:
+            if not self.is_initialized:
+                super().lazy_initialization(k, v)
+            self._k, self._v, self._n = k, v, n
+            self.keys, self.values = k[:, :, :n], v[:, :, :n]
 
         def update(self, key_states, value_states, *args, **kwargs):
             if not self.is_initialized:
                 self.lazy_initialization(key_states, value_states)
             t = key_states.shape[-2]
             if self._n + t > self._k.shape[2]:
-                self._grow(self._n + t)
+                k, v = self._k, self._v
+                size = self._n + t + CACHE_GROW_TOKENS
+                self._k = k.new_empty((*k.shape[:2], size, k.shape[3]))
+                self._v = v.new_empty((*v.shape[:2], size, v.shape[3]))
+                self._k[:, :, :self._n], self._v[:, :, :self._n] = k[:, :, :self._n], v[:, :, :self._n]
             self._k[:, :, self._n:self._n + t] = key_states
             self._v[:, :, self._n:self._n + t] = value_states
-            self._n += t
-            self.keys, self.values = self._k[:, :, :self._n], self._v[:, :, :self._n]
+            self._set(self._k, self._v, self._n + t)
             return self.keys, self.values
 
         def batch_select_indices(self, indices):
+            self.keep(indices, 0)
+
+        def keep(self, rows: torch.Tensor, lead: int) -> None:
+            """Only ``rows``, without the first ``lead`` slots (padding for every row kept)."""
             if self.is_initialized:
-                self._k, self._v = self._k[indices], self._v[indices]
-                self.keys, self.values = self._k[:, :, :self._n], self._v[:, :, :self._n]
+                n = self._n - lead
+                self._set(*(_with_slack(b[rows, :, lead:self._n], n) for b in (self._k, self._v)), n)
 
-    cache = DynamicCache(config=model.config)
-    if all(type(layer) is DynamicLayer for layer in cache.layers):
-        cache.layers = [_Preallocated() for _ in cache.layers]
-    return cache
+        def seed(self, keys: torch.Tensor, values: torch.Tensor, rows: int, slots: int) -> None:
+            """Start as ``rows`` copies of a one-row cache (``keys``, ``values``: (1, heads, n, dim)), room for
+            ``slots`` more tokens."""
+            n = keys.shape[2]
+            self._set(*(_with_slack(b.expand(rows, -1, -1, -1), n, slots) for b in (keys, values)), n)
+
+        def join(self, other: "_RowBuffers") -> None:
+            """``other``'s rows after these, both right-aligned to the wider of the two."""
+            n = max(self._n, other._n)
+            parts = []
+            for mine, theirs in ((self._k, other._k), (self._v, other._v)):
+                # zeros, not empty: the mask hides the padding slots, but garbage there can be NaN, and a NaN
+                # key or value poisons the attention output even at weight 0
+                b = mine.new_zeros((mine.shape[0] + theirs.shape[0], mine.shape[1], n + CACHE_GROW_TOKENS,
+                                    mine.shape[3]))
+                b[: mine.shape[0], :, n - self._n:n] = mine[:, :, :self._n]
+                b[mine.shape[0]:, :, n - other._n:n] = theirs[:, :, :other._n]
+                parts.append(b)
+            self._set(*parts, n)
+
+    return _RowBuffers
 
 
-CACHE_FIRST_NEW_TOKENS = 64
-"""Slots for new tokens a decoding batch's KV cache starts with (it doubles when full)."""
+def _row_buffers_layer():
+    return _row_buffers_class()()
+
+
+def _with_slack(values: torch.Tensor, n: int, slack: int | None = None) -> torch.Tensor:
+    """A fresh buffer holding ``values`` (rows, heads, n, dim) in its first ``n`` slots, with room for more."""
+    out = values.new_empty((*values.shape[:2], n + (CACHE_GROW_TOKENS if slack is None else slack), values.shape[3]))
+    out[:, :, :n] = values
+    return out
+
+
+def _joinable(cache) -> bool:
+    return all(isinstance(layer, _row_buffers_class()) for layer in cache.layers)
+
+
+CACHE_GROW_TOKENS = 64
+"""Slots a decoding KV cache holds beyond what it uses, and adds when full."""
 
 
 REFILL_FRACTION = 0.25
-"""Hugging Face models: a batch stops once fewer than this fraction of its rows are still writing; they
-move, with what they wrote so far, to the next batch, which fills up with waiting prompts."""
+"""Hugging Face models: once this fraction of a batch's rows have finished, waiting prompts take their places
+(continuous batching: the rows still writing keep their KV cache and go on)."""
 
 
-def _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar, **decoding) -> None:
-    """Decode every prompt in batches that stay full: when a batch has thinned out to
-    :data:`REFILL_FRACTION`, its unfinished rows are carried into the next batch (re-encoded as
-    prompt + tokens so far, which continues them exactly, up to float rounding) beside new prompts, so
-    no batch runs for long at a small width until its longest text ends."""
-    waiting = collections.deque(order)
-    carried: list[tuple[int, list[int]]] = []  # (prompt index, tokens written so far)
-    while waiting or carried:
-        batch = carried[:batch_size]
-        carried = carried[batch_size:]
-        while len(batch) < batch_size and waiting:
-            batch.append((waiting.popleft(), []))
-        last = not waiting and not carried
-        seqs = [prompt_ids[i] + done for i, done in batch]
-        left = [budgets[i] - len(done) for i, done in batch]
-        out, open_rows = _sample_decoder(model, seqs, left, stop_below=0.0 if last else REFILL_FRACTION,
-                                         **decoding)
-        release_freed_memory(collect=False)  # this batch's KV cache and logits, before the next batch's own
-        for row, ((i, done), ids) in enumerate(zip(batch, out)):
-            if row in open_rows:
-                carried.append((i, done + ids))
-            else:
-                results[i] = done + ids
-        bar.update(len(batch) - len(open_rows))
+def _shared_prefix(seqs: Sequence[Sequence[int]]) -> int:
+    """Leading tokens every sequence has (the chat template's system turn and the request's first words: 34 of
+    59 tokens in the README job), at most the shortest length - 1 (each row needs a token of its own to
+    predict from). Their keys and values are the same for every row, so they are computed once."""
+    if len(seqs) < 2:
+        return 0
+    first, shortest = seqs[0], min(len(s) for s in seqs)
+    n = 0
+    while n < shortest - 1 and all(s[n] == first[n] for s in seqs):
+        n += 1
+    return n
 
 
-@torch.no_grad()
-def _sample_decoder(
-    model: torch.nn.Module,
-    seqs: list[list[int]],
-    budgets: list[int],
-    *,
-    pad_id: int,
-    eos_id: int,
-    sampling: SamplingConfig,
-    generator: torch.Generator,
-    stop_below: float = 0.0,
-    stop_ids: torch.Tensor | None = None,
-) -> tuple[list[list[int]], set[int]]:
-    """One batch through a Hugging Face causal LM with its KV cache, our own loop: finished rows
-    leave the batch (``DynamicCache.batch_select_indices``). Left padding, explicit position ids.
+class _Rows:
+    """The rows a decoding batch is writing: their prompt index, attention mask (one column per cache slot),
+    next position, tokens written and budget, and whether they have finished (they stay, masked, until dropped)."""
 
-    Returns the new tokens per row and the rows still unfinished: with ``stop_below > 0`` the batch
-    stops once fewer than that fraction of its rows are still writing (their tokens so far are
-    returned, EOS not reached). ``stop_ids``: tokens that end a row as EOS does, but are kept."""
+    def __init__(self, index, mask, next_pos, budget, device):
+        self.index, self.mask, self.next_pos, self.budget = index, mask, next_pos, budget
+        self.written = torch.zeros_like(index)
+        self.finished = torch.zeros(len(index), dtype=torch.bool, device=device)
 
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def keep(self, rows: torch.Tensor, lead: int) -> None:
+        self.index, self.next_pos, self.budget = self.index[rows], self.next_pos[rows], self.budget[rows]
+        self.written, self.finished = self.written[rows], self.finished[rows]
+        self.mask = self.mask[rows, lead:]
+
+    def join(self, other: "_Rows") -> None:
+        width = max(self.mask.shape[1], other.mask.shape[1])
+        pad = lambda m: torch.nn.functional.pad(m, (width - m.shape[1], 0))  # noqa: E731  (padding on the left)
+        self.mask = torch.cat([pad(self.mask), pad(other.mask)])
+        for name in ("index", "next_pos", "budget", "written", "finished"):
+            setattr(self, name, torch.cat([getattr(self, name), getattr(other, name)]))
+
+
+def _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar, *, pad_id, eos_id,
+                    sampling, generator, stop_ids=None) -> None:
+    """Decode every prompt with continuous batching: one batch of at most ``batch_size`` rows, each row leaving
+    it when it finishes (EOS, a stop token or its budget) and, once :data:`REFILL_FRACTION` of the places are
+    free, waiting prompts (in ``order``) encoded and joined to it; the rows still writing keep their KV cache.
+    The prompts' shared first tokens are encoded once (:func:`_shared_prefix`). Greedy decoding gives what
+    decoding each prompt alone gives (tested)."""
+    with torch.no_grad():
+        _decode_continuously(model, prompt_ids, budgets, order, batch_size, results, bar, pad_id=pad_id,
+                             eos_id=eos_id, sampling=sampling, generator=generator, stop_ids=stop_ids)
+
+
+def _decode_continuously(model, prompt_ids, budgets, order, batch_size, results, bar, *, pad_id, eos_id,
+                         sampling, generator, stop_ids) -> None:
     device = next(model.parameters()).device
+    waiting = collections.deque(order)
+    tokens = torch.full((len(prompt_ids), max(budgets)), pad_id, dtype=torch.long, device=device)
+    budget_of = torch.tensor(budgets, dtype=torch.long, device=device)
+    shared = _shared_prefix(prompt_ids)
+    prefix = _prefix_states(model, prompt_ids[order[0]][:shared]) if shared else None
+    cache = rows = logits = None
+    while waiting or rows is not None:
+        open_places = batch_size - (0 if rows is None else len(rows) - int(rows.finished.sum()))
+        refill = rows is not None and waiting and _joinable(cache) and open_places >= max(1, REFILL_FRACTION * batch_size)
+        if rows is None or refill:
+            if rows is not None:
+                cache, rows, logits = _drop_finished(cache, rows, logits)
+            group = [waiting.popleft() for _ in range(min(batch_size - (0 if rows is None else len(rows)),
+                                                          len(waiting)))]
+            new_cache, new_rows, new_logits = _prefill(model, [prompt_ids[i] for i in group], group, budget_of,
+                                                       shared, prefix, pad_id, device)
+            if rows is None or not len(rows):
+                cache, rows, logits = new_cache, new_rows, new_logits
+            else:
+                for layer, other in zip(cache.layers, new_cache.layers):
+                    layer.join(other)
+                rows.join(new_rows)
+                logits = torch.cat([logits, new_logits])
+                release_freed_memory(collect=False)  # the two caches joined: the old buffers, before they pile up
+        nxt = sample_next(logits, temperature=sampling.temperature, top_p=sampling.top_p, generator=generator)
+        writing = ~rows.finished
+        tokens[rows.index[writing], rows.written[writing]] = nxt[writing]
+        rows.written += writing.long()
+        ended = (nxt == eos_id) | (rows.written >= rows.budget)
+        if stop_ids is not None:
+            ended |= torch.isin(nxt, stop_ids)
+        newly = int((ended & writing).sum())  # the one host sync per step
+        rows.finished |= ended
+        bar.update(newly)
+        n_done = int(rows.finished.sum())
+        if n_done == len(rows):
+            cache = rows = logits = None  # every row has finished: the next prompts start a fresh cache
+            release_freed_memory(collect=False)
+            continue
+        if n_done >= COMPACT_FRACTION * len(rows):
+            cache, rows, nxt = _drop_finished(cache, rows, nxt)
+            # the larger buffers just copied from (~5 ms): without it the heap kept them, fragmented, and the
+            # last ~20 s of the README job's decoding climbed from 3.3 to 4.2 GiB (500 texts alone: 3.76 -> 3.14)
+            release_freed_memory(collect=False)
+        rows.mask = torch.cat([rows.mask, (~rows.finished)[:, None].long()], dim=1)
+        logits = model(input_ids=nxt[:, None], attention_mask=rows.mask, position_ids=rows.next_pos[:, None],
+                       past_key_values=cache, use_cache=True).logits[:, -1]
+        rows.next_pos = rows.next_pos + 1
+    stops = frozenset() if stop_ids is None else frozenset(stop_ids.tolist())
+    for i, row in enumerate(tokens.tolist()):
+        results[i] = _cut(row, eos_id, budgets[i], stops)
+
+
+def _prefix_states(model, prefix: list[int]):
+    """The KV cache of the shared prefix (one row), or False where the cache cannot be seeded (sliding windows)."""
+    device = next(model.parameters()).device
+    cache = _preallocated_cache(model)
+    if not _joinable(cache):
+        return False
+    ids = torch.tensor([prefix], dtype=torch.long, device=device)
+    model(input_ids=ids, attention_mask=torch.ones_like(ids), position_ids=torch.arange(len(prefix), device=device)[None],
+          past_key_values=cache, use_cache=True, logits_to_keep=1)
+    return [(layer.keys, layer.values) for layer in cache.layers]
+
+
+def _prefill(model, seqs, index, budget_of, shared, prefix, pad_id, device):
+    """Encode new prompts (their tokens after the shared prefix, left-padded among themselves, the prefix's
+    cached states copied in front): their cache, their :class:`_Rows` and the logits of their next token."""
+    cache = _preallocated_cache(model)
+    if prefix:
+        seqs = [s[shared:] for s in seqs]
     ids, mask = _left_pad(seqs, pad_id, device)
-    n = ids.shape[0]
-    steps = max(budgets)
-    limit = torch.tensor(budgets, device=device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    cache = _preallocated_cache(model, ids.shape[1] + steps, ids.shape[1] + CACHE_FIRST_NEW_TOKENS)
+    if prefix:
+        for layer, (keys, values) in zip(cache.layers, prefix):
+            layer.seed(keys, values, len(seqs), ids.shape[1] + CACHE_GROW_TOKENS)
+        mask = torch.cat([mask.new_ones((len(seqs), shared)), mask], dim=1)
+    positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, mask.shape[1] - ids.shape[1]:]
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
                    use_cache=True, logits_to_keep=1).logits[:, -1]
-    next_pos = mask.sum(-1)
-    out = torch.full((n, steps), pad_id, dtype=torch.long, device=device)
-    rows = torch.arange(n, device=device)
-    finished = torch.zeros(n, dtype=torch.bool, device=device)
-    for step in range(steps):
-        nxt = sample_next(logits, temperature=sampling.temperature, top_p=sampling.top_p, generator=generator)
-        out[rows, step] = nxt.masked_fill(finished, pad_id)
-        finished |= (nxt == eos_id) | (limit[rows] <= step + 1)
-        if stop_ids is not None:
-            finished |= torch.isin(nxt, stop_ids)
-        n_done = int(finished.sum())  # the one host sync per step
-        if n_done == len(rows):
-            rows = rows[:0]
-            break
-        if len(rows) - n_done < stop_below * n:
-            rows = rows[~finished]
-            break
-        if n_done >= COMPACT_FRACTION * len(rows):
-            live = (~finished).nonzero().squeeze(-1)
-            cache.batch_select_indices(live)
-            rows, nxt, finished, mask, next_pos = rows[live], nxt[live], finished[live], mask[live], next_pos[live]
-        mask = torch.cat([mask, (~finished)[:, None].long()], dim=1)
-        logits = model(input_ids=nxt[:, None], attention_mask=mask, position_ids=next_pos[:, None],
-                       past_key_values=cache, use_cache=True).logits[:, -1]
-        next_pos = next_pos + 1
+    index = torch.tensor(index, dtype=torch.long, device=device)
+    return cache, _Rows(index, mask, mask.sum(-1), budget_of[index], device), logits
+
+
+def _drop_finished(cache, rows: _Rows, per_row: torch.Tensor):
+    """The batch without its finished rows, and without the leading cache slots that were padding for every
+    row left (the slots of rows that finished long ago)."""
+    live = (~rows.finished).nonzero().squeeze(-1)
+    lead = int(rows.mask[live].any(0).long().argmax()) if len(live) else 0
+    if _joinable(cache):
+        for layer in cache.layers:
+            layer.keep(live, lead)
     else:
-        rows = rows[:0]  # every budget is spent
-    open_rows = set(rows.tolist())
-    written = out.tolist()
-    cut = _cut_all(written, eos_id, budgets, stop_ids)
-    texts = [r[: step + 1] if i in open_rows else c for i, (r, c) in enumerate(zip(written, cut))]
-    return texts, open_rows
+        cache.batch_select_indices(live)
+        lead = 0
+    rows.keep(live, lead)
+    return cache, rows, per_row[live]
 
 
 def _sampling_processor(sampling: SamplingConfig, generator: torch.Generator | None):

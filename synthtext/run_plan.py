@@ -211,20 +211,20 @@ def _estimate(synth, df, prepared, base, settings, examples, records, fmt, sampl
                            "how": how_train})
         stages.append({"stage": f"{'DP ' if plan.dp else ''}training, {plan.steps} steps{of}",
                        "seconds": train["training"], "how": how_train})
-        carry = base.kind == "pretrained"
+        continuous = base.kind == "pretrained"  # the built-in model decodes batch by batch
         if synth.structured == "dp" and prepared.units is None:  # one decoding pass per column (whole_row.sample_rows)
             from .whole_row import row_columns
 
             seconds = estimate.column_by_column_seconds(
                 generation, base.tokenizer, records,
                 row_columns(fmt.conditioning_columns, fmt.text_columns), fmt.float_digits, mean_prompt, num_rows,
-                carry=carry)
+                continuous=continuous)
             stages.append({"stage": f"generation, {num_rows:,} rows, column by column", "seconds": seconds,
                            "how": f"batches of {generation['batch_size']} timed, the decoder simulated for each "
                                   "column after the line so far, lines as long as the training rows' (redraws "
                                   "not counted)"})
         else:
-            seconds = estimate.generation_seconds(generation, drawn, mean_prompt, num_rows, carry=carry)
+            seconds = estimate.generation_seconds(generation, drawn, mean_prompt, num_rows, continuous=continuous)
             stages.append({"stage": f"generation, {num_rows:,} texts{of}", "seconds": seconds,
                            "how": f"batches of {generation['batch_size']} timed, the decoder simulated for texts "
                                   f"as long as the training texts ({float(np.mean(lengths)):.0f} tokens on average)"})

@@ -309,42 +309,65 @@ def test_hf_greedy_batched_equals_alone_and_merged_equals_unmerged(family, lora_
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
-def test_hf_rows_carried_into_the_next_batch_continue_exactly(family, lora_models, monkeypatch):
-    """A thinned-out batch hands its unfinished rows, with their tokens so far, to the next batch: the
-    texts must be what decoding each prompt alone gives, and the sampled ones the same for a seed."""
+def test_hf_continuous_batching_and_the_shared_prefix_give_the_texts_of_each_prompt_alone(family, lora_models,
+                                                                                          monkeypatch):
+    """Waiting prompts join a batch as its rows finish (the rows still writing keep their KV cache), and the
+    prompts' shared first tokens are encoded once: the texts must be what decoding each prompt alone gives,
+    and the sampled ones the same for a seed."""
     import synthtext.generate as G
 
     trained = lora_models[family]
     prompts = _prompts(11, seed=5)
+    assert G._shared_prefix(G._encode_prompts(trained.tokenizer, prompts)) > 2  # "rating: " and BOS
     # no max_new_tokens: each prompt may fill the 48 training positions, so rows finish at different steps
     alone = [generate_token_ids(trained, [p], **GREEDY)[0] for p in prompts]
     assert len({len(a) for a in alone}) > 1
-    monkeypatch.setattr(G, "REFILL_FRACTION", 0.99)  # stop a batch as soon as one row has finished
-    calls = []
-    real = G._sample_decoder
-    monkeypatch.setattr(G, "_sample_decoder", lambda *a, **k: calls.append(1) or real(*a, **k))
-    carried = generate_token_ids(trained, prompts, batch_size=4, **GREEDY)
-    assert carried == alone
-    assert len(calls) > 3  # 11 prompts in batches of 4 took more than 3 batches: rows were carried
+    monkeypatch.setattr(G, "REFILL_FRACTION", 0.01)  # a waiting prompt joins as soon as one row has finished
+    joins = []
+    real = G._Rows.join
+    monkeypatch.setattr(G._Rows, "join", lambda self, other: joins.append(len(other)) or real(self, other))
+    joined = generate_token_ids(trained, prompts, batch_size=4, **GREEDY)
+    assert joined == alone
+    assert len(joins) >= 3  # 11 prompts through 4 places: the 7 after the first 4 joined a running batch
     sampled = [generate_token_ids(trained, prompts, batch_size=4, seed=3, dtype="float32") for _ in range(2)]
     assert sampled[0] == sampled[1]
+    monkeypatch.setattr(G, "_shared_prefix", lambda seqs: 0)
+    assert generate_token_ids(trained, prompts, batch_size=4, **GREEDY) == alone  # the same without the prefix
+
+
+def test_joined_kv_buffers_are_right_aligned_with_zeros_in_the_padding():
+    """Joining two batches' caches: each row's slots end at the same column, and the slots left of a row's own
+    hold zeros: masked, but garbage there (uninitialised memory can be NaN) would poison the attention."""
+    import synthtext.generate as G
+
+    wide, narrow = G._row_buffers_layer(), G._row_buffers_layer()
+    wide.update(torch.full((2, 1, 5, 3), float("nan")), torch.ones(2, 1, 5, 3))
+    wide.keep(torch.tensor([0, 1]), 0)
+    wide._k[:, :, :5] = 1.0
+    narrow.update(torch.full((1, 1, 2, 3), 2.0), torch.full((1, 1, 2, 3), 2.0))
+    narrow._k[:, :, 2:] = float("nan")  # beyond its used slots: must not be copied
+    wide.join(narrow)
+    assert wide.keys.shape == (3, 1, 5, 3) and wide._n == 5
+    assert torch.equal(wide.keys[2, :, 3:], torch.full((1, 2, 3), 2.0))  # the narrow row's slots end at column 5
+    assert torch.equal(wide.keys[2, :, :3], torch.zeros(1, 3, 3)) and torch.equal(wide.values[2, :, :3], torch.zeros(1, 3, 3))
+    assert torch.equal(wide.keys[:2], torch.ones(2, 1, 5, 3))
+    assert not torch.isnan(wide._k[:, :, :5]).any()
+    wide.keep(torch.tensor([2]), 3)  # the slots that were padding for every row kept go
+    assert torch.equal(wide.keys, torch.full((1, 1, 2, 3), 2.0)) and wide._k.shape[2] == 2 + G.CACHE_GROW_TOKENS
 
 
 @pytest.mark.parametrize("family", ["llama", "gpt2"])
 def test_hf_kv_cache_that_grows_gives_the_same_texts(family, lora_models, monkeypatch):
-    """A decoding batch's KV buffers start small and double when full: the texts must not change."""
+    """A decoding batch's KV buffers hold a few slots beyond what they use and grow when full: the texts must
+    not change however often they grow."""
     import synthtext.generate as G
 
     trained = lora_models[family]
     prompts = _prompts(6, seed=7)
-    sized = generate_token_ids(trained, prompts, batch_size=3, **GREEDY)  # 64 new slots: never full here
-    monkeypatch.setattr(G, "CACHE_FIRST_NEW_TOKENS", 1)  # full at the 2nd new token, then 3, 5, 9...
-    grows = []
-    real = G._preallocated_cache
-    monkeypatch.setattr(G, "_preallocated_cache", lambda *a: grows.append(a) or real(*a))
+    sized = generate_token_ids(trained, prompts, batch_size=3, **GREEDY)  # 64 free slots: never full here
+    monkeypatch.setattr(G, "CACHE_GROW_TOKENS", 1)  # full at every new token
     grown = generate_token_ids(trained, prompts, batch_size=3, **GREEDY)
     assert grown == sized
-    assert grows and all(first < capacity for _, capacity, first in grows)
     assert max(len(t) for t in grown) > 2  # the texts ran past the first slots
 
 

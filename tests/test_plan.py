@@ -100,14 +100,14 @@ def test_the_decoder_simulation_follows_the_stream_decoder_s_rules():
     # equal lengths: full batches to the end, every prompt encoded once, the last step needs no model call
     work = decoding_work([10] * 8, prompt_length=5, batch_size=4)
     assert work == {"prompt_tokens": 8 * 5, "steps": 2 * 9, "row_steps": 2 * 9 * 4}
-    # one long text among short ones: the batch narrows (compaction), then stops below a quarter of its rows
-    # still writing and carries the long one, with what it wrote, into the next batch
+    # one long text among short ones: the finished rows leave (compaction) and waiting prompts join the batch
+    # beside the long one (continuous batching), so the whole run takes the long text's 49 steps
     lengths = [2, 2, 2, 50] + [2] * 12
     work = decoding_work(lengths, prompt_length=5, batch_size=8)
-    assert work["prompt_tokens"] == 16 * 5 + (5 + 2) + (5 + 4)  # carried twice, encoded with what it wrote
-    assert work["steps"] == 1 + 1 + 45  # two batches stop after 1 step; the last runs the 46 tokens left
-    without_carry = decoding_work(lengths, prompt_length=5, batch_size=8, carry=False)
-    assert without_carry["prompt_tokens"] == 16 * 5 and without_carry["steps"] == 49 + 1
+    assert work == {"prompt_tokens": 16 * 5, "steps": 49, "row_steps": 8 + 1 + 8 + 1 + 2 + 1 + 43}
+    # batch by batch (the built-in model): the 8 short ones after the long one take a batch of their own
+    batch_by_batch = decoding_work(lengths, prompt_length=5, batch_size=8, continuous=False)
+    assert batch_by_batch == {"prompt_tokens": 16 * 5, "steps": 49 + 1, "row_steps": 8 + 48 + 8}
     costs = {"batch_size": 4, "prompt_token_seconds": 0.01, "step_fixed_seconds": 0.1, "step_per_row_seconds": 0.02}
     equal = decoding_work([10] * 8, 5, 4)
     assert generation_seconds(costs, [10] * 8, 5, 8) == pytest.approx(
