@@ -175,12 +175,18 @@ def grouped_query_attention(module: nn.Module, query: torch.Tensor, key: torch.T
     kv_heads = key.shape[1]
     groups = heads // kv_heads
     q = query.reshape(batch, kv_heads, groups * q_len, dim)  # query head h = kv head h // groups
-    weights = torch.matmul(q, key.transpose(2, 3)) * scaling  # (batch, kv_heads, groups * q_len, keys)
+    # keys @ queries, not queries @ keys^T: the cached keys are a view of buffers with free slots at the end,
+    # which torch multiplied from the right 2.3x slower (2.85 vs 1.24 ms per layer at 128 rows x 250 slots, the
+    # same numbers); from the left they are an ordinary strided matrix
+    weights = torch.matmul(key, q.transpose(2, 3)).transpose(2, 3).contiguous() * scaling  # (b, kv, g*q, keys)
     if attention_mask is not None:
         keys = weights.shape[-1]
         mask = attention_mask[:, :, None, :, :keys]  # (batch, 1, 1, q_len, keys): the same for each group
         weights = (weights.view(batch, kv_heads, groups, q_len, keys) + mask).view(batch, kv_heads, -1, keys)
-    weights = F.softmax(weights, dim=-1, dtype=torch.float32).to(query.dtype)
+    # in the query's dtype: torch's CPU softmax accumulates bf16 in float anyway, and the float32 result cast
+    # back to bf16 (eager attention's way) took ~45% of a decoding step's attention (0.99 of 2.14 ms per layer
+    # at 128 rows x 250 slots); the weights differ by at most one bf16 rounding step, fp32 is unchanged
+    weights = F.softmax(weights, dim=-1)
     weights = F.dropout(weights, p=dropout, training=module.training)
     out = torch.matmul(weights, value).view(batch, heads, q_len, -1)
     return out.transpose(1, 2).contiguous(), weights.view(batch, heads, q_len, -1)
