@@ -77,6 +77,9 @@ def probe_training(base: Any, examples: Any, privacy: PrivacyConfig, train: Trai
     log = trained.train_log
     frozen, loop = log.get("frozen_layers_seconds", 0.0), log["seconds"]
     records = max(log.get("records_processed") or k * PROBE_STEPS, 1)
+    steps = log.get("step_seconds") or []
+    if len(steps) > 1:  # the first step carries the warm-up (the DP engine, kernels for new shapes): once per run
+        loop, records = float(sum(steps[1:])), max(records * (len(steps) - 1) // len(steps), 1)
     return TrainingProbe(setup_seconds=max(total - frozen - loop, 0.0), frozen_seconds_per_record=frozen / k,
                          step_seconds_per_record=loop / records,
                          tokens_per_record=float(np.mean([len(ids) for ids in subset.input_ids])), trained=trained)

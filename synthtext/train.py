@@ -465,6 +465,7 @@ class _Progress(Progress):
                          enabled=enabled, bar_names={"epsilon spent": "eps"}, **options)
         self.log, self.loss, self.eps, self.last_eps_time = [], None, None, -math.inf
         self.eps_interval = 5.0
+        self.step_ends: list[float] = []  # the clock at each step's end: the plan's probe prices steps from them
 
     def step(self, step: int, loss: float | None, epsilon_fn=None, last: bool = False) -> None:
         if loss is not None:
@@ -478,6 +479,7 @@ class _Progress(Progress):
             fields["epsilon spent"] = f"{self.eps:.2f}"
         self.update(1, fields)
         self.log.append({"step": step, "loss": loss})
+        self.step_ends.append(time.perf_counter())
 
     EPS_LOG_POINTS = 16
     """Steps of the log at which epsilon is recorded (evenly spread, always the last): one PRV evaluation
@@ -678,6 +680,7 @@ def train_private(
         base_fingerprint=fingerprint,
         train_log={"steps": progress.log, "seconds": seconds, "cpu_seconds": cpu_seconds,
                    "frozen_layers_seconds": frozen_seconds,
+                   "step_seconds": [b - a for a, b in zip([t0, *progress.step_ends], progress.step_ends)],  # 1st: with setup
                    "records_processed": records, "precision": "bf16" if bf16 else "fp32", "processes": processes},
     )
 

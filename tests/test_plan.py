@@ -96,6 +96,29 @@ def test_estimates_scale_the_probe_by_records_and_tokens():
     assert got == {"frozen_layers": pytest.approx(0.01 * 450 * 2), "training": pytest.approx(2 + 0.1 * 24 * 56.25 * 2)}
 
 
+def test_the_training_probe_prices_steps_without_the_first_one_s_warm_up(monkeypatch):
+    """The probe's first step carries the DP engine's setup and new kernels: the seconds per record come from
+    the steps after it (the first is left in the probe's setup time, counted once per run)."""
+    import types
+
+    import synthtext.estimate as E
+    import synthtext.train as T
+    from synthtext.config import PrivacyConfig
+    from synthtext.models import EncodedExamples
+
+    log = {"seconds": 12.0, "frozen_layers_seconds": 0.5, "records_processed": 48, "step_seconds": [10.0, 1.0, 1.0]}
+    monkeypatch.setattr(T, "train_private", lambda *a, **k: types.SimpleNamespace(train_log=log))
+    examples = EncodedExamples(input_ids=[[1, 2, 3]] * 20, prompt_lengths=[1] * 20)
+    plan = PrivacyPlan(dp=True, n_records=20, steps=24, steps_per_epoch=8, expected_batch_size=16.0, sample_rate=0.8,
+                       delta=1e-5, noise_multiplier=1.0, accountant="prv")
+    base = types.SimpleNamespace(kind="pretrained")
+    probe = E.probe_training(base, examples, PrivacyConfig(), TrainConfig(), plan, seed=0)
+    assert probe.step_seconds_per_record == pytest.approx(2.0 / 32)  # steps 2 and 3, 16 records each
+    log.pop("step_seconds")  # an older log: every step priced alike, as before
+    assert E.probe_training(base, examples, PrivacyConfig(), TrainConfig(), plan, seed=0).step_seconds_per_record \
+        == pytest.approx(12.0 / 48)
+
+
 def test_the_decoder_simulation_follows_the_stream_decoder_s_rules():
     # equal lengths: full batches to the end, every prompt encoded once, the last step needs no model call
     work = decoding_work([10] * 8, prompt_length=5, batch_size=4)
