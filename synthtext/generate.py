@@ -48,7 +48,7 @@ import torch
 
 from .config import DECODING_DTYPES, SamplingConfig
 from .errors import DataError
-from .llm import use_grouped_attention
+from .llm import shared_prefix_length, use_grouped_attention
 from .models import ByteTransformerLM, TrainedModel, cpu_has_native_bf16, prompt_prefixes
 from .memory import release_freed_memory
 from .progress import Progress
@@ -649,16 +649,9 @@ REFILL_FRACTION = 0.25
 
 
 def _shared_prefix(seqs: Sequence[Sequence[int]]) -> int:
-    """Leading tokens every sequence has (the chat template's system turn and the request's first words: 34 of
-    59 tokens in the README job), at most the shortest length - 1 (each row needs a token of its own to
-    predict from). Their keys and values are the same for every row, so they are computed once."""
-    if len(seqs) < 2:
-        return 0
-    first, shortest = seqs[0], min(len(s) for s in seqs)
-    n = 0
-    while n < shortest - 1 and all(s[n] == first[n] for s in seqs):
-        n += 1
-    return n
+    """Leading tokens every prompt has (the chat template's system turn and the request's first words: 34 of
+    59 tokens in the README job): their keys and values are the same for every row, so they are computed once."""
+    return shared_prefix_length(seqs)
 
 
 class _Rows:

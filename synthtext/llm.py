@@ -61,6 +61,44 @@ class DecoderStack:
             hidden = self.inner.embed_tokens(input_ids)
             return self.run(hidden, attention_mask, 0, split) if split > 0 else hidden
 
+    def lower_after_prefix(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, split: int,
+                           shared: int) -> torch.Tensor:
+        """:meth:`lower` for right-padded records that all start with the same ``shared`` tokens (the chat
+        template and the request: 34 of ~140 tokens in the README job): the prefix runs once, as one row, and
+        each record's own tokens run after its cached keys and values. The same states, up to rounding."""
+        from transformers import DynamicCache
+
+        if shared <= 0 or split <= 0:
+            return self.lower(input_ids, attention_mask, split)
+        with torch.no_grad():
+            b = input_ids.shape[0]
+            prefix_ids = input_ids[:1, :shared]
+            prefix_cache = DynamicCache(config=self.inner.config)
+            prefix = self._run_cached(self.inner.embed_tokens(prefix_ids), torch.ones_like(prefix_ids), split,
+                                      prefix_cache, offset=0)
+            cache = DynamicCache(config=self.inner.config)
+            for i in range(split):  # every record's cache starts as the prefix's
+                layer = prefix_cache.layers[i]
+                cache.update(layer.keys.expand(b, -1, -1, -1), layer.values.expand(b, -1, -1, -1), i)
+            own = self._run_cached(self.inner.embed_tokens(input_ids[:, shared:]), attention_mask, split, cache,
+                                   offset=shared)
+            return torch.cat([prefix.expand(b, -1, -1), own], dim=1)
+
+    def _run_cached(self, hidden: torch.Tensor, attention_mask: torch.Tensor, stop: int, cache, offset: int):
+        """Layers ``0..stop-1`` over tokens at positions ``offset...``, after those ``cache`` holds;
+        ``attention_mask`` covers the cached positions and these."""
+        from transformers.masking_utils import create_causal_mask
+
+        b, t = hidden.shape[:2]
+        position_ids = torch.arange(offset, offset + t, device=hidden.device).expand(b, t)
+        mask = create_causal_mask(config=self.inner.config, inputs_embeds=hidden, attention_mask=attention_mask,
+                                  past_key_values=cache, position_ids=position_ids)
+        rope = self.inner.rotary_emb(hidden, position_ids=position_ids)
+        for layer in self.inner.layers[:stop]:
+            hidden = layer(hidden, attention_mask=mask, position_embeddings=rope, position_ids=position_ids,
+                           past_key_values=cache, use_cache=True)
+        return hidden
+
     def upper(self, hidden: torch.Tensor, attention_mask: torch.Tensor, split: int) -> torch.Tensor:
         """Final normed states from the states entering layer ``split``."""
         return self.inner.norm(self.run(hidden, attention_mask, split, self.n_layers))
@@ -73,6 +111,18 @@ class DecoderStack:
             hidden = self.lower(input_ids, attention_mask, split)
         final = self.upper(hidden, attention_mask, split)
         return text_token_losses(final, self.lm_head, input_ids, target_mask)
+
+
+def shared_prefix_length(seqs) -> int:
+    """Leading tokens every sequence has, at most the shortest length - 1 (each keeps a token of its own):
+    their states are the same for every sequence, so they can be computed once."""
+    if len(seqs) < 2:
+        return 0
+    first, shortest = seqs[0], min(len(s) for s in seqs)
+    n = 0
+    while n < shortest - 1 and all(s[n] == first[n] for s in seqs):
+        n += 1
+    return n
 
 
 def decoder_stack(model: nn.Module) -> DecoderStack | None:

@@ -46,7 +46,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from . import distributed
 from .config import PrivacyConfig, PrivacyLedger, TrainConfig
 from .errors import ConfigError, DataError, ModelError, PrivacyBudgetError, option
-from .llm import decoder_stack
+from .llm import decoder_stack, shared_prefix_length
 from .models import (BaseModel, ByteTransformerLM, EncodedExamples, TrainedModel, add_lora, base_fingerprint,
                      cpu_has_native_bf16, length_order, sequence_losses)
 from .progress import Progress
@@ -719,6 +719,7 @@ def _frozen_prefix_objective(model, examples: EncodedExamples, base: BaseModel, 
     if not train.cache_frozen_layers or size > PREFIX_CACHE_BYTES:
         return _Objective(model, split)
     cached: list = [None] * len(examples)
+    shared = shared_prefix_length(examples.input_ids)  # the chat template and the request: computed once
     order = length_order(examples)
     collate = _PadCollate(base.tokenizer.pad_token_id)
     was_training = model.training
@@ -729,7 +730,7 @@ def _frozen_prefix_objective(model, examples: EncodedExamples, base: BaseModel, 
         for start in range(0, len(order), train.max_physical_batch_size):
             chunk = order[start:start + train.max_physical_batch_size]
             ids, attn, _ = collate([(torch.tensor(examples.input_ids[j]), 0) for j in chunk])
-            states = stack.lower(ids.to(device), attn.to(device), split).to(dtype)
+            states = stack.lower_after_prefix(ids.to(device), attn.to(device), split, shared).to(dtype)
             for row, j in enumerate(chunk):
                 cached[j] = states[row, : len(examples.input_ids[j])].cpu().clone()
             bar.update(len(chunk))

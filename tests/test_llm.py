@@ -224,3 +224,34 @@ def test_head_losses_in_pieces_equal_cross_entropy_and_its_gradient(monkeypatch)
     torch.testing.assert_close(grad, expected_grad)
     with torch.no_grad():  # evaluation (membership losses): no gradient kept
         torch.testing.assert_close(L.head_token_losses(hidden, weight, labels), plain)
+
+
+def test_the_shared_prefix_runs_once_and_gives_the_same_states_and_losses(llama_dir, monkeypatch):
+    """Records that start alike (chat template, request): the lower layers run the shared tokens once, as one
+    row, and each record's own tokens after them; the states, the frozen-layer cache and the membership losses
+    must be what running every record whole gives."""
+    import synthtext.llm as L
+    from synthtext.models.artifact import TrainedModel
+
+    base = load_base_model(llama_dir)
+    ex = _examples(base.tokenizer, n=12)
+    shared = L.shared_prefix_length(ex.input_ids)
+    assert shared >= 2  # BOS and "rating"
+    ids, attn, target, _ = _batch(base, ex, range(12))
+    model = _lora(base, 1)
+    stack = decoder_stack(model)
+    whole, after = stack.lower(ids, attn, 1), stack.lower_after_prefix(ids, attn, 1, shared)
+    lengths = attn.sum(1).tolist()
+    for row, n in enumerate(lengths):
+        torch.testing.assert_close(after[row, :n], whole[row, :n], atol=1e-5, rtol=1e-5)
+    trained = TrainedModel(model=model, tokenizer=base.tokenizer, base_name=base.name, kind=base.kind,
+                           family=base.family, ledger=None, train_config=TrainConfig(), privacy_config=PrivacyConfig())
+    calls = []
+    real = L.DecoderStack.lower_after_prefix
+    monkeypatch.setattr(L.DecoderStack, "lower_after_prefix", lambda self, *a: calls.append(a[-1]) or real(self, *a))
+    shared_losses = trained.record_losses(ex)
+    assert calls and max(calls) >= 2  # the membership losses took the shared path
+    monkeypatch.setattr(L, "shared_prefix_length", lambda seqs: 0)
+    plain = trained.record_losses(ex)
+    assert min(calls) == 0  # ... and this time not
+    assert shared_losses == pytest.approx(plain, abs=1e-5)

@@ -109,14 +109,18 @@ class TrainedModel:
     def _losses(self, ids: torch.Tensor, attn: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Per-record losses of a right-padded batch, as training computes them: for a Llama-shaped
         model the head runs at text positions only, in bf16 where the hardware has it."""
-        from ..llm import decoder_stack
+        from ..llm import decoder_stack, shared_prefix_length
 
         stack = None if self.kind == "builtin" else decoder_stack(self.model)
         if stack is None:
             return sequence_losses(self.logits(ids, attn), ids, target)
         bf16 = ids.device.type == "cuda" or (ids.device.type == "cpu" and cpu_has_native_bf16())
+        # the layers below the adapters are the base model's: the records' shared first tokens run once there
+        split = min(_lora_layers(self.model), default=0)
+        shared = shared_prefix_length([row[:n] for row, n in zip(ids.tolist(), attn.sum(1).tolist())])
         with torch.no_grad(), torch.autocast(device_type=ids.device.type, dtype=torch.bfloat16, enabled=bf16):
-            return stack.record_losses(ids, attn, target)
+            hidden = stack.lower_after_prefix(ids, attn, split, shared) if split else None
+            return stack.record_losses(ids, attn, target, split, hidden)
 
     def record_losses(self, examples: EncodedExamples, batch_size: int = 32) -> np.ndarray:
         """Each record's loss under this model (mean next-token loss over its text tokens, as in
@@ -251,3 +255,10 @@ class TrainedModel:
             base_fingerprint=fp, extra=meta.get("extra", {}),
         )
 
+
+def _lora_layers(model) -> list[int]:
+    """Indices of the decoder layers that hold LoRA weights (trainable or not: a loaded model's are frozen)."""
+    import re
+
+    return sorted({int(m.group(1)) for name, _ in model.named_parameters()
+                   if "lora_" in name and (m := re.search(r"\.layers\.(\d+)\.", name))})
