@@ -648,12 +648,6 @@ REFILL_FRACTION = 0.25
 (continuous batching: the rows still writing keep their KV cache and go on)."""
 
 
-def _shared_prefix(seqs: Sequence[Sequence[int]]) -> int:
-    """Leading tokens every prompt has (the chat template's system turn and the request's first words: 34 of
-    59 tokens in the README job): their keys and values are the same for every row, so they are computed once."""
-    return shared_prefix_length(seqs)
-
-
 class _Rows:
     """The rows a decoding batch is writing: their prompt index, attention mask (one column per cache slot),
     next position, tokens written and budget, and whether they have finished (they stay, masked, until dropped)."""
@@ -679,26 +673,23 @@ class _Rows:
             setattr(self, name, torch.cat([getattr(self, name), getattr(other, name)]))
 
 
+@torch.no_grad()
 def _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar, *, pad_id, eos_id,
                     sampling, generator, stop_ids=None) -> None:
     """Decode every prompt with continuous batching: one batch of at most ``batch_size`` rows, each row leaving
     it when it finishes (EOS, a stop token or its budget) and, once :data:`REFILL_FRACTION` of the places are
     free, waiting prompts (in ``order``) encoded and joined to it; the rows still writing keep their KV cache.
-    The prompts' shared first tokens are encoded once (:func:`_shared_prefix`). Greedy decoding gives what
-    decoding each prompt alone gives (tested)."""
-    with torch.no_grad():
-        _decode_continuously(model, prompt_ids, budgets, order, batch_size, results, bar, pad_id=pad_id,
-                             eos_id=eos_id, sampling=sampling, generator=generator, stop_ids=stop_ids)
-
-
-def _decode_continuously(model, prompt_ids, budgets, order, batch_size, results, bar, *, pad_id, eos_id,
-                         sampling, generator, stop_ids) -> None:
+    The prompts' shared first tokens (the chat template's system turn and the request's first words: 34 of 59
+    tokens in the README job) are encoded once (:func:`~synthtext.llm.shared_prefix_length`). Greedy decoding
+    gives what decoding each prompt alone gives (tested)."""
     device = next(model.parameters()).device
     waiting = collections.deque(order)
     tokens = torch.full((len(prompt_ids), max(budgets)), pad_id, dtype=torch.long, device=device)
     budget_of = torch.tensor(budgets, dtype=torch.long, device=device)
-    shared = _shared_prefix(prompt_ids)
+    shared = shared_prefix_length(prompt_ids)
     prefix = _prefix_states(model, prompt_ids[order[0]][:shared]) if shared else None
+    if prefix is None:  # nothing shared, or a cache that cannot be seeded (sliding windows)
+        shared = 0
     cache = rows = logits = None
     done = 0  # rows of the batch that have finished and are still in it
     while waiting or rows is not None:
@@ -753,11 +744,11 @@ def _decode_continuously(model, prompt_ids, budgets, order, batch_size, results,
 
 
 def _prefix_states(model, prefix: list[int]):
-    """The KV cache of the shared prefix (one row), or False where the cache cannot be seeded (sliding windows)."""
+    """The KV cache of the shared prefix (one row), or None where the cache cannot be seeded (sliding windows)."""
     device = next(model.parameters()).device
     cache = _preallocated_cache(model)
     if not _joinable(cache):
-        return False
+        return None
     ids = torch.tensor([prefix], dtype=torch.long, device=device)
     model(input_ids=ids, attention_mask=torch.ones_like(ids), position_ids=torch.arange(len(prefix), device=device)[None],
           past_key_values=cache, use_cache=True, logits_to_keep=1)
@@ -768,10 +759,10 @@ def _prefill(model, seqs, index, budget_of, shared, prefix, pad_id, device):
     """Encode new prompts (their tokens after the shared prefix, left-padded among themselves, the prefix's
     cached states copied in front): their cache, their :class:`_Rows` and the logits of their next token."""
     cache = _preallocated_cache(model)
-    if prefix:
+    if shared:
         seqs = [s[shared:] for s in seqs]
     ids, mask = _left_pad(seqs, pad_id, device)
-    if prefix:
+    if shared:
         for layer, (keys, values) in zip(cache.layers, prefix):
             layer.seed(keys, values, len(seqs), ids.shape[1] + CACHE_GROW_TOKENS)
         mask = torch.cat([mask.new_ones((len(seqs), shared)), mask], dim=1)

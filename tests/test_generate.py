@@ -318,7 +318,7 @@ def test_hf_continuous_batching_and_the_shared_prefix_give_the_texts_of_each_pro
 
     trained = lora_models[family]
     prompts = _prompts(11, seed=5)
-    assert G._shared_prefix(G._encode_prompts(trained.tokenizer, prompts)) > 2  # "rating: " and BOS
+    assert G.shared_prefix_length(G._encode_prompts(trained.tokenizer, prompts)) > 2  # "rating: " and BOS
     # no max_new_tokens: each prompt may fill the 48 training positions, so rows finish at different steps
     alone = [generate_token_ids(trained, [p], **GREEDY)[0] for p in prompts]
     assert len({len(a) for a in alone}) > 1
@@ -331,7 +331,7 @@ def test_hf_continuous_batching_and_the_shared_prefix_give_the_texts_of_each_pro
     assert len(joins) >= 3  # 11 prompts through 4 places: the 7 after the first 4 joined a running batch
     sampled = [generate_token_ids(trained, prompts, batch_size=4, seed=3, dtype="float32") for _ in range(2)]
     assert sampled[0] == sampled[1]
-    monkeypatch.setattr(G, "_shared_prefix", lambda seqs: 0)
+    monkeypatch.setattr(G, "shared_prefix_length", lambda seqs: 0)
     assert generate_token_ids(trained, prompts, batch_size=4, **GREEDY) == alone  # the same without the prefix
 
 
