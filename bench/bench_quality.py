@@ -13,6 +13,8 @@ Figures (written as JSON with ``--out``):
   0.5 = indistinguishable, 1.0 = always told apart;
 * ``lift``: the report's "text follows its row" lift per condition column (synthtext.evaluate);
 * ``words``: mean words per text, synthetic vs held-out real;
+* ``looping_texts``: share of texts more than 30% of whose word 3-grams repeat an earlier one (a sampler
+  caught in a loop: "a great. a great. a great."), synthetic vs held-out real;
 * ``wall_s`` per stage, and three synthetic texts verbatim.
 
 ``--prompt-only`` skips fine-tuning: the base model continues the prompt as it is (no privacy cost:
@@ -53,6 +55,13 @@ def words(text: str) -> list[str]:
 def oov_rate(texts, vocabulary: set[str]) -> float:
     tokens = [w for t in texts for w in words(t)]
     return float(np.mean([w not in vocabulary for w in tokens])) if tokens else float("nan")
+
+
+def repetition(text: str, n: int = 3) -> float:
+    """Share of the text's word n-grams that repeat an earlier one (0: none; real reviews average 0.002)."""
+    w = words(text)
+    grams = [tuple(w[i:i + n]) for i in range(len(w) - n + 1)]
+    return 1 - len(set(grams)) / len(grams) if grams else 0.0
 
 
 def discriminator_auc(real: list[str], synthetic: list[str], seed: int = 0) -> float:
@@ -126,6 +135,7 @@ def main() -> None:
     ap.add_argument("--privacy", default="{}", help="PrivacyConfig overrides as JSON")
     ap.add_argument("--temperature", type=float, default=None)
     ap.add_argument("--top-p", type=float, default=None)
+    ap.add_argument("--min-p", type=float, default=None)
     ap.add_argument("--prompt-only", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
@@ -147,6 +157,8 @@ def main() -> None:
         options["temperature"] = args.temperature
     if args.top_p is not None:
         options["top_p"] = args.top_p
+    if args.min_p is not None:
+        options["min_p"] = args.min_p
     synth = synthtext.TextSynthesizer([TEXT], CONDITIONS, epsilon=eps, model=args.model, seed=args.seed,
                                       train=TrainConfig(**json.loads(args.train)),
                                       privacy=PrivacyConfig(**json.loads(args.privacy)), progress=True, **options)
@@ -160,7 +172,7 @@ def main() -> None:
     else:
         if args.load_model:
             loaded = synthtext.TextSynthesizer.load(args.load_model)
-            loaded.temperature, loaded.top_p = synth.temperature, synth.top_p
+            loaded.temperature, loaded.top_p, loaded.min_p = synth.temperature, synth.top_p, synth.min_p
             synth = loaded
         else:
             synth.fit(train)
@@ -186,13 +198,17 @@ def main() -> None:
     result = {
         "job": {"rows": len(train), "sample": n, "epsilon": eps, "prompt_only": args.prompt_only,
                 "model": args.model or "default", "train": json.loads(args.train),
-                "privacy": json.loads(args.privacy), "temperature": synth.temperature, "top_p": synth.top_p},
+                "privacy": json.loads(args.privacy), "temperature": synth.temperature, "top_p": synth.top_p,
+                "min_p": synth.min_p},
         "oov_rate": oov_rate(texts, vocabulary), "heldout_oov_rate": oov_rate(real_texts, vocabulary),
         "discriminator_auc": discriminator_auc(real_texts, texts, args.seed),
         "lift": lift,
         "words": {"synthetic": float(np.mean([len(words(t)) for t in texts])) if texts else 0.0,
                   "heldout": float(np.mean([len(words(t)) for t in real_texts]))},
         "empty_texts": int(len(synthetic) - len(texts)),
+        # texts caught in a loop: more than 30% of their word 3-grams repeat (real reviews: about none)
+        "looping_texts": {"synthetic": float(np.mean([repetition(t) > 0.3 for t in texts])) if texts else 0.0,
+                          "heldout": float(np.mean([repetition(t) > 0.3 for t in real_texts]))},
         "ledger": {k: ledger.get(k) for k in ("epsilon", "delta", "noise_multiplier", "sample_rate", "steps",
                                                "epochs")} if ledger else None,
         "train_loss": None if args.prompt_only else [s["loss"] for s in synth.models_[TEXT].train_log.get("steps", [])],

@@ -42,13 +42,15 @@ PROBE_PROMPTS = 1024
 
 @dataclass
 class TrainingProbe:
-    """Seconds per record of the probe's training, and the model it trained (for the generation probe)."""
+    """Seconds per record of the probe's training, the model it trained (for the generation probe) and the
+    records it trained on (their frozen-layer states kept: for the membership estimate)."""
 
     setup_seconds: float
     frozen_seconds_per_record: float
     step_seconds_per_record: float
     tokens_per_record: float
     trained: Any
+    records: Any = None
 
 
 def probe_training(base: Any, examples: Any, privacy: PrivacyConfig, train: TrainConfig, plan: Any,
@@ -72,7 +74,8 @@ def probe_training(base: Any, examples: Any, privacy: PrivacyConfig, train: Trai
     else:
         probe_plan = plan_privacy(k, privacy, settings)
     started = time.perf_counter()
-    trained = train_private(base, subset, privacy, settings, plan=probe_plan)
+    # keeps the probe records' frozen-layer states, as fit keeps the membership sample's
+    trained = train_private(base, subset, privacy, settings, plan=probe_plan, keep_states_for=subset)
     total = time.perf_counter() - started
     log = trained.train_log
     frozen, loop = log.get("frozen_layers_seconds", 0.0), log["seconds"]
@@ -82,7 +85,8 @@ def probe_training(base: Any, examples: Any, privacy: PrivacyConfig, train: Trai
         loop, records = float(sum(steps[1:])), max(records * (len(steps) - 1) // len(steps), 1)
     return TrainingProbe(setup_seconds=max(total - frozen - loop, 0.0), frozen_seconds_per_record=frozen / k,
                          step_seconds_per_record=loop / records,
-                         tokens_per_record=float(np.mean([len(ids) for ids in subset.input_ids])), trained=trained)
+                         tokens_per_record=float(np.mean([len(ids) for ids in subset.input_ids])), trained=trained,
+                         records=subset)
 
 
 def training_seconds(probe: TrainingProbe, plan: Any, n_records: int, tokens_per_record: float) -> dict:
@@ -203,6 +207,20 @@ def structured_seconds(structured: Any, rows: Any, n_rows: int, num_rows: int) -
     return fitted * max(1.0, n_rows / len(part)) + sampled * max(1.0, num_rows / PROBE_STRUCTURED_ROWS)
 
 
+def membership_seconds(trained: Any, probe_records: Any, n_members: int, n_outsiders: int, scale: float) -> float:
+    """The report's membership losses: ``n_members`` training records whose frozen-layer states training kept
+    (only the adapted layers and the head run) and ``n_outsiders`` holdout records (every layer), from the
+    probe model's losses of its own records timed both ways; ``scale``: the records' length against the probe's."""
+    with_states = timed(trained.record_losses, probe_records)[1]
+    kept, trained.frozen_states = trained.frozen_states, None
+    try:
+        without = timed(trained.record_losses, probe_records)[1]
+    finally:
+        trained.frozen_states = kept
+    member_cost = with_states if kept is not None else without
+    return (member_cost * n_members + without * n_outsiders) / max(len(probe_records), 1) * scale
+
+
 def timed(function, *args, **kwargs) -> tuple[Any, float]:
     """``function(*args, **kwargs)`` and the seconds it took."""
     started = time.perf_counter()
@@ -211,5 +229,5 @@ def timed(function, *args, **kwargs) -> tuple[Any, float]:
 
 
 __all__ = ["PROBE_NEW_TOKENS", "PROBE_RECORDS", "PROBE_STEPS", "TrainingProbe", "column_by_column_seconds",
-           "decoding_work", "generation_seconds", "probe_generation", "probe_training", "structured_seconds", "timed",
-           "training_seconds"]
+           "decoding_work", "generation_seconds", "membership_seconds", "probe_generation", "probe_training",
+           "structured_seconds", "timed", "training_seconds"]

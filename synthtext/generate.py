@@ -214,13 +214,17 @@ def token_budgets(trained: TrainedModel, prompt_lengths: Sequence[int], max_new_
 
 
 def sample_next(
-    logits: torch.Tensor, *, temperature: float, top_p: float, generator: torch.Generator | None = None
+    logits: torch.Tensor, *, temperature: float, top_p: float, min_p: float = 0.0,
+    generator: torch.Generator | None = None
 ) -> torch.Tensor:
-    """Draw one token per row from (B, vocab) logits with temperature and nucleus (top-p) sampling.
+    """Draw one token per row from (B, vocab) logits with temperature, min-p and nucleus (top-p) sampling.
 
-    ``temperature == 0`` is greedy. Top-p samples from the most likely tokens kept until their
-    probability reaches ``top_p`` (the token that crosses it included; always at least one), as in
-    Holtzman et al. 2020 and ``transformers``' ``TopPLogitsWarper``.
+    ``temperature == 0`` is greedy. Min-p (Nguyen et al. 2024, ``transformers``' ``MinPLogitsWarper``)
+    drops the tokens less likely than ``min_p`` times the row's most likely one: the cut follows the
+    model's confidence, so a confident step keeps few tokens and an open one many. Top-p then samples
+    from the most likely remaining tokens kept until their (renormalised) probability reaches ``top_p``
+    (the token that crosses it included; always at least one), as in Holtzman et al. 2020 and
+    ``transformers``' ``TopPLogitsWarper``.
 
     No sort: a token is drawn from the whole (tempered) distribution and kept if it is in the
     nucleus, i.e. if the tokens *more* likely than it hold less than ``top_p`` of the mass;
@@ -236,6 +240,9 @@ def sample_next(
     if temperature != 1:
         logits = logits / temperature
     probs = torch.softmax(logits, dim=-1)
+    if min_p > 0:
+        probs = probs.masked_fill(probs < min_p * probs.amax(-1, keepdim=True), 0.0)
+        probs = probs / probs.sum(-1, keepdim=True)  # the nucleus below is a share of what is left
     tokens = _draw(probs, generator)
     if top_p >= 1.0:
         return tokens
@@ -479,7 +486,8 @@ def _sample_builtin(
     rows = torch.arange(n, device=device)  # batch row of each sequence still in the batch
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     for step in range(steps):
-        nxt = sample_next(logits, temperature=sampling.temperature, top_p=sampling.top_p, generator=generator)
+        nxt = sample_next(logits, temperature=sampling.temperature, top_p=sampling.top_p, min_p=sampling.min_p,
+                          generator=generator)
         out[rows, step] = nxt.masked_fill(finished, pad_id)
         finished |= (nxt == eos_id) | (limit[rows] <= step + 1)
         if stop_ids is not None:
@@ -712,7 +720,8 @@ def _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar,
                 rows.join(new_rows)
                 logits = torch.cat([logits, new_logits])
                 release_freed_memory(collect=False)  # the two caches joined: the old buffers, before they pile up
-        nxt = sample_next(logits, temperature=sampling.temperature, top_p=sampling.top_p, generator=generator)
+        nxt = sample_next(logits, temperature=sampling.temperature, top_p=sampling.top_p, min_p=sampling.min_p,
+                          generator=generator)
         writing = ~rows.finished
         tokens[rows.index[writing], rows.written[writing]] = nxt[writing]
         rows.written += writing.long()
@@ -793,7 +802,8 @@ def _sampling_processor(sampling: SamplingConfig, generator: torch.Generator | N
 
     class _Sample(LogitsProcessor):
         def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-            nxt = sample_next(scores, temperature=sampling.temperature, top_p=sampling.top_p, generator=generator)
+            nxt = sample_next(scores, temperature=sampling.temperature, top_p=sampling.top_p,
+                              min_p=sampling.min_p, generator=generator)
             return torch.full_like(scores, -math.inf).scatter_(1, nxt[:, None], 0.0)
 
     return LogitsProcessorList([_Sample()])

@@ -106,7 +106,7 @@ def make_run_plan(synth: Any, df: pd.DataFrame, prepared: Any, num_rows: int, *,
              "redacted": _by_type(counts["redacted"]), "counted_only": _by_type(counts["counted_only"]),
              "structured_columns": {str(c): e for c, e in prepared.pii_columns.items()}},
         privacy=privacy, training=training,
-        sampling={"temperature": sampling.temperature, "top_p": sampling.top_p,
+        sampling={"temperature": sampling.temperature, "top_p": sampling.top_p, "min_p": sampling.min_p,
                   "max_new_tokens": sampling.max_new_tokens, "seed": sampling.seed},
         warnings=_warnings(synth, prepared, plan, cut, limit))
     if probe:
@@ -229,21 +229,16 @@ def _estimate(synth, df, prepared, base, settings, examples, records, fmt, sampl
                            "how": f"batches of {generation['batch_size']} timed, the decoder simulated for texts "
                                   f"as long as the training texts ({float(np.mean(lengths)):.0f} tokens on average)"})
         if report and len(prepared.holdout_pos):
-            scored = min(len(ex), max(200, 4 * len(prepared.holdout_pos))) + len(prepared.holdout_pos)
-            per_record = estimate.timed(probe.trained.record_losses, _first(ex, estimate.PROBE_RECORDS))[1]
-            stages.append({"stage": f"report: membership losses of {scored:,} records{of}",
-                           "seconds": per_record / min(estimate.PROBE_RECORDS, len(ex)) * scored * tokens
-                           / probe.tokens_per_record, "how": "timed on the probe's records, scaled"})
+            members, outsiders = min(len(ex), max(200, 4 * len(prepared.holdout_pos))), len(prepared.holdout_pos)
+            seconds = estimate.membership_seconds(probe.trained, probe.records, members,
+                                                  outsiders, tokens / probe.tokens_per_record)
+            stages.append({"stage": f"report: membership losses of {members + outsiders:,} records{of}",
+                           "seconds": seconds, "how": "timed on the probe's records (the training records' with "
+                                                      "their frozen-layer states kept), scaled"})
     return {"stages": stages, "total_seconds": sum(s["seconds"] for s in stages),
             "note": "an estimate from short timed probes on this machine (the probe's model was thrown away); "
                     "it assumes texts as long as the training texts; other jobs on the machine slow the run"
                     + ("; the report's other metrics are not included." if report else "; no report asked.")}
-
-
-def _first(examples: Any, k: int) -> Any:
-    from .models import EncodedExamples
-
-    return EncodedExamples(input_ids=examples.input_ids[:k], prompt_lengths=examples.prompt_lengths[:k])
 
 
 def _seconds(seconds: float) -> str:
@@ -301,6 +296,7 @@ def render_plan(plan: RunPlan) -> str:
                  f"records up to {t['max_length']} tokens.")
     s = plan.sampling
     lines.append(f"Sampling: temperature {s['temperature']:g}, top-p {s['top_p']:g}, "
+                 + (f"min-p {s['min_p']:g}, " if s.get("min_p") else "")
                  + ("up to the model's budget" if s["max_new_tokens"] is None else f"up to {s['max_new_tokens']} new tokens")
                  + f", seed {s['seed']}.")
     if plan.warnings:

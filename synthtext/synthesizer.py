@@ -34,7 +34,8 @@ import numpy as np
 import pandas as pd
 
 from . import prompts as prompt_format
-from .config import MAX_ROWS, PrivacyConfig, SamplingConfig, TrainConfig, compose_ledgers
+from .config import (DEFAULT_MIN_P, DEFAULT_TOP_P, MAX_ROWS, PrivacyConfig, SamplingConfig, TrainConfig,
+                     compose_ledgers)
 from .plan import (encode_rows, prompt_format_for, scan_columns, split_holdout, table_privacy, training_config,
                    units_and_columns)
 from .errors import ConfigError, DataError, NotFittedError, PrivacyBudgetError, option
@@ -101,6 +102,10 @@ class _FitData:
     ...], "holdout": [...]}, redacted), for the membership attack."""
 
 
+MEMBERSHIP_MAX_RECORDS = 1000
+"""Most records the membership attack scores per side (training rows: at most four times the holdout)."""
+
+
 class TextSynthesizer:
     """Learns a table with free-text columns and samples a synthetic copy.
 
@@ -126,7 +131,7 @@ class TextSynthesizer:
         are still counted in the scan and the report. See :mod:`synthtext.pii.redaction`.
     train, privacy: full :class:`~synthtext.config.TrainConfig` / ``PrivacyConfig`` for fine control
         (``epsilon``/``delta`` above override the privacy config's).
-    temperature, top_p, max_new_tokens: sampling settings (see :class:`~synthtext.config.SamplingConfig`).
+    temperature, top_p, min_p, max_new_tokens: sampling settings (see :class:`~synthtext.config.SamplingConfig`).
     holdout: share of rows (random, seeded) kept out of training so leakage can be measured
         against data the model never saw (0 to 0.5; 0 turns the holdout-based metrics off); with
         ``privacy_unit`` a share of the units.
@@ -147,7 +152,8 @@ class TextSynthesizer:
                  sdv_model: str = "gaussian_copula", redact_pii: bool = True,
                  redact_entities: Sequence[str] | str | None = None, locale: str = "en_US",
                  seed: int = 0, train: TrainConfig | None = None, privacy: PrivacyConfig | None = None,
-                 temperature: float = 1.0, top_p: float = 0.95, max_new_tokens: int | None = None,
+                 temperature: float = 1.0, top_p: float = DEFAULT_TOP_P, min_p: float = DEFAULT_MIN_P,
+                 max_new_tokens: int | None = None,
                  holdout: float = 0.1, progress: bool = False, analyzer: Any = None,
                  privacy_unit: str | None = None, max_rows_per_unit: int = DEFAULT_MAX_ROWS_PER_UNIT,
                  public_domains: Mapping[str, Any] | None = None):
@@ -167,6 +173,7 @@ class TextSynthesizer:
         self.privacy = privacy
         self.temperature = temperature
         self.top_p = top_p
+        self.min_p = min_p
         self.max_new_tokens = max_new_tokens
         self.holdout = holdout
         self.progress = progress
@@ -285,14 +292,19 @@ class TextSynthesizer:
         # one record per row, or per unit
         records = redacted.iloc[train_pos].to_dict("records") if unit_rows is None else unit_rows["train"]
         fmt = None
+        # the membership attack's training sample: training keeps its frozen-layer states for the report
+        members = None if unit_rows is not None or len(holdout_pos) == 0 else _membership_rows(
+            redacted.iloc[train_pos], redacted.iloc[holdout_pos], scan.text_columns, self.seed)
         for column in scan.text_columns[:self.n_models(len(scan.text_columns))]:
             base = load_base_model(self.model, size=self.model_size, seed=self.seed)
             fmt = fmt or prompt_format_for(base.tokenizer, conditioning, scan.text_columns)
             config = self.record_config(base, train_cfg, prepared)
-            examples = self.training_records(fmt, base.tokenizer, base.max_length(config), records, column,
-                                             units=unit_rows is not None)
+            limit = base.max_length(config)
+            examples = self.training_records(fmt, base.tokenizer, limit, records, column, units=unit_rows is not None)
+            kept_rows = members[column]["train"] if members else []
+            keep = self.training_records(fmt, base.tokenizer, limit, kept_rows, column) if kept_rows else None
             models[column] = train_private(base, examples, privacy, config, plan=plan,  # the plan checked above
-                                           privacy_unit=prepared.privacy_unit)
+                                           privacy_unit=prepared.privacy_unit, keep_states_for=keep)
             release_freed_memory()  # training's freed heap (~1.5 GiB on the README job) before the next stage
         if self.structured == "dp":  # one model for every text column
             models = {c: models[scan.text_columns[0]] for c in scan.text_columns}
@@ -530,8 +542,8 @@ class TextSynthesizer:
 
     def _sampling(self, seed: int | None) -> SamplingConfig:
         """How the texts are sampled, with this seed (SamplingConfig checks the settings)."""
-        return SamplingConfig(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens,
-                              seed=seed, progress=self.progress)
+        return SamplingConfig(temperature=self.temperature, top_p=self.top_p, min_p=self.min_p,
+                              max_new_tokens=self.max_new_tokens, seed=seed, progress=self.progress)
 
     def _row_pii(self, row: Mapping) -> dict[str, str]:
         """The row's own synthetic PII values, so "<PERSON>" in its text names the row's person."""
@@ -563,29 +575,22 @@ class TextSynthesizer:
 
     # -- evaluate / report --------------------------------------------------------------------------------
 
-    def _membership(self, max_records: int = 1000) -> dict | None:
+    def _membership(self, max_records: int = MEMBERSHIP_MAX_RECORDS) -> dict | None:
         """Per text column, each model's loss on (a sample of) its training rows and on the holdout:
-        the input of the loss-based membership-inference attack. Training rows are sampled to at most
-        four times the holdout (at least 200): the attack's interval is set by the smaller side, and
-        every record scored costs a forward pass of the model."""
+        the input of the loss-based membership-inference attack (:func:`_membership_rows`)."""
         data = getattr(self, "_fit_data", None)
         if data is None or len(data.holdout) == 0:
             return None
-        rng = np.random.default_rng(self.seed)
         if data.unit_rows is not None:
-            return self._unit_membership(data.unit_rows, rng, max_records)
+            return self._unit_membership(data.unit_rows, np.random.default_rng(self.seed), max_records)
+        sample = _membership_rows(data.redacted_train, data.redacted_holdout, self.text_columns_, self.seed,
+                                  max_records)
         out = {}
         for column in self.text_columns_:
             trained = self.models_[column]
-            losses = {}
-            for name, frame in (("train", data.redacted_train), ("holdout", data.redacted_holdout)):
-                rows = frame[frame[column].map(lambda v: isinstance(v, str) and bool(v.strip()))]
-                picks = _membership_picks(len(rows), name, len(data.holdout), rng, max_records)
-                if picks is not None:
-                    rows = rows.iloc[picks]
-                examples = self.training_records(self.prompt_format_, trained.tokenizer, trained.max_length,
-                                                  rows.to_dict("records"), column)
-                losses[name] = trained.record_losses(examples)
+            losses = {name: trained.record_losses(self.training_records(
+                self.prompt_format_, trained.tokenizer, trained.max_length, rows, column))
+                for name, rows in sample[column].items()}
             out[column] = _membership_entry(trained, losses)
         return out
 
@@ -667,7 +672,7 @@ class TextSynthesizer:
                             "structured_columns": dict(self.pii_columns_), "examples": examples},
             "ledger": self.privacy_ledger_,
             "model_info": {"models": models, "redact_pii": self.redact_pii,
-                           "sampling": {"temperature": self.temperature, "top_p": self.top_p,
+                           "sampling": {"temperature": self.temperature, "top_p": self.top_p, "min_p": self.min_p,
                                         "max_new_tokens": self.max_new_tokens}},
         }
 
@@ -721,6 +726,24 @@ class TextSynthesizer:
         """Load a directory written by :meth:`save`. Reads JSON and safetensors only: a directory
         holding any other file (a pickle, say) is refused before anything is read."""
         return load_synthesizer(cls, path)
+
+
+def _membership_rows(train: pd.DataFrame, holdout: pd.DataFrame, columns, seed: int,
+                     max_records: int = MEMBERSHIP_MAX_RECORDS) -> dict:
+    """The rows the membership attack scores, per text column: ``{"train": [...], "holdout": [...]}``
+    (redacted rows with text in that column, as dicts). Training rows are sampled to at most four times the
+    holdout (at least 200): the attack's interval is set by the smaller side, and every record scored
+    costs a forward pass of the model. Drawn with the seed, so fit (which keeps the training sample's
+    frozen-layer states) and the report pick the same rows."""
+    rng = np.random.default_rng(seed)
+    out = {}
+    for column in columns:
+        out[column] = {}
+        for name, frame in (("train", train), ("holdout", holdout)):
+            rows = frame[frame[column].map(lambda v: isinstance(v, str) and bool(v.strip()))]
+            picks = _membership_picks(len(rows), name, len(holdout), rng, max_records)
+            out[column][name] = (rows if picks is None else rows.iloc[picks]).to_dict("records")
+    return out
 
 
 def _membership_picks(n: int, side: str, n_holdout: int, rng: np.random.Generator,

@@ -47,8 +47,8 @@ from . import distributed
 from .config import PrivacyConfig, PrivacyLedger, TrainConfig
 from .errors import ConfigError, DataError, ModelError, PrivacyBudgetError, option
 from .llm import decoder_stack, shared_prefix_length
-from .models import (BaseModel, ByteTransformerLM, EncodedExamples, TrainedModel, add_lora, base_fingerprint,
-                     cpu_has_native_bf16, length_order, sequence_losses)
+from .models import (BaseModel, ByteTransformerLM, EncodedExamples, FrozenStates, TrainedModel, add_lora,
+                     base_fingerprint, cpu_has_native_bf16, length_order, sequence_losses)
 from .progress import Progress
 
 GRAD_SAMPLE_MODE = "hooks"  # measured faster than ghost clipping for LoRA on an H100 (DESIGN.md)
@@ -589,6 +589,7 @@ def train_private(
     *,
     plan: PrivacyPlan | None = None,
     privacy_unit: str = "row",
+    keep_states_for: EncodedExamples | None = None,
 ) -> TrainedModel:
     """Fine-tune ``base`` on ``examples`` under DP (or without, if ``privacy.epsilon is None``).
 
@@ -606,6 +607,10 @@ def train_private(
 
     ``privacy_unit``: what one record is, for the ledger: "row", or the name of the column whose rows the
     caller packed into one record per value (:mod:`synthtext.units`). The caller is responsible for it.
+
+    ``keep_states_for``: records (of ``examples``) whose frozen-layer states, computed once for training, the
+    returned model keeps (``TrainedModel.frozen_states``) so that their losses later (the membership attack)
+    skip the frozen layers; only when those states were cached for training.
     """
     privacy = privacy or PrivacyConfig()
     train = train or TrainConfig()
@@ -677,7 +682,7 @@ def train_private(
     return TrainedModel(
         model=model, tokenizer=base.tokenizer, base_name=base.name, kind=base.kind, family=base.family,
         ledger=ledger, train_config=train, privacy_config=privacy, builtin_config=base.builtin_config,
-        base_fingerprint=fingerprint,
+        base_fingerprint=fingerprint, frozen_states=_kept_states(objective, examples, keep_states_for),
         train_log={"steps": progress.log, "seconds": seconds, "cpu_seconds": cpu_seconds,
                    "frozen_layers_seconds": frozen_seconds,
                    "step_seconds": [b - a for a, b in zip([t0, *progress.step_ends], progress.step_ends)],  # 1st: with setup
@@ -736,6 +741,18 @@ def _frozen_prefix_objective(model, examples: EncodedExamples, base: BaseModel, 
             bar.update(len(chunk))
     model.train(was_training)
     return _Objective(model, split, cached)
+
+
+def _kept_states(objective: _Objective, examples: EncodedExamples, keep: EncodedExamples | None) -> FrozenStates | None:
+    """The cached frozen-layer states of the records in ``keep`` (matched by their tokens)."""
+    if keep is None or objective.cached is None:
+        return None
+    wanted = {tuple(ids) for ids in keep.input_ids}
+    by_tokens = {}
+    for ids, states in zip(examples.input_ids, objective.cached):
+        if tuple(ids) in wanted:
+            by_tokens[tuple(ids)] = states
+    return FrozenStates(split=objective.split, by_tokens=by_tokens)
 
 
 def adapted_layers(model: nn.Module) -> list[int]:

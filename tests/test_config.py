@@ -14,6 +14,9 @@ from synthtext.errors import ConfigError
     ({"temperature": True}, "temperature must be a finite number"),
     ({"top_p": 0}, "top_p must be in (0, 1] (1 = no nucleus cut), got 0."),
     ({"top_p": 1.5}, "top_p must be in (0, 1]"),
+    ({"min_p": 1}, "min_p must be in [0, 1) (0 = no min-p cut), got 1."),
+    ({"min_p": -0.1}, "min_p must be in [0, 1)"),
+    ({"min_p": True}, "min_p must be in [0, 1)"),
     ({"max_new_tokens": 0}, "max_new_tokens must be a positive integer or None, got 0."),
     ({"batch_size": 2.0}, "batch_size must be a positive integer or None, got 2.0."),
     ({"seed": 1.5}, "seed must be an integer or None, got 1.5."),
@@ -31,7 +34,8 @@ def test_defaults_and_a_torch_dtype_are_accepted_and_the_config_is_frozen():
     import torch
 
     config = SamplingConfig()
-    assert (config.temperature, config.top_p, config.max_new_tokens, config.seed) == (1.0, 0.95, None, None)
+    assert (config.temperature, config.top_p, config.min_p, config.max_new_tokens, config.seed) == (1.0, 0.95, 0.0, None,
+                                                                                                None)
     assert SamplingConfig(temperature=0, top_p=1, dtype=torch.bfloat16).dtype is torch.bfloat16
     with pytest.raises(FrozenInstanceError):
         config.temperature = 0.5

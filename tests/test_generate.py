@@ -234,6 +234,23 @@ def test_sample_next():
     assert (hot[:, 0] != 1).float().mean() > 0.5
 
 
+def test_min_p_drops_the_tokens_below_its_share_of_the_top_one_then_the_nucleus_cuts_what_is_left():
+    logits = torch.log(torch.tensor([[0.6, 0.3, 0.07, 0.03], [0.3, 0.25, 0.25, 0.2]]))
+    g = torch.Generator().manual_seed(0)
+    # min_p 0.1: row 0 cuts below 0.06 (token 3), row 1 below 0.03 (nothing); the rest at its renormalised share
+    draws = torch.stack([sample_next(logits, temperature=1.0, top_p=1.0, min_p=0.1, generator=g) for _ in range(4000)])
+    freq0 = torch.bincount(draws[:, 0], minlength=4).float() / 4000
+    torch.testing.assert_close(freq0, torch.tensor([0.6, 0.3, 0.07, 0.0]) / 0.97, rtol=0, atol=0.03)
+    assert freq0[3] == 0
+    assert set(draws[:, 1].tolist()) == {0, 1, 2, 3}
+    # top_p 0.92 after it is a share of what is left: row 0 renormalised is 0.619 / 0.309 / 0.072, the first two
+    # reach 0.92, so 0.07 is cut too; without min-p 0.6 + 0.3 = 0.9 do not, and it is kept
+    with_cut = torch.stack([sample_next(logits, temperature=1.0, top_p=0.92, min_p=0.1, generator=g)
+                            for _ in range(1000)])
+    without = torch.stack([sample_next(logits, temperature=1.0, top_p=0.92, generator=g) for _ in range(1000)])
+    assert set(with_cut[:, 0].tolist()) == {0, 1} and set(without[:, 0].tolist()) == {0, 1, 2}
+
+
 @pytest.mark.parametrize("scale", [0.1, 3.0])  # flat: nucleus of thousands of tokens; peaked: a few
 def test_sample_next_large_vocab_matches_sorted_nucleus(scale):
     """The top-k search for the nucleus gives the same distribution as a full sort."""

@@ -255,3 +255,57 @@ def test_the_shared_prefix_runs_once_and_gives_the_same_states_and_losses(llama_
     plain = trained.record_losses(ex)
     assert min(calls) == 0  # ... and this time not
     assert shared_losses == pytest.approx(plain, abs=1e-5)
+
+
+def test_training_keeps_the_frozen_states_asked_for_and_their_losses_skip_the_frozen_layers(llama_dir, monkeypatch):
+    """The membership attack scores a sample of the training records: training hands back those records'
+    frozen-layer states (computed once for training anyway), and their losses then run only the adapted
+    layers and the head. The losses must be what running every layer gives; other records still run them."""
+    import synthtext.llm as L
+
+    base = load_base_model(llama_dir)
+    ex = _examples(base.tokenizer, n=120)
+    members = ex.__class__(input_ids=ex.input_ids[:10], prompt_lengths=ex.prompt_lengths[:10])
+    quick = dict(epochs=1, batch_size=20, max_physical_batch_size=8, max_length=48, progress=False, lora_layers=1)
+    trained = T.train_private(base, ex, PrivacyConfig(epsilon=8.0, accountant="rdp"), TrainConfig(**quick),
+                              keep_states_for=members)
+    kept = trained.frozen_states
+    assert kept.split == 1 and set(kept.by_tokens) == {tuple(ids) for ids in members.input_ids}
+    outsiders = ex.__class__(input_ids=ex.input_ids[100:], prompt_lengths=ex.prompt_lengths[100:])
+    lowered = []
+    real = L.DecoderStack.lower_after_prefix
+    monkeypatch.setattr(L.DecoderStack, "lower_after_prefix", lambda self, ids, *a: lowered.append(len(ids)) or
+                        real(self, ids, *a))
+    fast = trained.record_losses(members)
+    assert lowered == []  # no record of the sample ran the frozen layers
+    trained.record_losses(outsiders)
+    assert sum(lowered) == len(outsiders)  # records without kept states do
+    trained.frozen_states = None
+    lowered.clear()
+    slow = trained.record_losses(members)
+    assert sum(lowered) == len(members)
+    assert fast == pytest.approx(slow, abs=1e-5)
+    # nothing is kept unless asked for
+    assert T.train_private(load_base_model(llama_dir), ex, PrivacyConfig(epsilon=8.0, accountant="rdp"),
+                           TrainConfig(**quick)).frozen_states is None
+
+
+def test_fit_keeps_the_frozen_states_of_exactly_the_rows_the_membership_attack_scores(llama_dir):
+    """fit draws the membership attack's training sample before training (with the seed, as the report does),
+    so the report's losses of those rows skip the frozen layers; the attack's input is what it was."""
+    from synthtext.synthesizer import TextSynthesizer, _membership_rows
+    from test_synthesize import table
+
+    synth = TextSynthesizer(["comment"], model=str(llama_dir), epsilon=8.0, max_new_tokens=8,
+                            train=TrainConfig(epochs=1, batch_size=32, lora_layers=1, progress=False)).fit(table(240))
+    trained, data = synth.models_["comment"], synth._fit_data
+    sample = _membership_rows(data.redacted_train, data.redacted_holdout, ["comment"], synth.seed)["comment"]
+    members = synth.training_records(synth.prompt_format_, trained.tokenizer, trained.max_length, sample["train"],
+                                     "comment")
+    assert 0 < len(members) < (data.redacted_train["comment"].notna()).sum()  # a sample (200 of the training rows)
+    assert set(trained.frozen_states.by_tokens) == {tuple(ids) for ids in members.input_ids}
+    fast = synth._membership()["comment"]
+    trained.frozen_states = None
+    slow = synth._membership()["comment"]
+    for side in ("train_losses", "holdout_losses"):
+        assert fast[side] == pytest.approx(slow[side], abs=1e-4)  # bf16 on CPUs with it

@@ -276,6 +276,7 @@ def test_membership_losses_cover_train_and_holdout_rows(fitted):
     ({"seed": 2**32}, "below 2\\*\\*32"),
     ({"max_new_tokens": 0}, "max_new_tokens must be a positive integer"),
     ({"top_p": 0.0}, "top_p must be in"),
+    ({"min_p": 1.0}, "min_p must be in"),
     ({"temperature": float("inf")}, "temperature must be a finite number"),
 ])
 def test_python_settings_are_checked_before_the_scan(options, message, monkeypatch):

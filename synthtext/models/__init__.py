@@ -3,7 +3,7 @@
 ``artifact`` (:class:`TrainedModel` and its saved-directory format). This face only hands names on.
 """
 
-from .artifact import TrainedModel, base_fingerprint, check_saved_files
+from .artifact import FrozenStates, TrainedModel, base_fingerprint, check_saved_files
 from .encoding import (EncodedExamples, encode_examples, length_order, prompt_prefixes, sequence_losses,
                        uses_chat_template)
 from .loading import (DEFAULT_MODEL_NAMES, BaseModel, add_lora, cpu_has_native_bf16, load_base_model,
@@ -17,6 +17,7 @@ __all__ = [
     "ByteTokenizer",
     "ByteTransformerLM",
     "EncodedExamples",
+    "FrozenStates",
     "KVCache",
     "TrainedModel",
     "add_lora",

@@ -66,6 +66,17 @@ def base_fingerprint(model: nn.Module) -> str:
 
 
 @dataclass
+class FrozenStates:
+    """Some records' states entering the first adapted layer, as training computed them (in memory only):
+    a loss of such a record needs only the adapted layers and the head, not the frozen ones below."""
+
+    split: int
+    """The first adapted layer: the states are the output of layers ``0..split-1``."""
+    by_tokens: dict
+    """A record's token ids (a tuple) -> its states, shape (len(tokens), hidden)."""
+
+
+@dataclass
 class TrainedModel:
     """A trained model (LoRA-adapted pretrained model, or the built-in model) and its ledger.
 
@@ -86,6 +97,9 @@ class TrainedModel:
     extra: dict = field(default_factory=dict)
     train_log: dict = field(default_factory=dict, repr=False)
     """Loss/epsilon per step and wall time of this run: in memory only, never saved (not DP)."""
+    frozen_states: FrozenStates | None = field(default=None, repr=False)
+    """Frozen-layer states training kept for the records it was asked to (``train_private(keep_states_for=)``,
+    the membership attack's sample): :meth:`record_losses` reuses them. In memory only, never saved."""
 
     def logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Logits for a batch (right or left padded), on the model's device."""
@@ -106,21 +120,37 @@ class TrainedModel:
             return self.train_config.max_length
         return default_max_length(self.kind, self.builtin_config.max_positions if self.builtin_config else None)
 
-    def _losses(self, ids: torch.Tensor, attn: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    def _losses(self, ids: torch.Tensor, attn: torch.Tensor, target: torch.Tensor,
+                states: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Per-record losses of a right-padded batch, as training computes them: for a Llama-shaped
-        model the head runs at text positions only, in bf16 where the hardware has it."""
+        model the head runs at text positions only, in bf16 where the hardware has it. ``states``: each
+        record's kept frozen-layer states (:class:`FrozenStates`), so the layers below the adapters are skipped."""
         from ..llm import decoder_stack, shared_prefix_length
 
         stack = None if self.kind == "builtin" else decoder_stack(self.model)
         if stack is None:
             return sequence_losses(self.logits(ids, attn), ids, target)
         bf16 = ids.device.type == "cuda" or (ids.device.type == "cpu" and cpu_has_native_bf16())
-        # the layers below the adapters are the base model's: the records' shared first tokens run once there
         split = min(_lora_layers(self.model), default=0)
-        shared = shared_prefix_length([row[:n] for row, n in zip(ids.tolist(), attn.sum(1).tolist())])
         with torch.no_grad(), torch.autocast(device_type=ids.device.type, dtype=torch.bfloat16, enabled=bf16):
-            hidden = stack.lower_after_prefix(ids, attn, split, shared) if split else None
+            if states is not None:
+                hidden = torch.zeros((*ids.shape, states[0].shape[-1]), dtype=states[0].dtype, device=ids.device)
+                for row, rec in enumerate(states):
+                    hidden[row, :len(rec)] = rec.to(ids.device)
+            elif split:  # the layers below the adapters are the base model's: the shared first tokens run once
+                lengths = attn.sum(1).tolist()
+                shared = shared_prefix_length([row[:n] for row, n in zip(ids.tolist(), lengths)])
+                hidden = stack.lower_after_prefix(ids, attn, split, shared)
+                hidden = hidden.to(torch.bfloat16) if bf16 else hidden  # as training caches them (and kept states are)
+            else:
+                hidden = None
             return stack.record_losses(ids, attn, target, split, hidden)
+
+    def _kept_states(self, examples: EncodedExamples) -> list[torch.Tensor | None]:
+        """Per record, its kept frozen-layer states, or None (computed from its tokens then)."""
+        kept = self.frozen_states
+        usable = kept is not None and self.kind != "builtin" and kept.split == min(_lora_layers(self.model), default=0)
+        return [kept.by_tokens.get(tuple(ids)) if usable else None for ids in examples.input_ids]
 
     def record_losses(self, examples: EncodedExamples, batch_size: int = 32) -> np.ndarray:
         """Each record's loss under this model (mean next-token loss over its text tokens, as in
@@ -129,22 +159,28 @@ class TrainedModel:
         dev = next(self.model.parameters()).device
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.tokenizer.eos_token_id
         losses = np.zeros(len(examples))
+        kept = self._kept_states(examples)
         order = length_order(examples)  # batches of similar length: little padding to compute
+        # records with kept states batch apart from the others, which run the frozen layers
+        groups = [[j for j in order if kept[j] is not None], [j for j in order if kept[j] is None]]
         was_training = self.model.training
         self.model.eval()
         try:
-            for start in range(0, len(order), batch_size):
-                chunk = order[start:start + batch_size]
-                width = max(len(examples.input_ids[j]) for j in chunk)
-                ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-                attn = torch.zeros_like(ids)
-                target = torch.zeros_like(ids)
-                for row, j in enumerate(chunk):
-                    seq = examples.input_ids[j]
-                    ids[row, :len(seq)] = torch.tensor(seq)
-                    attn[row, :len(seq)] = 1
-                    target[row, examples.prompt_lengths[j]:len(seq)] = 1
-                losses[chunk] = self._losses(ids.to(dev), attn.to(dev), target.to(dev)).float().cpu().numpy()
+            for group in groups:
+                for start in range(0, len(group), batch_size):
+                    chunk = group[start:start + batch_size]
+                    width = max(len(examples.input_ids[j]) for j in chunk)
+                    ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+                    attn = torch.zeros_like(ids)
+                    target = torch.zeros_like(ids)
+                    for row, j in enumerate(chunk):
+                        seq = examples.input_ids[j]
+                        ids[row, :len(seq)] = torch.tensor(seq)
+                        attn[row, :len(seq)] = 1
+                        target[row, examples.prompt_lengths[j]:len(seq)] = 1
+                    states = [kept[j] for j in chunk] if kept[chunk[0]] is not None else None
+                    losses[chunk] = self._losses(ids.to(dev), attn.to(dev), target.to(dev),
+                                                 states).float().cpu().numpy()
         finally:
             self.model.train(was_training)
         return losses
