@@ -136,6 +136,7 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=None)
     ap.add_argument("--top-p", type=float, default=None)
     ap.add_argument("--min-p", type=float, default=None)
+    ap.add_argument("--no-repeat-ngram", type=int, default=None)
     ap.add_argument("--prompt-only", action="store_true")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=None)
@@ -159,6 +160,8 @@ def main() -> None:
         options["top_p"] = args.top_p
     if args.min_p is not None:
         options["min_p"] = args.min_p
+    if args.no_repeat_ngram is not None:
+        options["no_repeat_ngram"] = args.no_repeat_ngram
     synth = synthtext.TextSynthesizer([TEXT], CONDITIONS, epsilon=eps, model=args.model, seed=args.seed,
                                       train=TrainConfig(**json.loads(args.train)),
                                       privacy=PrivacyConfig(**json.loads(args.privacy)), progress=True, **options)
@@ -173,6 +176,7 @@ def main() -> None:
         if args.load_model:
             loaded = synthtext.TextSynthesizer.load(args.load_model)
             loaded.temperature, loaded.top_p, loaded.min_p = synth.temperature, synth.top_p, synth.min_p
+            loaded.no_repeat_ngram = synth.no_repeat_ngram
             synth = loaded
         else:
             synth.fit(train)
@@ -199,7 +203,7 @@ def main() -> None:
         "job": {"rows": len(train), "sample": n, "epsilon": eps, "prompt_only": args.prompt_only,
                 "model": args.model or "default", "train": json.loads(args.train),
                 "privacy": json.loads(args.privacy), "temperature": synth.temperature, "top_p": synth.top_p,
-                "min_p": synth.min_p},
+                "min_p": synth.min_p, "no_repeat_ngram": synth.no_repeat_ngram},
         "oov_rate": oov_rate(texts, vocabulary), "heldout_oov_rate": oov_rate(real_texts, vocabulary),
         "discriminator_auc": discriminator_auc(real_texts, texts, args.seed),
         "lift": lift,

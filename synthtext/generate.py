@@ -213,6 +213,25 @@ def token_budgets(trained: TrainedModel, prompt_lengths: Sequence[int], max_new_
     return out
 
 
+def ban_repeated_ngrams(logits: torch.Tensor, written: torch.Tensor, counts: torch.Tensor, n: int) -> torch.Tensor:
+    """``logits`` (B, vocab) with -inf for every token that would complete a token ``n``-gram the row's text
+    already holds (``transformers``' ``no_repeat_ngram_size``, over the text written so far, not the prompt):
+    a sampler caught in a loop ("a great. a great. a great.") must leave it. ``written`` (B, L): each row's
+    tokens so far, the first ``counts`` (B,) of them valid."""
+    b, length = written.shape
+    if n < 2 or length < n:
+        return logits
+    starts = torch.arange(length - n + 1, device=written.device)
+    last = written.gather(1, (counts[:, None] - (n - 1) + torch.arange(n - 1, device=written.device)).clamp(min=0))
+    windows = written.unfold(1, n - 1, 1)[:, : length - n + 1]  # (B, starts, n-1): the n-1 tokens at each start
+    hit = (windows == last[:, None]).all(-1) & (starts[None] + n - 1 < counts[:, None])
+    rows, at = hit.nonzero(as_tuple=True)
+    if rows.numel():
+        logits = logits.index_put((rows, written[rows, at + n - 1]), torch.tensor(-math.inf, dtype=logits.dtype,
+                                                                                  device=logits.device))
+    return logits
+
+
 def sample_next(
     logits: torch.Tensor, *, temperature: float, top_p: float, min_p: float = 0.0,
     generator: torch.Generator | None = None
@@ -486,6 +505,8 @@ def _sample_builtin(
     rows = torch.arange(n, device=device)  # batch row of each sequence still in the batch
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     for step in range(steps):
+        if sampling.no_repeat_ngram:
+            logits = ban_repeated_ngrams(logits, out[rows, :step], torch.full_like(rows, step), sampling.no_repeat_ngram)
         nxt = sample_next(logits, temperature=sampling.temperature, top_p=sampling.top_p, min_p=sampling.min_p,
                           generator=generator)
         out[rows, step] = nxt.masked_fill(finished, pad_id)
@@ -535,7 +556,7 @@ def _sample_hf(
     if context is not None:
         steps = min(steps, context - max(len(s) for s in seqs))
     options: dict[str, Any] = {"do_sample": False}
-    if sampling.temperature > 0:
+    if sampling.temperature > 0 or sampling.no_repeat_ngram:  # (greedy with the guard: the processor's argmax)
         options["logits_processor"] = _sampling_processor(sampling, generator)
     if sampling.static_cache:  # GPU only (untested here): transformers compiles the decoding step
         options["cache_implementation"] = "static"
@@ -720,6 +741,8 @@ def _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar,
                 rows.join(new_rows)
                 logits = torch.cat([logits, new_logits])
                 release_freed_memory(collect=False)  # the two caches joined: the old buffers, before they pile up
+        if sampling.no_repeat_ngram:
+            logits = ban_repeated_ngrams(logits, tokens[rows.index], rows.written, sampling.no_repeat_ngram)
         nxt = sample_next(logits, temperature=sampling.temperature, top_p=sampling.top_p, min_p=sampling.min_p,
                           generator=generator)
         writing = ~rows.finished
@@ -801,7 +824,15 @@ def _sampling_processor(sampling: SamplingConfig, generator: torch.Generator | N
     from transformers import LogitsProcessor, LogitsProcessorList
 
     class _Sample(LogitsProcessor):
+        prompt_width = None  # generate's first call sees the (left-padded) prompts only
+
         def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            if self.prompt_width is None:
+                self.prompt_width = input_ids.shape[1]
+            if sampling.no_repeat_ngram:
+                text = input_ids[:, self.prompt_width:]
+                scores = ban_repeated_ngrams(scores, text, torch.full((len(text),), text.shape[1], device=text.device),
+                                             sampling.no_repeat_ngram)
             nxt = sample_next(scores, temperature=sampling.temperature, top_p=sampling.top_p,
                               min_p=sampling.min_p, generator=generator)
             return torch.full_like(scores, -math.inf).scatter_(1, nxt[:, None], 0.0)

@@ -107,7 +107,8 @@ def make_run_plan(synth: Any, df: pd.DataFrame, prepared: Any, num_rows: int, *,
              "structured_columns": {str(c): e for c, e in prepared.pii_columns.items()}},
         privacy=privacy, training=training,
         sampling={"temperature": sampling.temperature, "top_p": sampling.top_p, "min_p": sampling.min_p,
-                  "max_new_tokens": sampling.max_new_tokens, "seed": sampling.seed},
+                  "no_repeat_ngram": sampling.no_repeat_ngram, "max_new_tokens": sampling.max_new_tokens,
+                  "seed": sampling.seed},
         warnings=_warnings(synth, prepared, plan, cut, limit))
     if probe:
         run_plan.estimate = _estimate(synth, df, prepared, base, settings, examples, records, fmt, sampling,
@@ -297,6 +298,7 @@ def render_plan(plan: RunPlan) -> str:
     s = plan.sampling
     lines.append(f"Sampling: temperature {s['temperature']:g}, top-p {s['top_p']:g}, "
                  + (f"min-p {s['min_p']:g}, " if s.get("min_p") else "")
+                 + (f"no repeated {s['no_repeat_ngram']}-grams, " if s.get("no_repeat_ngram") else "")
                  + ("up to the model's budget" if s["max_new_tokens"] is None else f"up to {s['max_new_tokens']} new tokens")
                  + f", seed {s['seed']}.")
     if plan.warnings:

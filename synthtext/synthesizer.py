@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from . import prompts as prompt_format
-from .config import (DEFAULT_MIN_P, DEFAULT_TOP_P, MAX_ROWS, PrivacyConfig, SamplingConfig, TrainConfig,
+from .config import (DEFAULT_MIN_P, DEFAULT_NO_REPEAT_NGRAM, DEFAULT_TOP_P, MAX_ROWS, PrivacyConfig, SamplingConfig, TrainConfig,
                      compose_ledgers)
 from .plan import (encode_rows, prompt_format_for, scan_columns, split_holdout, table_privacy, training_config,
                    units_and_columns)
@@ -131,7 +131,8 @@ class TextSynthesizer:
         are still counted in the scan and the report. See :mod:`synthtext.pii.redaction`.
     train, privacy: full :class:`~synthtext.config.TrainConfig` / ``PrivacyConfig`` for fine control
         (``epsilon``/``delta`` above override the privacy config's).
-    temperature, top_p, min_p, max_new_tokens: sampling settings (see :class:`~synthtext.config.SamplingConfig`).
+    temperature, top_p, min_p, no_repeat_ngram, max_new_tokens: sampling settings (see
+        :class:`~synthtext.config.SamplingConfig`).
     holdout: share of rows (random, seeded) kept out of training so leakage can be measured
         against data the model never saw (0 to 0.5; 0 turns the holdout-based metrics off); with
         ``privacy_unit`` a share of the units.
@@ -153,6 +154,7 @@ class TextSynthesizer:
                  redact_entities: Sequence[str] | str | None = None, locale: str = "en_US",
                  seed: int = 0, train: TrainConfig | None = None, privacy: PrivacyConfig | None = None,
                  temperature: float = 1.0, top_p: float = DEFAULT_TOP_P, min_p: float = DEFAULT_MIN_P,
+                 no_repeat_ngram: int = DEFAULT_NO_REPEAT_NGRAM,
                  max_new_tokens: int | None = None,
                  holdout: float = 0.1, progress: bool = False, analyzer: Any = None,
                  privacy_unit: str | None = None, max_rows_per_unit: int = DEFAULT_MAX_ROWS_PER_UNIT,
@@ -174,6 +176,7 @@ class TextSynthesizer:
         self.temperature = temperature
         self.top_p = top_p
         self.min_p = min_p
+        self.no_repeat_ngram = no_repeat_ngram
         self.max_new_tokens = max_new_tokens
         self.holdout = holdout
         self.progress = progress
@@ -543,6 +546,7 @@ class TextSynthesizer:
     def _sampling(self, seed: int | None) -> SamplingConfig:
         """How the texts are sampled, with this seed (SamplingConfig checks the settings)."""
         return SamplingConfig(temperature=self.temperature, top_p=self.top_p, min_p=self.min_p,
+                              no_repeat_ngram=self.no_repeat_ngram,
                               max_new_tokens=self.max_new_tokens, seed=seed, progress=self.progress)
 
     def _row_pii(self, row: Mapping) -> dict[str, str]:
@@ -673,7 +677,7 @@ class TextSynthesizer:
             "ledger": self.privacy_ledger_,
             "model_info": {"models": models, "redact_pii": self.redact_pii,
                            "sampling": {"temperature": self.temperature, "top_p": self.top_p, "min_p": self.min_p,
-                                        "max_new_tokens": self.max_new_tokens}},
+                                        "no_repeat_ngram": self.no_repeat_ngram, "max_new_tokens": self.max_new_tokens}},
         }
 
     def pii_redaction(self) -> dict:

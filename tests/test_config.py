@@ -17,6 +17,8 @@ from synthtext.errors import ConfigError
     ({"min_p": 1}, "min_p must be in [0, 1) (0 = no min-p cut), got 1."),
     ({"min_p": -0.1}, "min_p must be in [0, 1)"),
     ({"min_p": True}, "min_p must be in [0, 1)"),
+    ({"no_repeat_ngram": 1}, "no_repeat_ngram must be 0 (off) or an integer >= 2, got 1."),
+    ({"no_repeat_ngram": -2}, "no_repeat_ngram must be 0"),
     ({"max_new_tokens": 0}, "max_new_tokens must be a positive integer or None, got 0."),
     ({"batch_size": 2.0}, "batch_size must be a positive integer or None, got 2.0."),
     ({"seed": 1.5}, "seed must be an integer or None, got 1.5."),

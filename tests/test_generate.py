@@ -493,3 +493,48 @@ def test_stop_at_ends_a_row_at_the_first_token_holding_the_character(which, lora
         hits = [k for k, t in enumerate(full) if stop in tok.decode([t])]
         assert cut == (full[: hits[0] + 1] if hits else full)
     assert len(stopped[0]) <= 3 < len(free[0])
+
+
+def _repeats_an_ngram(ids, n):
+    grams = [tuple(ids[i:i + n]) for i in range(len(ids) - n + 1)]
+    return len(set(grams)) < len(grams)
+
+
+def test_ban_repeated_ngrams_bans_the_token_that_would_repeat_a_written_ngram():
+    from synthtext.generate import ban_repeated_ngrams
+
+    written = torch.tensor([[5, 6, 7, 5, 6, 0], [5, 6, 7, 5, 6, 0], [1, 2, 1, 2, 9, 9]])
+    counts = torch.tensor([5, 4, 4])  # row 1 has written only 5 6 7 5; row 2's last two are padding
+    banned = ban_repeated_ngrams(torch.zeros(3, 10), written, counts, 3)
+    assert torch.isinf(banned[0]).nonzero().flatten().tolist() == [7]  # "5 6" came before, then 7
+    assert not torch.isinf(banned[1]).any()  # "7 5" never came before
+    assert torch.isinf(banned[2]).nonzero().flatten().tolist() == [1]  # "1 2" then 1; padding is not text
+    assert torch.isinf(ban_repeated_ngrams(torch.zeros(3, 10), written, counts, 2)[0]).nonzero().flatten().tolist() == [7]
+
+
+@pytest.mark.parametrize("which", ["builtin", "llama"])
+def test_no_repeat_ngram_keeps_every_decoder_out_of_loops(which, random_builtin, lora_models):
+    """Greedy decoding of a random model loops; with ``no_repeat_ngram=3`` no text holds a token 3-gram twice
+    (the built-in model's batches and the continuous-batching decoder; transformers' generate below)."""
+    trained = random_builtin if which == "builtin" else lora_models["llama"]
+    prompts = _prompts(6)
+    loose = generate_token_ids(trained, prompts, max_new_tokens=40, batch_size=4, **GREEDY)
+    guarded = generate_token_ids(trained, prompts, max_new_tokens=40, batch_size=4, no_repeat_ngram=3, **GREEDY)
+    assert any(_repeats_an_ngram(ids, 3) for ids in loose)
+    assert not any(_repeats_an_ngram(ids, 3) for ids in guarded)
+    assert all(len(ids) >= 30 for ids in guarded) or which == "llama"  # the built-in model never ends early
+
+
+def test_no_repeat_ngram_in_transformers_generate(lora_models):
+    from synthtext.generate import _sample_hf
+
+    trained = lora_models["llama"]
+    tok = trained.tokenizer
+    seqs = _encode_prompts(tok, _prompts(4))
+    out = {}
+    for n in (0, 3):
+        sampling = SamplingConfig(temperature=0, no_repeat_ngram=n, dtype="float32")
+        out[n] = _sample_hf(trained.model, seqs, [40] * 4, pad_id=tok.pad_token_id, eos_id=tok.eos_token_id,
+                            sampling=sampling, generator=torch.Generator().manual_seed(0))
+    assert any(_repeats_an_ngram(ids, 3) for ids in out[0])  # greedy loops
+    assert not any(_repeats_an_ngram(ids, 3) for ids in out[3])
