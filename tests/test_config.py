@@ -36,8 +36,8 @@ def test_defaults_and_a_torch_dtype_are_accepted_and_the_config_is_frozen():
     import torch
 
     config = SamplingConfig()
-    assert (config.temperature, config.top_p, config.min_p, config.max_new_tokens, config.seed) == (1.0, 0.95, 0.0, None,
-                                                                                                None)
+    assert (config.temperature, config.top_p, config.min_p, config.no_repeat_ngram, config.max_new_tokens,
+            config.seed) == (1.0, 1.0, 0.05, 3, None, None)
     assert SamplingConfig(temperature=0, top_p=1, dtype=torch.bfloat16).dtype is torch.bfloat16
     with pytest.raises(FrozenInstanceError):
         config.temperature = 0.5
