@@ -19,8 +19,9 @@ from synthtext.models import ByteTransformerLM, TrainedModel, add_lora, encode_e
 from synthtext.train import train_private
 from tiny_models import FAMILIES, save_tiny_model
 
-# exact comparisons in fp32: bf16 (the CPU default for pretrained models) rounds merged and unmerged weights apart
-GREEDY = dict(temperature=0, dtype="float32")
+# exact comparisons in fp32: bf16 (the CPU default for pretrained models) rounds merged and unmerged weights apart;
+# and against a plain argmax, so without the default repetition guard
+GREEDY = dict(temperature=0, dtype="float32", no_repeat_ngram=0)
 
 
 def _wrap(base, model, max_length=None) -> TrainedModel:
@@ -519,7 +520,7 @@ def test_no_repeat_ngram_keeps_every_decoder_out_of_loops(which, random_builtin,
     trained = random_builtin if which == "builtin" else lora_models["llama"]
     prompts = _prompts(6)
     loose = generate_token_ids(trained, prompts, max_new_tokens=40, batch_size=4, **GREEDY)
-    guarded = generate_token_ids(trained, prompts, max_new_tokens=40, batch_size=4, no_repeat_ngram=3, **GREEDY)
+    guarded = generate_token_ids(trained, prompts, max_new_tokens=40, batch_size=4, **dict(GREEDY, no_repeat_ngram=3))
     assert any(_repeats_an_ngram(ids, 3) for ids in loose)
     assert not any(_repeats_an_ngram(ids, 3) for ids in guarded)
     assert all(len(ids) >= 30 for ids in guarded) or which == "llama"  # the built-in model never ends early
