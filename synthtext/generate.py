@@ -218,7 +218,7 @@ def ban_repeated_ngrams(logits: torch.Tensor, written: torch.Tensor, counts: tor
     already holds (``transformers``' ``no_repeat_ngram_size``, over the text written so far, not the prompt):
     a sampler caught in a loop ("a great. a great. a great.") must leave it. ``written`` (B, L): each row's
     tokens so far, the first ``counts`` (B,) of them valid."""
-    b, length = written.shape
+    length = written.shape[1]
     if n < 2 or length < n:
         return logits
     starts = torch.arange(length - n + 1, device=written.device)
@@ -506,7 +506,8 @@ def _sample_builtin(
     finished = torch.zeros(n, dtype=torch.bool, device=device)
     for step in range(steps):
         if sampling.no_repeat_ngram:
-            logits = ban_repeated_ngrams(logits, out[rows, :step], torch.full_like(rows, step), sampling.no_repeat_ngram)
+            logits = ban_repeated_ngrams(logits, out[rows, :step], torch.full_like(rows, step),
+                                         sampling.no_repeat_ngram)
         nxt = sample_next(logits, temperature=sampling.temperature, top_p=sampling.top_p, min_p=sampling.min_p,
                           generator=generator)
         out[rows, step] = nxt.masked_fill(finished, pad_id)
@@ -831,8 +832,8 @@ def _sampling_processor(sampling: SamplingConfig, generator: torch.Generator | N
                 self.prompt_width = input_ids.shape[1]
             if sampling.no_repeat_ngram:
                 text = input_ids[:, self.prompt_width:]
-                scores = ban_repeated_ngrams(scores, text, torch.full((len(text),), text.shape[1], device=text.device),
-                                             sampling.no_repeat_ngram)
+                written = torch.full((len(text),), text.shape[1], device=text.device)
+                scores = ban_repeated_ngrams(scores, text, written, sampling.no_repeat_ngram)
             nxt = sample_next(scores, temperature=sampling.temperature, top_p=sampling.top_p,
                               min_p=sampling.min_p, generator=generator)
             return torch.full_like(scores, -math.inf).scatter_(1, nxt[:, None], 0.0)

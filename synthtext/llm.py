@@ -113,6 +113,15 @@ class DecoderStack:
         return text_token_losses(final, self.lm_head, input_ids, target_mask)
 
 
+def padded_states(states, width: int, device) -> torch.Tensor:
+    """Per-record states (each (length, hidden), e.g. cached frozen-layer outputs) as one right-padded batch
+    (B, width, hidden), zeros after each record's own positions."""
+    hidden = torch.zeros((len(states), width, states[0].shape[-1]), dtype=states[0].dtype, device=device)
+    for row, rec in enumerate(states):
+        hidden[row, :len(rec)] = rec[:width].to(device)
+    return hidden
+
+
 def shared_prefix_length(seqs) -> int:
     """Leading tokens every sequence has, at most the shortest length - 1 (each keeps a token of its own):
     their states are the same for every sequence, so they can be computed once."""

@@ -74,8 +74,8 @@ def synthesizer_state(synth: TextSynthesizer) -> dict:
     if not all(isinstance(c, str) for c in synth.columns_):
         raise ModelError("only tables with string column names can be saved.")
     settings = {k: getattr(synth, k) for k in ("epsilon", "delta", "model", "model_size", "structured", "sdv_model",
-                                              "redact_pii", "locale", "seed", "temperature", "top_p", "min_p", "no_repeat_ngram",
-                                              "max_new_tokens", "holdout", "privacy_unit", "max_rows_per_unit")}
+                                              "redact_pii", "locale", "seed", "temperature", "top_p", "min_p",
+                                              "no_repeat_ngram", "max_new_tokens", "holdout", "privacy_unit", "max_rows_per_unit")}
     settings["public_domains"] = {c: list(d) for c, d in (synth.public_domains_ or {}).items()}  # JSON-safe
     settings["redact_entities"] = pii.redaction_policy(synth.redact_entities).describe()  # JSON-safe
     return {

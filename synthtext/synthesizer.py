@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 
 from . import prompts as prompt_format
-from .config import (DEFAULT_MIN_P, DEFAULT_NO_REPEAT_NGRAM, DEFAULT_TOP_P, MAX_ROWS, PrivacyConfig, SamplingConfig, TrainConfig,
-                     compose_ledgers)
+from .config import (DEFAULT_MIN_P, DEFAULT_NO_REPEAT_NGRAM, DEFAULT_TOP_P, MAX_ROWS, PrivacyConfig, SamplingConfig,
+                     TrainConfig, compose_ledgers)
 from .plan import (encode_rows, prompt_format_for, scan_columns, split_holdout, table_privacy, training_config,
                    units_and_columns)
 from .errors import ConfigError, DataError, NotFittedError, PrivacyBudgetError, option
@@ -677,7 +677,8 @@ class TextSynthesizer:
             "ledger": self.privacy_ledger_,
             "model_info": {"models": models, "redact_pii": self.redact_pii,
                            "sampling": {"temperature": self.temperature, "top_p": self.top_p, "min_p": self.min_p,
-                                        "no_repeat_ngram": self.no_repeat_ngram, "max_new_tokens": self.max_new_tokens}},
+                                        "no_repeat_ngram": self.no_repeat_ngram,
+                                        "max_new_tokens": self.max_new_tokens}},
         }
 
     def pii_redaction(self) -> dict:

@@ -46,7 +46,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from . import distributed
 from .config import PrivacyConfig, PrivacyLedger, TrainConfig
 from .errors import ConfigError, DataError, ModelError, PrivacyBudgetError, option
-from .llm import decoder_stack, shared_prefix_length
+from .llm import decoder_stack, padded_states, shared_prefix_length
 from .models import (BaseModel, ByteTransformerLM, EncodedExamples, FrozenStates, TrainedModel, add_lora,
                      base_fingerprint, cpu_has_native_bf16, length_order, sequence_losses)
 from .progress import Progress
@@ -410,12 +410,7 @@ class _Objective:
             return sequence_losses(model_logits(self.model, ids, attn), ids, target)
         hidden = None  # recomputed from the tokens (without gradients below the split)
         if self.cached is not None and index is not None and self.split > 0:
-            width = ids.shape[1]
-            hidden = torch.zeros((ids.shape[0], width, self.cached[0].shape[-1]), dtype=self.cached[0].dtype,
-                                 device=ids.device)
-            for row, j in enumerate(index.tolist()):
-                states = self.cached[j][:width]
-                hidden[row, : len(states)] = states.to(ids.device)
+            hidden = padded_states([self.cached[j] for j in index.tolist()], ids.shape[1], ids.device)
         return self.stack.record_losses(ids, attn, target, self.split, hidden)
 
 
@@ -682,7 +677,7 @@ def train_private(
     return TrainedModel(
         model=model, tokenizer=base.tokenizer, base_name=base.name, kind=base.kind, family=base.family,
         ledger=ledger, train_config=train, privacy_config=privacy, builtin_config=base.builtin_config,
-        base_fingerprint=fingerprint, frozen_states=_kept_states(objective, examples, keep_states_for),
+        base_fingerprint=fingerprint, frozen_states=_states_to_keep(objective, examples, keep_states_for),
         train_log={"steps": progress.log, "seconds": seconds, "cpu_seconds": cpu_seconds,
                    "frozen_layers_seconds": frozen_seconds,
                    "step_seconds": [b - a for a, b in zip([t0, *progress.step_ends], progress.step_ends)],  # 1st: with setup
@@ -743,16 +738,14 @@ def _frozen_prefix_objective(model, examples: EncodedExamples, base: BaseModel, 
     return _Objective(model, split, cached)
 
 
-def _kept_states(objective: _Objective, examples: EncodedExamples, keep: EncodedExamples | None) -> FrozenStates | None:
+def _states_to_keep(objective: _Objective, examples: EncodedExamples,
+                    keep: EncodedExamples | None) -> FrozenStates | None:
     """The cached frozen-layer states of the records in ``keep`` (matched by their tokens)."""
     if keep is None or objective.cached is None:
         return None
     wanted = {tuple(ids) for ids in keep.input_ids}
-    by_tokens = {}
-    for ids, states in zip(examples.input_ids, objective.cached):
-        if tuple(ids) in wanted:
-            by_tokens[tuple(ids)] = states
-    return FrozenStates(split=objective.split, by_tokens=by_tokens)
+    return FrozenStates(split=objective.split, by_tokens={
+        tuple(ids): states for ids, states in zip(examples.input_ids, objective.cached) if tuple(ids) in wanted})
 
 
 def adapted_layers(model: nn.Module) -> list[int]:

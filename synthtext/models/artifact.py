@@ -125,7 +125,7 @@ class TrainedModel:
         """Per-record losses of a right-padded batch, as training computes them: for a Llama-shaped
         model the head runs at text positions only, in bf16 where the hardware has it. ``states``: each
         record's kept frozen-layer states (:class:`FrozenStates`), so the layers below the adapters are skipped."""
-        from ..llm import decoder_stack, shared_prefix_length
+        from ..llm import decoder_stack, padded_states, shared_prefix_length
 
         stack = None if self.kind == "builtin" else decoder_stack(self.model)
         if stack is None:
@@ -134,14 +134,12 @@ class TrainedModel:
         split = min(_lora_layers(self.model), default=0)
         with torch.no_grad(), torch.autocast(device_type=ids.device.type, dtype=torch.bfloat16, enabled=bf16):
             if states is not None:
-                hidden = torch.zeros((*ids.shape, states[0].shape[-1]), dtype=states[0].dtype, device=ids.device)
-                for row, rec in enumerate(states):
-                    hidden[row, :len(rec)] = rec.to(ids.device)
+                hidden = padded_states(states, ids.shape[1], ids.device)
             elif split:  # the layers below the adapters are the base model's: the shared first tokens run once
                 lengths = attn.sum(1).tolist()
                 shared = shared_prefix_length([row[:n] for row, n in zip(ids.tolist(), lengths)])
                 hidden = stack.lower_after_prefix(ids, attn, split, shared)
-                hidden = hidden.to(torch.bfloat16) if bf16 else hidden  # as training caches them (and kept states are)
+                hidden = hidden.to(torch.bfloat16) if bf16 else hidden  # rounded as training's cached states are
             else:
                 hidden = None
             return stack.record_losses(ids, attn, target, split, hidden)
@@ -149,7 +147,8 @@ class TrainedModel:
     def _kept_states(self, examples: EncodedExamples) -> list[torch.Tensor | None]:
         """Per record, its kept frozen-layer states, or None (computed from its tokens then)."""
         kept = self.frozen_states
-        usable = kept is not None and self.kind != "builtin" and kept.split == min(_lora_layers(self.model), default=0)
+        usable = (kept is not None and self.kind != "builtin"
+                  and kept.split == min(_lora_layers(self.model), default=0))
         return [kept.by_tokens.get(tuple(ids)) if usable else None for ids in examples.input_ids]
 
     def record_losses(self, examples: EncodedExamples, batch_size: int = 32) -> np.ndarray:
