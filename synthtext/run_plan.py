@@ -230,7 +230,10 @@ def _estimate(synth, df, prepared, base, settings, examples, records, fmt, sampl
                            "how": f"batches of {generation['batch_size']} timed, the decoder simulated for texts "
                                   f"as long as the training texts ({float(np.mean(lengths)):.0f} tokens on average)"})
         if report and len(prepared.holdout_pos):
-            members, outsiders = min(len(ex), max(200, 4 * len(prepared.holdout_pos))), len(prepared.holdout_pos)
+            from .synthesizer import membership_cap
+
+            held = len(prepared.holdout_pos)  # the report's own caps (1,000 a side at most)
+            members, outsiders = min(len(ex), membership_cap("train", held)), min(held, membership_cap("holdout", held))
             seconds = estimate.membership_seconds(probe.trained, probe.records, members,
                                                   outsiders, tokens / probe.tokens_per_record)
             stages.append({"stage": f"report: membership losses of {members + outsiders:,} records{of}",

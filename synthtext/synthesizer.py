@@ -751,11 +751,16 @@ def _membership_rows(train: pd.DataFrame, holdout: pd.DataFrame, columns, seed: 
     return out
 
 
+def membership_cap(side: str, n_holdout: int, max_records: int = MEMBERSHIP_MAX_RECORDS) -> int:
+    """Most records of one side the membership attack scores: the holdout up to ``max_records``, training
+    records up to four times the holdout (at least 200) and ``max_records``."""
+    return max_records if side == "holdout" else min(max_records, max(200, 4 * n_holdout))
+
+
 def _membership_picks(n: int, side: str, n_holdout: int, rng: np.random.Generator,
                       max_records: int) -> np.ndarray | None:
-    """Which of ``n`` records of one side the membership attack scores (sorted positions; None: all): the
-    holdout up to ``max_records``, training records up to four times the holdout (at least 200)."""
-    cap = max_records if side == "holdout" else min(max_records, max(200, 4 * n_holdout))
+    """Which of ``n`` records of one side the membership attack scores (sorted positions; None: all)."""
+    cap = membership_cap(side, n_holdout, max_records)
     return np.sort(rng.choice(n, size=cap, replace=False)) if n > cap else None
 
 

@@ -179,3 +179,16 @@ def test_cli_plan_refuses_what_synthesize_refuses(tmp_path, capsys):
     assert planned == capsys.readouterr().err and "too few" in planned
     assert cli.main(["plan", *args[:-1], "--text-columns", "nope"]) == 2
     assert "unknown column(s) 'nope'" in capsys.readouterr().err
+
+
+def test_the_plan_counts_the_membership_records_the_report_scores():
+    """One rule for both: at most four times the holdout (at least 200) training records, 1,000 a side."""
+    import pandas as pd
+
+    from synthtext.synthesizer import _membership_rows, membership_cap
+
+    assert [membership_cap("train", h) for h in (10, 100, 500)] == [200, 400, 1000]
+    assert membership_cap("holdout", 1500) == 1000
+    frame = pd.DataFrame({"t": [f"text {i}" for i in range(3000)]})
+    sample = _membership_rows(frame.iloc[:1500], frame.iloc[1500:], ["t"], seed=0)["t"]
+    assert (len(sample["train"]), len(sample["holdout"])) == (membership_cap("train", 1500), membership_cap("holdout", 1500))
