@@ -160,7 +160,9 @@ def generate_token_ids(trained: TrainedModel, prompts: Sequence[str], sampling: 
         else:
             gen.manual_seed(sampling.seed)
         decoding = dict(pad_id=tok.pad_token_id, eos_id=tok.eos_token_id, sampling=sampling, generator=gen,
-                        stop_ids=_stop_token_ids(tok, stop_at, device) if stop_at else None)
+                        stop_ids=_stop_token_ids(tok, stop_at, device) if stop_at else None,
+                        # a text continued from a given start is not at its start
+                        openings=None if starts is not None else _missing_text_openings(tok, device))
         builtin = isinstance(model, ByteTransformerLM)
         if builtin or (sampling.static_cache and device.type == "cuda"):  # a batch at a time, to its end
             sample_batch = _sample_builtin if builtin else _sample_hf
@@ -234,7 +236,8 @@ def ban_repeated_ngrams(logits: torch.Tensor, written: torch.Tensor, counts: tor
 
 def sample_next(
     logits: torch.Tensor, *, temperature: float, top_p: float, min_p: float = 0.0,
-    generator: torch.Generator | None = None
+    generator: torch.Generator | None = None, at_start: torch.Tensor | None = None,
+    untruncated_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Draw one token per row from (B, vocab) logits with temperature, min-p and nucleus (top-p) sampling.
 
@@ -252,16 +255,36 @@ def sample_next(
     about one round suffices. Each round is a few O(vocab) passes, where sort + ``multinomial``
     over a 50k-token vocabulary took ~75% of CPU decoding time. Rows still drawing after
     :data:`_MAX_REJECTION_ROUNDS` rounds (only with a tiny ``top_p``) are sampled via a sort.
+
+    ``at_start`` (B,) marks the rows at their text's first token and ``untruncated_ids`` the tokens that
+    open a missing text there (:func:`_missing_text_openings`: EOS and the first token of the missing
+    marker): on those rows each of them is drawn with the model's own (tempered) probability, and the
+    truncation only shares out the rest. Whether a text is missing is the row's value, learned under DP
+    like the others: min-p, which cuts the long tail of ways to begin a review, otherwise raised it from
+    the model's ~3% to ~6% (docs/benchmarks/quality.md).
     """
     if temperature == 0:
         return logits.argmax(-1)
     logits = logits.float()
     if temperature != 1:
         logits = logits / temperature
-    probs = torch.softmax(logits, dim=-1)
+    model_probs = probs = torch.softmax(logits, dim=-1)
     if min_p > 0:
         probs = probs.masked_fill(probs < min_p * probs.amax(-1, keepdim=True), 0.0)
         probs = probs / probs.sum(-1, keepdim=True)  # the nucleus below is a share of what is left
+    if at_start is None:
+        return _draw_truncated(probs, top_p, generator)
+    set_aside = model_probs[:, untruncated_ids] * at_start[:, None]  # (B, k); 0 on the rows not at a start
+    probs = _without_tokens(probs, model_probs, at_start, untruncated_ids)
+    tokens = _draw_truncated(probs, top_p, generator)
+    u = torch.rand((len(tokens), 1), generator=generator, device=tokens.device)
+    pick = (u >= set_aside.cumsum(-1)).sum(-1)  # which set-aside token u falls on; k: none of them
+    k = len(untruncated_ids)
+    return torch.where(pick < k, untruncated_ids[pick.clamp(max=k - 1)], tokens)
+
+
+def _draw_truncated(probs: torch.Tensor, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
+    """One token per row from ``probs`` (rows summing to 1) within the top-p nucleus, by rejection."""
     tokens = _draw(probs, generator)
     if top_p >= 1.0:
         return tokens
@@ -276,6 +299,18 @@ def sample_next(
     if rows.numel():
         tokens[rows] = _sample_sorted(probs[rows], top_p, generator)
     return tokens
+
+
+def _without_tokens(probs: torch.Tensor, model_probs: torch.Tensor, rows: torch.Tensor,
+                    ids: torch.Tensor) -> torch.Tensor:
+    """``probs`` with the tokens ``ids`` taken out on the marked ``rows`` and renormalised; a marked row whose
+    truncation kept nothing else falls back to the model's own distribution over the other tokens."""
+    probs = probs.clone()
+    probs[:, ids] = torch.where(rows[:, None], 0.0, probs[:, ids])
+    fallback = model_probs.clone()
+    fallback[:, ids] = 0.0
+    probs = torch.where(probs.sum(-1, keepdim=True) > 0, probs, fallback)
+    return probs / probs.sum(-1, keepdim=True).clamp_min(1e-30)
 
 
 def _outside_nucleus(probs: torch.Tensor, tokens: torch.Tensor, top_p: float) -> torch.Tensor:
@@ -327,6 +362,17 @@ def _encode_prompts(tok: Any, prompts: Sequence[str], starts: Sequence[str] | No
 
 
 _STOP_TOKENS: dict = {}
+
+
+def _missing_text_openings(tok: Any, device) -> torch.Tensor:
+    """The tokens that begin a missing text: EOS (an empty text) and the first token of the missing marker
+    (:data:`synthtext.prompts.MISSING`, encoded as training encodes a text). :func:`sample_next` draws them
+    at a text's first token with the model's own probability."""
+    from .models.encoding import _encode_many
+    from .prompts import MISSING
+
+    ids = {tok.eos_token_id, _encode_many(tok, [MISSING])[0][0]}
+    return torch.tensor(sorted(ids), dtype=torch.long, device=device)
 
 
 def _stop_token_ids(tok: Any, characters: str, device) -> torch.Tensor:
@@ -491,9 +537,10 @@ def _sample_builtin(
     sampling: SamplingConfig,
     generator: torch.Generator,
     stop_ids: torch.Tensor | None = None,
+    openings: torch.Tensor | None = None,
 ) -> list[list[int]]:
     """One batch through the built-in model with a KV cache; finished rows leave the batch
-    (``stop_ids``: tokens that finish a row as EOS does, but are kept)."""
+    (``stop_ids``: tokens that finish a row as EOS does, but are kept; ``openings``: see :func:`sample_next`)."""
     device = model.tok_emb.weight.device
     ids, mask = _left_pad(seqs, pad_id, device)
     n, width = ids.shape
@@ -508,8 +555,10 @@ def _sample_builtin(
         if sampling.no_repeat_ngram:
             logits = ban_repeated_ngrams(logits, out[rows, :step], torch.full_like(rows, step),
                                          sampling.no_repeat_ngram)
+        first = step == 0 and openings is not None
         nxt = sample_next(logits, temperature=sampling.temperature, top_p=sampling.top_p, min_p=sampling.min_p,
-                          generator=generator)
+                          generator=generator, at_start=torch.ones_like(finished) if first else None,
+                          untruncated_ids=openings)
         out[rows, step] = nxt.masked_fill(finished, pad_id)
         finished |= (nxt == eos_id) | (limit[rows] <= step + 1)
         if stop_ids is not None:
@@ -537,6 +586,7 @@ def _sample_hf(
     sampling: SamplingConfig,
     generator: torch.Generator | None = None,
     stop_ids: torch.Tensor | None = None,
+    openings: torch.Tensor | None = None,
 ) -> list[list[int]]:
     """One batch through ``transformers``' ``generate`` (left padding, KV cache; a static one with
     ``sampling.static_cache``). ``stop_ids`` is not used here: rows write on to EOS or their budget.
@@ -558,7 +608,7 @@ def _sample_hf(
         steps = min(steps, context - max(len(s) for s in seqs))
     options: dict[str, Any] = {"do_sample": False}
     if sampling.temperature > 0 or sampling.no_repeat_ngram:  # (greedy with the guard: the processor's argmax)
-        options["logits_processor"] = _sampling_processor(sampling, generator)
+        options["logits_processor"] = _sampling_processor(sampling, generator, openings)
     if sampling.static_cache:  # GPU only (untested here): transformers compiles the decoding step
         options["cache_implementation"] = "static"
     out = model.generate(
@@ -705,7 +755,7 @@ class _Rows:
 
 @torch.no_grad()
 def _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar, *, pad_id, eos_id,
-                    sampling, generator, stop_ids=None) -> None:
+                    sampling, generator, stop_ids=None, openings=None) -> None:
     """Decode every prompt with continuous batching: one batch of at most ``batch_size`` rows, each row leaving
     it when it finishes (EOS, a stop token or its budget) and, once :data:`REFILL_FRACTION` of the places are
     free, waiting prompts (in ``order``) encoded and joined to it; the rows still writing keep their KV cache.
@@ -726,7 +776,8 @@ def _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar,
         open_places = batch_size - (0 if rows is None else len(rows) - done)
         refill = (rows is not None and waiting and _joinable(cache)
                   and open_places >= max(1, REFILL_FRACTION * batch_size))
-        if rows is None or refill:
+        joined = rows is None or refill  # new rows, at their text's first token
+        if joined:
             if rows is not None:
                 cache, rows, logits = _drop_finished(cache, rows, logits)
                 done = 0
@@ -744,8 +795,9 @@ def _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar,
                 release_freed_memory(collect=False)  # the two caches joined: the old buffers, before they pile up
         if sampling.no_repeat_ngram:
             logits = ban_repeated_ngrams(logits, tokens[rows.index], rows.written, sampling.no_repeat_ngram)
+        at_start = rows.written == 0 if joined and openings is not None else None
         nxt = sample_next(logits, temperature=sampling.temperature, top_p=sampling.top_p, min_p=sampling.min_p,
-                          generator=generator)
+                          generator=generator, at_start=at_start, untruncated_ids=openings)
         writing = ~rows.finished
         tokens[rows.index[writing], rows.written[writing]] = nxt[writing]
         rows.written += writing.long()
@@ -821,21 +873,24 @@ def _drop_finished(cache, rows: _Rows, per_row: torch.Tensor):
     return cache, rows, per_row[live]
 
 
-def _sampling_processor(sampling: SamplingConfig, generator: torch.Generator | None):
+def _sampling_processor(sampling: SamplingConfig, generator: torch.Generator | None,
+                        openings: torch.Tensor | None = None):
     from transformers import LogitsProcessor, LogitsProcessorList
 
     class _Sample(LogitsProcessor):
         prompt_width = None  # generate's first call sees the (left-padded) prompts only
 
         def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+            first = self.prompt_width is None and openings is not None
             if self.prompt_width is None:
                 self.prompt_width = input_ids.shape[1]
             if sampling.no_repeat_ngram:
                 text = input_ids[:, self.prompt_width:]
                 written = torch.full((len(text),), text.shape[1], device=text.device)
                 scores = ban_repeated_ngrams(scores, text, written, sampling.no_repeat_ngram)
+            at_start = torch.ones(len(scores), dtype=torch.bool, device=scores.device) if first else None
             nxt = sample_next(scores, temperature=sampling.temperature, top_p=sampling.top_p,
-                              min_p=sampling.min_p, generator=generator)
+                              min_p=sampling.min_p, generator=generator, at_start=at_start, untruncated_ids=openings)
             return torch.full_like(scores, -math.inf).scatter_(1, nxt[:, None], 0.0)
 
     return LogitsProcessorList([_Sample()])

@@ -868,3 +868,28 @@ def test_sample_seed_draws_other_structured_rows(tmp_path):
         frames.append(read_csv(out)[["product", "rating"]])
     assert not frames[0].equals(frames[1])  # another seed, other rows
     pd.testing.assert_frame_equal(frames[0], frames[2])  # the same seed, the same rows
+
+
+def test_sampling_options_reach_the_synthesizer_and_sample_overrides_them_for_one_run(tmp_path, monkeypatch):
+    from synthtext.synthesizer import TextSynthesizer
+
+    src, model = tmp_path / "in.csv", tmp_path / "model"
+    src.write_bytes(csv_bytes(GOOD))
+    code, _, err = run(["fit", src, "--save-model", model, *FAST, "--epsilon", "none", "--min-p", "0.2",
+                        "--temperature", "0.7", "--no-repeat-ngram", "4"])
+    assert code == 0, err
+    saved = TextSynthesizer.load(model)
+    assert (saved.min_p, saved.temperature, saved.no_repeat_ngram, saved.top_p) == (0.2, 0.7, 4, 1.0)
+    used = []
+    real = TextSynthesizer._sampling
+    monkeypatch.setattr(TextSynthesizer, "_sampling", lambda self, seed: used.append(real(self, seed)) or used[-1])
+    code, _, err = run(["sample", model, "-o", tmp_path / "out.csv", "--rows", "5", "--min-p", "0", "--top-p", "0.9"])
+    assert code == 0, err
+    assert (used[-1].min_p, used[-1].top_p, used[-1].temperature, used[-1].no_repeat_ngram) == (0.0, 0.9, 0.7, 4)
+    assert TextSynthesizer.load(model).min_p == 0.2  # the saved synthesizer keeps its own
+    for flag, value, message in [("--min-p", "1", "min_p must be in [0, 1)"), ("--top-p", "0", "top_p must be in"),
+                                 ("--no-repeat-ngram", "1", "no_repeat_ngram must be 0"),
+                                 ("--temperature", "hot", "expected a number")]:
+        code, _, err = run(["sample", model, "-o", tmp_path / "bad.csv", flag, value])
+        assert code == 2 and message in err and err.count("\n") == 1, err
+        assert not (tmp_path / "bad.csv").exists()

@@ -539,3 +539,86 @@ def test_no_repeat_ngram_in_transformers_generate(lora_models):
                             sampling=sampling, generator=torch.Generator().manual_seed(0))
     assert any(_repeats_an_ngram(ids, 3) for ids in out[0])  # greedy loops
     assert not any(_repeats_an_ngram(ids, 3) for ids in out[3])
+
+
+def test_at_a_text_start_the_tokens_that_open_a_missing_text_keep_the_models_own_probability():
+    """min-p / top-p cut the tail of ways to begin a text and so raise the share of the missing-text openings
+    (EOS, the marker's first token); at a text's first token those are drawn with the model's probability,
+    the truncation sharing out only the rest. Rows not at a start sample as before."""
+    g = torch.Generator().manual_seed(0)
+    # token 0 = EOS at 4%, token 1 (the marker's "<") at 2%, token 2 the top at 30%, a tail of 64 tokens at 1% each
+    p = torch.tensor([0.04, 0.02, 0.30] + [0.01] * 64)
+    n = 40000
+    logits = torch.log(p / p.sum()).expand(n, -1).clone()
+    openings = torch.tensor([0, 1])
+    at_start = torch.arange(n) % 2 == 0  # half the rows at their text's start
+    draws = sample_next(logits, temperature=1.0, top_p=1.0, min_p=0.2, generator=g, at_start=at_start,
+                        untruncated_ids=openings)
+    start, other = draws[at_start], draws[~at_start]
+    share = lambda d, t: float((d == t).float().mean())  # noqa: E731
+    assert abs(share(start, 0) - 0.04) < 0.006 and abs(share(start, 1) - 0.02) < 0.005
+    assert (start > 2).sum() == 0  # the tail is still cut (1% < 0.2 x 30%)
+    assert share(start, 2) == pytest.approx(0.94, abs=0.01)
+    # not at a start: min-p keeps the top token only (everything else < 6%)
+    assert (other == 2).all()
+    # without the rule min-p would have cut both openings at the start too
+    plain = sample_next(logits[:2000], temperature=1.0, top_p=1.0, min_p=0.2, generator=g)
+    assert (plain == 2).all()
+    # top_p=0.3 of what is left (the top token alone: 0.30 / 0.94) still draws the openings at their rate
+    nucleus = sample_next(logits, temperature=1.0, top_p=0.3, min_p=0.0, generator=g,
+                          at_start=torch.ones(n, dtype=torch.bool), untruncated_ids=openings)
+    assert abs(share(nucleus, 0) - 0.04) < 0.005 and share(nucleus, 2) == pytest.approx(0.94, abs=0.01)
+
+
+def test_at_a_text_start_a_truncation_that_kept_only_an_opening_falls_back_to_the_models_other_tokens():
+    g = torch.Generator().manual_seed(1)
+    p = torch.tensor([0.7, 0.0, 0.2, 0.1])  # EOS the top token: min-p 0.5 keeps only it
+    n = 20000
+    logits = torch.log(p).expand(n, -1).clone()
+    draws = sample_next(logits, temperature=1.0, top_p=1.0, min_p=0.5, generator=g,
+                        at_start=torch.ones(n, dtype=torch.bool), untruncated_ids=torch.tensor([0, 1]))
+    freq = torch.bincount(draws, minlength=4).float() / n
+    torch.testing.assert_close(freq, torch.tensor([0.7, 0.0, 0.2, 0.1]), rtol=0, atol=0.015)
+
+
+@pytest.mark.parametrize("decoder", ["builtin", "stream", "generate"])
+def test_each_decoder_marks_every_text_start_once_and_nothing_else(decoder, random_builtin, lora_models,
+                                                                   monkeypatch):
+    """The decoders tell the sampler which rows are at their text's first token: every prompt exactly once
+    (the continuous-batching decoder also for the prompts that join a running batch), none when the texts
+    continue given starts; the openings are EOS and the first token of the missing marker."""
+    import synthtext.generate as G
+    from synthtext.models.encoding import _encode_many
+    from synthtext.prompts import MISSING
+
+    trained = random_builtin if decoder == "builtin" else lora_models["llama"]
+    tok = trained.tokenizer
+    marked, openings = [], set()
+    real = G.sample_next
+
+    def spy(logits, **kw):
+        if kw.get("at_start") is not None:
+            marked.append(int(kw["at_start"].sum()))
+            openings.update(kw["untruncated_ids"].tolist())
+        return real(logits, **kw)
+
+    monkeypatch.setattr(G, "sample_next", spy)
+    monkeypatch.setattr(G, "REFILL_FRACTION", 0.01)
+    if decoder == "generate":  # transformers' generate, batch by batch (the static-cache path on a GPU)
+        seqs = _encode_prompts(tok, _prompts(5))
+        G._sample_hf(trained.model, seqs, [10] * 5, pad_id=tok.pad_token_id, eos_id=tok.eos_token_id,
+                     sampling=SamplingConfig(dtype="float32"), generator=torch.Generator().manual_seed(0),
+                     openings=G._missing_text_openings(tok, "cpu"))
+        n_prompts = 5
+    else:
+        prompts = _prompts(11, seed=5)
+        generate_token_ids(trained, prompts, batch_size=4, seed=0, dtype="float32")
+        n_prompts = len(prompts)
+        if decoder == "stream":
+            assert len(marked) >= 3  # the first batch and the prompts that joined it later
+    assert sum(marked) == n_prompts
+    assert openings == {tok.eos_token_id, _encode_many(tok, [MISSING])[0][0]}
+    marked.clear()
+    generate_token_ids(trained, _prompts(3), starts=["It was", "Nice", "A"], max_new_tokens=5, seed=0,
+                       dtype="float32")
+    assert marked == []

@@ -68,6 +68,12 @@ def _train_config(args: argparse.Namespace, **options):
     return TrainConfig(progress=not args.quiet, **options)
 
 
+def sampling_settings(args: argparse.Namespace) -> dict:
+    """The sampling options given on the command line, as TextSynthesizer's keywords."""
+    return {name: getattr(args, name) for name in ("temperature", "min_p", "top_p", "no_repeat_ngram")
+            if getattr(args, name, None) is not None}
+
+
 def _privacy_config(args: argparse.Namespace):
     from ..config import PrivacyConfig
 
@@ -86,7 +92,8 @@ def _synthesizer_from(args: argparse.Namespace):
                            privacy=_privacy_config(args), holdout=args.holdout, progress=show,
                            redact_entities=args.redact_entities, privacy_unit=args.privacy_unit,
                            max_rows_per_unit=args.max_rows_per_unit,
-                           public_domains=dict(args.public_domain) if args.public_domain else None)
+                           public_domains=dict(args.public_domain) if args.public_domain else None,
+                           **sampling_settings(args))
 
 
 def _summary(what: str, rows: int | None, synth, started: float, extra: str = "") -> str:
@@ -202,6 +209,8 @@ def run_sample(args: argparse.Namespace) -> int:
     _check_outputs([args.conditions], args.output)
     synth = TextSynthesizer.load(args.model_dir)
     synth.progress = not args.quiet and is_main()
+    for name, value in sampling_settings(args).items():  # this run's sampling; the saved model is unchanged
+        setattr(synth, name, value)
     conditions = read_table(args.conditions, encoding=args.encoding, trust_quotes=args.trust_quotes) if args.conditions else None
     out = synth.sample(args.rows, conditions=conditions, seed=args.seed)  # under torchrun, rows shared out
     if not is_main():

@@ -152,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--encoding", default="utf-8", help="text encoding of ROWS.csv (default: utf-8)")
     _add_trust_quotes(sample)
     sample.add_argument("--seed", type=_SEED, default=None, help="sampling seed (default: the fitted one)")
+    _add_sampling_options(sample, "the fitted synthesizer's")
     _add_formula_option(sample)
     sample.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
     sample.set_defaults(handler=run_sample)
@@ -290,6 +291,7 @@ def _add_fit_options(command: argparse.ArgumentParser) -> None:
                          help="--model builtin only: small on CPU, base on a GPU (auto); tiny for smoke tests")
     command.add_argument("--max-new-tokens", type=_count(1), default=None, metavar="N",
                          help="longest generated text, in tokens (bytes for the built-in model)")
+    _add_sampling_options(command)
     _add_max_length(command)
     command.add_argument("--structured", choices=("sdv", "keep", "dp"), default="sdv",
                          help="sdv: synthesize the other columns with SDV (not DP); keep: keep them as given; dp: "
@@ -309,6 +311,44 @@ def _add_fit_options(command: argparse.ArgumentParser) -> None:
     _add_trust_quotes(command)
     command.add_argument("--overwrite", action="store_true", help="replace an existing --save-model directory")
     command.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
+
+
+def _add_sampling_options(command: argparse.ArgumentParser, default: str | None = None) -> None:
+    """How texts are sampled (post-processing of the trained model: no privacy cost); unset = ``default``'s
+    setting, or the library's default."""
+    from ..config import DEFAULT_MIN_P, DEFAULT_NO_REPEAT_NGRAM, DEFAULT_TOP_P
+
+    def said(value) -> str:
+        return f"default: {default}" if default else f"default {value}"
+
+    command.add_argument("--temperature", type=_sampling("temperature", float), default=None, metavar="T",
+                         help=f"softmax temperature, 0 = greedy ({said(1.0)})")
+    command.add_argument("--min-p", type=_sampling("min_p", float), default=None, metavar="P",
+                         help=f"drop tokens less likely than P times the most likely one, 0 = off "
+                              f"({said(DEFAULT_MIN_P)})")
+    command.add_argument("--top-p", type=_sampling("top_p", float), default=None, metavar="P",
+                         help=f"nucleus sampling over what min-p left, 1 = off ({said(DEFAULT_TOP_P)})")
+    command.add_argument("--no-repeat-ngram", type=_sampling("no_repeat_ngram", int), default=None, metavar="N",
+                         help=f"never repeat a token N-gram within a text, 0 = off ({said(DEFAULT_NO_REPEAT_NGRAM)})")
+
+
+def _sampling(name: str, kind: type):
+    """An argparse type for the sampling setting ``name``, checked by SamplingConfig (its rule is the one rule)."""
+    from ..config import SamplingConfig
+    from ..errors import ConfigError
+
+    def parse(value: str):
+        try:
+            number = kind(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {'a whole number' if kind is int else 'a number'}, "
+                                             f"got {value!r}") from None
+        try:
+            SamplingConfig(**{name: number})
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return number
+    return parse
 
 
 def _public_domain(value: str) -> tuple:
