@@ -176,7 +176,7 @@ def column_by_column_seconds(probe: dict, tokenizer: Any, records: Sequence[dict
     (:func:`synthtext.whole_row.sample_rows`): one decoding pass per column, each prompted with the request
     and the line so far. Simulated on lines as long as those of ``records`` (the training rows): column k's
     prompt is the line's first k columns, its decoding the tokens column k adds; redraws are not counted."""
-    from .models.encoding import _encode_many
+    from .models import encode_texts
     from .whole_row import row_line
 
     rows = list(records)[:PROBE_SIMULATED_ROWS]
@@ -185,7 +185,7 @@ def column_by_column_seconds(probe: dict, tokenizer: Any, records: Sequence[dict
     before = np.zeros(len(rows))
     seconds = 0.0
     for k in range(1, len(columns) + 1):
-        upto = np.array([len(ids) for ids in _encode_many(tokenizer, [row_line(r, columns[:k], float_digits)
+        upto = np.array([len(ids) for ids in encode_texts(tokenizer, [row_line(r, columns[:k], float_digits)
                                                                        for r in rows])], dtype=float)
         added = np.maximum(upto - before, 1).astype(int)
         seconds += generation_seconds(probe, added, request_length + float(before.mean()), n_rows,

@@ -49,7 +49,7 @@ import torch
 from .config import DECODING_DTYPES, SamplingConfig
 from .errors import DataError
 from .llm import shared_prefix_length, use_grouped_attention
-from .models import ByteTransformerLM, TrainedModel, cpu_has_native_bf16, prompt_prefixes
+from .models import ByteTransformerLM, TrainedModel, cpu_has_native_bf16, encode_texts, prompt_prefixes
 from .memory import release_freed_memory
 from .progress import Progress
 
@@ -368,10 +368,9 @@ def _missing_text_openings(tok: Any, device) -> torch.Tensor:
     """The tokens that begin a missing text: EOS (an empty text) and the first token of the missing marker
     (:data:`synthtext.prompts.MISSING`, encoded as training encodes a text). :func:`sample_next` draws them
     at a text's first token with the model's own probability."""
-    from .models.encoding import _encode_many
     from .prompts import MISSING
 
-    ids = {tok.eos_token_id, _encode_many(tok, [MISSING])[0][0]}
+    ids = {tok.eos_token_id, encode_texts(tok, [MISSING])[0][0]}
     return torch.tensor(sorted(ids), dtype=torch.long, device=device)
 
 

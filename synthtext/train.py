@@ -30,7 +30,6 @@ import dataclasses
 import functools
 import hashlib
 import math
-import re
 import time
 import warnings
 from typing import Iterator
@@ -48,7 +47,7 @@ from .config import PrivacyConfig, PrivacyLedger, TrainConfig
 from .errors import ConfigError, DataError, ModelError, PrivacyBudgetError, option
 from .llm import decoder_stack, padded_states, shared_prefix_length
 from .models import (BaseModel, ByteTransformerLM, EncodedExamples, FrozenStates, TrainedModel, add_lora,
-                     base_fingerprint, cpu_has_native_bf16, length_order, sequence_losses)
+                     base_fingerprint, cpu_has_native_bf16, layer_index, length_order, sequence_losses)
 from .progress import Progress
 
 GRAD_SAMPLE_MODE = "hooks"  # measured faster than ghost clipping for LoRA on an H100 (DESIGN.md)
@@ -752,9 +751,9 @@ def adapted_layers(model: nn.Module) -> list[int]:
     """Indices of the decoder layers that hold trainable (LoRA) weights."""
     found = set()
     for name, p in model.named_parameters():
-        m = re.search(r"\.layers\.(\d+)\.", name)
-        if p.requires_grad and m:
-            found.add(int(m.group(1)))
+        layer = layer_index(name)
+        if p.requires_grad and layer is not None:
+            found.add(layer)
         elif p.requires_grad:
             return []  # something outside the decoder layers trains: run the whole model
     return sorted(found)

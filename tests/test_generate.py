@@ -588,7 +588,7 @@ def test_each_decoder_marks_every_text_start_once_and_nothing_else(decoder, rand
     (the continuous-batching decoder also for the prompts that join a running batch), none when the texts
     continue given starts; the openings are EOS and the first token of the missing marker."""
     import synthtext.generate as G
-    from synthtext.models.encoding import _encode_many
+    from synthtext.models import encode_texts
     from synthtext.prompts import MISSING
 
     trained = random_builtin if decoder == "builtin" else lora_models["llama"]
@@ -617,7 +617,7 @@ def test_each_decoder_marks_every_text_start_once_and_nothing_else(decoder, rand
         if decoder == "stream":
             assert len(marked) >= 3  # the first batch and the prompts that joined it later
     assert sum(marked) == n_prompts
-    assert openings == {tok.eos_token_id, _encode_many(tok, [MISSING])[0][0]}
+    assert openings == {tok.eos_token_id, encode_texts(tok, [MISSING])[0][0]}
     marked.clear()
     generate_token_ids(trained, _prompts(3), starts=["It was", "Nice", "A"], max_new_tokens=5, seed=0,
                        dtype="float32")

@@ -4,9 +4,9 @@
 """
 
 from .artifact import FrozenStates, TrainedModel, base_fingerprint, check_saved_files
-from .encoding import (EncodedExamples, encode_examples, length_order, prompt_prefixes, sequence_losses,
-                       uses_chat_template)
-from .loading import (DEFAULT_MODEL_NAMES, BaseModel, add_lora, cpu_has_native_bf16, load_base_model,
+from .encoding import (EncodedExamples, encode_examples, encode_texts, length_order, prompt_prefixes,
+                       sequence_losses, uses_chat_template)
+from .loading import (DEFAULT_MODEL_NAMES, BaseModel, add_lora, cpu_has_native_bf16, layer_index, load_base_model,
                       lora_target_modules)
 from .network import ByteLMConfig, ByteTokenizer, ByteTransformerLM, KVCache
 
@@ -25,6 +25,8 @@ __all__ = [
     "check_saved_files",
     "cpu_has_native_bf16",
     "encode_examples",
+    "encode_texts",
+    "layer_index",
     "length_order",
     "load_base_model",
     "lora_target_modules",

@@ -19,7 +19,7 @@ from torch import nn
 from ..config import PrivacyConfig, PrivacyLedger, TrainConfig
 from ..errors import ModelError
 from .encoding import EncodedExamples, length_order, sequence_losses
-from .loading import cpu_has_native_bf16, default_max_length, first_line, load_base_model
+from .loading import cpu_has_native_bf16, default_max_length, first_line, layer_index, load_base_model
 from .network import ByteLMConfig, ByteTokenizer, ByteTransformerLM
 
 FORMAT_NAME = "synthtext-model"
@@ -293,7 +293,5 @@ class TrainedModel:
 
 def _lora_layers(model) -> list[int]:
     """Indices of the decoder layers that hold LoRA weights (trainable or not: a loaded model's are frozen)."""
-    import re
-
-    return sorted({int(m.group(1)) for name, _ in model.named_parameters()
-                   if "lora_" in name and (m := re.search(r"\.layers\.(\d+)\.", name))})
+    return sorted({i for name, _ in model.named_parameters()
+                   if "lora_" in name and (i := layer_index(name)) is not None})

@@ -49,7 +49,9 @@ class EncodedExamples:
         return [0] * pl + [1] * (len(ids) - pl)
 
 
-def _encode_many(tokenizer: Any, strings: Sequence[str]) -> list[list[int]]:
+def encode_texts(tokenizer: Any, strings: Sequence[str]) -> list[list[int]]:
+    """Each string's token ids, without special tokens: how training encodes a text (and a prompt before its
+    BOS or chat turn), so generation and the estimates count tokens the same way."""
     if isinstance(tokenizer, ByteTokenizer):
         return [tokenizer.encode(s) for s in strings]
     if not strings:
@@ -88,12 +90,12 @@ def prompt_prefixes(tokenizer: Any, prompts: Sequence[str], starts: Sequence[str
     if uses_chat_template(tokenizer):
         turns = [tokenizer.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
                                                add_generation_prompt=True) for p in prompts]
-        out = _encode_many(tokenizer, turns)
+        out = encode_texts(tokenizer, turns)
     else:
         bos = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-        out = [[bos, *ids] for ids in _encode_many(tokenizer, prompts)]
+        out = [[bos, *ids] for ids in encode_texts(tokenizer, prompts)]
     if starts is not None:
-        out = [ids + start for ids, start in zip(out, _encode_many(tokenizer, list(starts)))]
+        out = [ids + start for ids, start in zip(out, encode_texts(tokenizer, list(starts)))]
     return out
 
 
@@ -115,7 +117,7 @@ def encode_examples(tokenizer: Any, prompts: Sequence[str], texts: Sequence[str]
             if not isinstance(s, str):
                 raise DataError(f"{what} {i} is {type(s).__name__}, expected str.")
     eos = tokenizer.eos_token_id
-    p_ids, t_ids = prompt_prefixes(tokenizer, prompts), _encode_many(tokenizer, texts)
+    p_ids, t_ids = prompt_prefixes(tokenizer, prompts), encode_texts(tokenizer, texts)
     input_ids, prompt_lengths, n_cut = [], [], 0
     too_long = []
     for i, (prefix, t) in enumerate(zip(p_ids, t_ids)):

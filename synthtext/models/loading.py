@@ -306,3 +306,11 @@ def add_lora(base: BaseModel, train: TrainConfig) -> nn.Module:
     if bad:
         raise ModelError(f"only LoRA weights may train, but these are trainable too: {bad[:5]}")
     return peft_model
+
+
+def layer_index(parameter_name: str) -> int | None:
+    """The decoder layer a parameter belongs to (``...layers.7.self_attn...`` -> 7), or None outside the layers."""
+    import re
+
+    m = re.search(r"\.layers\.(\d+)\.", parameter_name)
+    return int(m.group(1)) if m else None
