@@ -203,7 +203,7 @@ def main() -> None:
         "job": {"rows": len(train), "sample": n, "epsilon": eps, "prompt_only": args.prompt_only,
                 "model": args.model or "default", "train": json.loads(args.train),
                 "privacy": json.loads(args.privacy), "temperature": synth.temperature, "top_p": synth.top_p,
-                "min_p": synth.min_p, "no_repeat_ngram": synth.no_repeat_ngram},
+                "min_p": synth.min_p, "no_repeat_ngram": synth._no_repeat_ngram()},
         "oov_rate": oov_rate(texts, vocabulary), "heldout_oov_rate": oov_rate(real_texts, vocabulary),
         "discriminator_auc": discriminator_auc(real_texts, texts, args.seed),
         "lift": lift,

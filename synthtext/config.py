@@ -319,10 +319,19 @@ DECODING_DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEFAULT_TOP_P = 1.0
 DEFAULT_MIN_P = 0.05
 DEFAULT_NO_REPEAT_NGRAM = 3
+BYTE_MODEL_NO_REPEAT_NGRAM = 0
 """Sampling defaults (:class:`SamplingConfig`, ``TextSynthesizer``): min-p 0.05, no nucleus cut, no token 3-gram
 twice in a text. On the README job's DP model (500 texts) min-p wrote 6-7% words not in the training vocabulary
 against 16-17% at the old top-p 0.95 (unseen real reviews 4.3%); alone it caught 13.5% of the texts in loops, with
-the 3-gram guard 0.2% (as top-p 0.95). docs/benchmarks/quality.md, "Min-p sampling"."""
+the 3-gram guard 0.2% (as top-p 0.95). docs/benchmarks/quality.md, "Min-p sampling". The built-in byte model's tokens are bytes, so
+the guard would forbid a letter triple twice in a text (OOV 75.7% with it, 60.8% without): off there
+(:func:`default_no_repeat_ngram`)."""
+
+
+def default_no_repeat_ngram(byte_model: bool) -> int:
+    """The repetition guard's default: token 3-grams on a pretrained model, off on the built-in byte model
+    (docs/benchmarks/quality_builtin_sampling.json)."""
+    return BYTE_MODEL_NO_REPEAT_NGRAM if byte_model else DEFAULT_NO_REPEAT_NGRAM
 
 
 @dataclass(frozen=True)
@@ -343,9 +352,10 @@ class SamplingConfig:
     """Min-p sampling: drop the tokens less likely than ``min_p`` times the most likely one, before the
     nucleus (0 = off)."""
 
-    no_repeat_ngram: int = DEFAULT_NO_REPEAT_NGRAM
+    no_repeat_ngram: int | None = None
     """Never write a token that completes a token n-gram of this length the text already holds (0 = off;
-    at least 2): keeps a sampler out of loops."""
+    at least 2): keeps a sampler out of loops. None: by model (:func:`default_no_repeat_ngram`: 3, off on
+    the built-in byte model, whose tokens are bytes)."""
 
     max_new_tokens: int | None = None
     """Tokens to generate at most per prompt (EOS not counted in the text). None: up to the model's
@@ -388,8 +398,8 @@ class SamplingConfig:
         if isinstance(m, bool) or not isinstance(m, (int, float)) or not 0 <= m < 1:
             raise ConfigError(f"min_p must be in [0, 1) (0 = no min-p cut), got {m!r}.")
         g = self.no_repeat_ngram
-        if isinstance(g, bool) or not isinstance(g, int) or g < 0 or g == 1:
-            raise ConfigError(f"no_repeat_ngram must be 0 (off) or an integer >= 2, got {g!r}.")
+        if g is not None and (isinstance(g, bool) or not isinstance(g, int) or g < 0 or g == 1):
+            raise ConfigError(f"no_repeat_ngram must be 0 (off), an integer >= 2 or None (by model), got {g!r}.")
         for name in ("max_new_tokens", "batch_size"):
             v = getattr(self, name)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):

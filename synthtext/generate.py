@@ -46,7 +46,7 @@ from typing import Any, Sequence
 
 import torch
 
-from .config import DECODING_DTYPES, SamplingConfig
+from .config import DECODING_DTYPES, SamplingConfig, default_no_repeat_ngram
 from .errors import DataError
 from .llm import shared_prefix_length, use_grouped_attention
 from .models import ByteTransformerLM, TrainedModel, cpu_has_native_bf16, encode_texts, prompt_prefixes
@@ -140,6 +140,8 @@ def generate_token_ids(trained: TrainedModel, prompts: Sequence[str], sampling: 
     """Like :func:`generate_texts`, but returns the new token ids per prompt (EOS and padding
     removed), in input order. Same arguments."""
     sampling = replace(sampling or SamplingConfig(), **settings)  # SamplingConfig checks every setting
+    if sampling.no_repeat_ngram is None:
+        sampling = replace(sampling, no_repeat_ngram=default_no_repeat_ngram(trained.builtin_config is not None))
     tok = trained.tokenizer
     prompt_ids = _encode_prompts(tok, prompts, starts)
     budgets = token_budgets(trained, [len(p) for p in prompt_ids], sampling.max_new_tokens)

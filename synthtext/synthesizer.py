@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 
 from . import prompts as prompt_format
-from .config import (DEFAULT_MIN_P, DEFAULT_NO_REPEAT_NGRAM, DEFAULT_TOP_P, MAX_ROWS, PrivacyConfig, SamplingConfig,
-                     TrainConfig, compose_ledgers)
+from .config import (DEFAULT_MIN_P, DEFAULT_TOP_P, MAX_ROWS, PrivacyConfig, SamplingConfig,
+                     TrainConfig, compose_ledgers, default_no_repeat_ngram)
 from .plan import (encode_rows, prompt_format_for, scan_columns, split_holdout, table_privacy, training_config,
                    units_and_columns)
 from .errors import ConfigError, DataError, NotFittedError, PrivacyBudgetError, option
@@ -132,7 +132,8 @@ class TextSynthesizer:
     train, privacy: full :class:`~synthtext.config.TrainConfig` / ``PrivacyConfig`` for fine control
         (``epsilon``/``delta`` above override the privacy config's).
     temperature, top_p, min_p, no_repeat_ngram, max_new_tokens: sampling settings (see
-        :class:`~synthtext.config.SamplingConfig`).
+        :class:`~synthtext.config.SamplingConfig`); ``no_repeat_ngram=None`` is 3 (token 3-grams), off with
+        ``model="builtin"`` (its tokens are bytes).
     holdout: share of rows (random, seeded) kept out of training so leakage can be measured
         against data the model never saw (0 to 0.5; 0 turns the holdout-based metrics off); with
         ``privacy_unit`` a share of the units.
@@ -154,7 +155,7 @@ class TextSynthesizer:
                  redact_entities: Sequence[str] | str | None = None, locale: str = "en_US",
                  seed: int = 0, train: TrainConfig | None = None, privacy: PrivacyConfig | None = None,
                  temperature: float = 1.0, top_p: float = DEFAULT_TOP_P, min_p: float = DEFAULT_MIN_P,
-                 no_repeat_ngram: int = DEFAULT_NO_REPEAT_NGRAM,
+                 no_repeat_ngram: int | None = None,
                  max_new_tokens: int | None = None,
                  holdout: float = 0.1, progress: bool = False, analyzer: Any = None,
                  privacy_unit: str | None = None, max_rows_per_unit: int = DEFAULT_MAX_ROWS_PER_UNIT,
@@ -546,8 +547,16 @@ class TextSynthesizer:
     def _sampling(self, seed: int | None) -> SamplingConfig:
         """How the texts are sampled, with this seed (SamplingConfig checks the settings)."""
         return SamplingConfig(temperature=self.temperature, top_p=self.top_p, min_p=self.min_p,
-                              no_repeat_ngram=self.no_repeat_ngram,
+                              no_repeat_ngram=self._no_repeat_ngram(),
                               max_new_tokens=self.max_new_tokens, seed=seed, progress=self.progress)
+
+    def _no_repeat_ngram(self) -> int:
+        """The repetition guard used: as set, or by model (off on the built-in byte model)."""
+        from .models.loading import BUILTIN
+
+        if self.no_repeat_ngram is not None:
+            return self.no_repeat_ngram
+        return default_no_repeat_ngram(str(self.model) == BUILTIN)
 
     def _row_pii(self, row: Mapping) -> dict[str, str]:
         """The row's own synthetic PII values, so "<PERSON>" in its text names the row's person."""
@@ -677,7 +686,7 @@ class TextSynthesizer:
             "ledger": self.privacy_ledger_,
             "model_info": {"models": models, "redact_pii": self.redact_pii,
                            "sampling": {"temperature": self.temperature, "top_p": self.top_p, "min_p": self.min_p,
-                                        "no_repeat_ngram": self.no_repeat_ngram,
+                                        "no_repeat_ngram": self._no_repeat_ngram(),
                                         "max_new_tokens": self.max_new_tokens}},
         }
 

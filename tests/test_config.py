@@ -17,7 +17,7 @@ from synthtext.errors import ConfigError
     ({"min_p": 1}, "min_p must be in [0, 1) (0 = no min-p cut), got 1."),
     ({"min_p": -0.1}, "min_p must be in [0, 1)"),
     ({"min_p": True}, "min_p must be in [0, 1)"),
-    ({"no_repeat_ngram": 1}, "no_repeat_ngram must be 0 (off) or an integer >= 2, got 1."),
+    ({"no_repeat_ngram": 1}, "no_repeat_ngram must be 0 (off), an integer >= 2 or None (by model), got 1."),
     ({"no_repeat_ngram": -2}, "no_repeat_ngram must be 0"),
     ({"max_new_tokens": 0}, "max_new_tokens must be a positive integer or None, got 0."),
     ({"batch_size": 2.0}, "batch_size must be a positive integer or None, got 2.0."),
@@ -37,7 +37,7 @@ def test_defaults_and_a_torch_dtype_are_accepted_and_the_config_is_frozen():
 
     config = SamplingConfig()
     assert (config.temperature, config.top_p, config.min_p, config.no_repeat_ngram, config.max_new_tokens,
-            config.seed) == (1.0, 1.0, 0.05, 3, None, None)
+            config.seed) == (1.0, 1.0, 0.05, None, None, None)
     assert SamplingConfig(temperature=0, top_p=1, dtype=torch.bfloat16).dtype is torch.bfloat16
     with pytest.raises(FrozenInstanceError):
         config.temperature = 0.5

@@ -526,6 +526,27 @@ def test_no_repeat_ngram_keeps_every_decoder_out_of_loops(which, random_builtin,
     assert all(len(ids) >= 30 for ids in guarded) or which == "llama"  # the built-in model never ends early
 
 
+@pytest.mark.parametrize("which", ["builtin", "llama"])
+def test_the_repetition_guard_by_default_counts_tokens_and_is_off_on_the_byte_model(which, random_builtin, lora_models):
+    """``no_repeat_ngram=None`` (the default) is 3 token-grams on a tokenizer model and off on the built-in byte
+    model, where a "token 3-gram" is three letters (docs/benchmarks/quality_builtin_sampling.json)."""
+    trained = random_builtin if which == "builtin" else lora_models["llama"]
+    prompts = _prompts(6)
+    settings = dict(max_new_tokens=40, batch_size=4, temperature=0, dtype="float32")
+    by_default = generate_token_ids(trained, prompts, **settings)
+    expected = generate_token_ids(trained, prompts, no_repeat_ngram=0 if which == "builtin" else 3, **settings)
+    other = generate_token_ids(trained, prompts, no_repeat_ngram=3 if which == "builtin" else 0, **settings)
+    assert by_default == expected and by_default != other
+
+
+def test_the_synthesizer_reports_the_repetition_guard_it_uses():
+    from synthtext import TextSynthesizer
+
+    assert TextSynthesizer(["t"], model="builtin")._sampling(0).no_repeat_ngram == 0
+    assert TextSynthesizer(["t"])._sampling(0).no_repeat_ngram == 3
+    assert TextSynthesizer(["t"], model="builtin", no_repeat_ngram=4)._sampling(0).no_repeat_ngram == 4
+
+
 def test_no_repeat_ngram_in_transformers_generate(lora_models):
     from synthtext.generate import _sample_hf
 

@@ -329,7 +329,8 @@ def _add_sampling_options(command: argparse.ArgumentParser, default: str | None 
     command.add_argument("--top-p", type=_sampling("top_p", float), default=None, metavar="P",
                          help=f"nucleus sampling over what min-p left, 1 = off ({said(DEFAULT_TOP_P)})")
     command.add_argument("--no-repeat-ngram", type=_sampling("no_repeat_ngram", int), default=None, metavar="N",
-                         help=f"never repeat a token N-gram within a text, 0 = off ({said(DEFAULT_NO_REPEAT_NGRAM)})")
+                         help=f"never repeat a token N-gram within a text, 0 = off "
+                              f"({said(f'{DEFAULT_NO_REPEAT_NGRAM}; off with --model builtin')})")
 
 
 def _sampling(name: str, kind: type):
