@@ -72,7 +72,8 @@ PRETRAINED_CPU_BATCH_SIZE = 128
 
 
 def generate_texts(trained: TrainedModel, prompts: Sequence[str], sampling: SamplingConfig | None = None,
-                   *, starts: Sequence[str] | None = None, stop_at: str = "", **settings: Any) -> list[str]:
+                   *, starts: Sequence[str] | None = None, stop_at: str = "", starts_open_values: bool = False,
+                   **settings: Any) -> list[str]:
     """Sample one text per prompt; returns the decoded texts in the order of ``prompts``.
 
     Args:
@@ -88,6 +89,9 @@ def generate_texts(trained: TrainedModel, prompts: Sequence[str], sampling: Samp
             characters include one of them (that token is kept; the caller cuts the string). Only
             a saving of decoding time: the static-cache path (``static_cache`` on a GPU) writes on
             to EOS or the budget, so callers must cut the text anyway.
+        starts_open_values: each start ends with a field's ``name:`` (whole rows,
+            :mod:`synthtext.whole_row`): the missing marker's first token there is drawn with the model's
+            own probability, as a text's missing-text openings are when no starts are given.
         **settings: any of those settings as keywords, taking precedence over ``sampling``'s:
             ``generate_texts(trained, prompts, temperature=0, max_new_tokens=60)``.
 
@@ -96,7 +100,7 @@ def generate_texts(trained: TrainedModel, prompts: Sequence[str], sampling: Samp
         ConfigError: an invalid sampling setting.
     """
     return _decode(trained.tokenizer, generate_token_ids(trained, prompts, sampling, starts=starts, stop_at=stop_at,
-                                                         **settings))
+                                                         starts_open_values=starts_open_values, **settings))
 
 
 CHUNK_ROWS = 2048
@@ -136,7 +140,8 @@ def generate_texts_by_chunks(trained: TrainedModel, prompts: Sequence[str], samp
 
 
 def generate_token_ids(trained: TrainedModel, prompts: Sequence[str], sampling: SamplingConfig | None = None,
-                       *, starts: Sequence[str] | None = None, stop_at: str = "", **settings: Any) -> list[list[int]]:
+                       *, starts: Sequence[str] | None = None, stop_at: str = "", starts_open_values: bool = False,
+                       **settings: Any) -> list[list[int]]:
     """Like :func:`generate_texts`, but returns the new token ids per prompt (EOS and padding
     removed), in input order. Same arguments."""
     sampling = replace(sampling or SamplingConfig(), **settings)  # SamplingConfig checks every setting
@@ -151,7 +156,6 @@ def generate_token_ids(trained: TrainedModel, prompts: Sequence[str], sampling: 
     batch_size = batch_size_for(trained, sampling)
     # Longest first (a batch that does not fit in memory fails at once), stable for determinism.
     order = sorted(range(len(prompt_ids)), key=lambda i: -len(prompt_ids[i]))
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     results: list[list[int] | None] = [None] * len(prompt_ids)
     model = _inference_model(trained, sampling)
     bar = _progress_bar(len(prompt_ids), sampling.progress)
@@ -163,22 +167,56 @@ def generate_token_ids(trained: TrainedModel, prompts: Sequence[str], sampling: 
             gen.manual_seed(sampling.seed)
         decoding = dict(pad_id=tok.pad_token_id, eos_id=tok.eos_token_id, sampling=sampling, generator=gen,
                         stop_ids=_stop_token_ids(tok, stop_at, device) if stop_at else None,
-                        # a text continued from a given start is not at its start
-                        openings=None if starts is not None else _missing_text_openings(tok, device))
+                        # a text continued from a given start is not at its start; a value after its name is
+                        openings=(_missing_text_openings(tok, device) if starts is None
+                                  else _missing_value_openings(tok, device) if starts_open_values else None))
         builtin = isinstance(model, ByteTransformerLM)
-        if builtin or (sampling.static_cache and device.type == "cuda"):  # a batch at a time, to its end
-            sample_batch = _sample_builtin if builtin else _sample_hf
-            with contextlib.nullcontext() if builtin else _clean_generation_config(model, tok):
-                for batch in batches:
-                    out = sample_batch(model, [prompt_ids[i] for i in batch], [budgets[i] for i in batch], **decoding)
-                    for i, ids in zip(batch, out):
-                        results[i] = ids
-                    bar.update(len(batch))
-        else:
-            _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar, **decoding)
+
+        def decode(order: list[int], bar) -> None:
+            if builtin or (sampling.static_cache and device.type == "cuda"):  # a batch at a time, to its end
+                sample_batch = _sample_builtin if builtin else _sample_hf
+                with contextlib.nullcontext() if builtin else _clean_generation_config(model, tok):
+                    for batch in (order[i : i + batch_size] for i in range(0, len(order), batch_size)):
+                        out = sample_batch(model, [prompt_ids[i] for i in batch], [budgets[i] for i in batch],
+                                           **decoding)
+                        for i, ids in zip(batch, out):
+                            results[i] = ids
+                        bar.update(len(batch))
+            else:
+                _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar, **decoding)
+
+        decode(order, bar)
+        if decoding["openings"] is not None:  # a text's (or value's) start: markup drawn again
+            again = order
+            for _ in range(MARKUP_REDRAWS):
+                again = [i for i in again if _opens_with_markup(tok.decode(results[i], skip_special_tokens=True))]
+                if not again:
+                    break
+                decode(again, _progress_bar(len(again), False))
     finally:
         bar.close()
     return [r if r is not None else [] for r in results]
+
+
+MARKUP_REDRAWS = 4
+"""A text (or whole-row value) that opens with ``<`` but not with the missing marker or a ``<TYPE>`` placeholder
+is drawn again, at most this many times: the marker shares its first token with markup, which the pretrained
+model favours (on the README job's DP model 14% of the texts began with ``<``, under 2% went on to the marker;
+8% of the texts were then tags and symbols such as ``<head>``, ``<@!@[``). Drawing again is rejection sampling:
+the texts follow the model's distribution given that they do not open with markup."""
+
+
+def _opens_with_markup(text: str) -> bool:
+    """True for a text that begins (after spaces) with ``<`` but not with the missing marker or a placeholder
+    of an entity type (``<PERSON>``; ``<I>`` is a tag)."""
+    from .pii import PLACEHOLDER, placeholder_types
+    from .prompts import MISSING
+
+    start = text.lstrip()
+    if not start.startswith("<") or start.lower().startswith(MISSING):
+        return False
+    tag = PLACEHOLDER.match(start)
+    return tag is None or tag.group(1) not in placeholder_types()
 
 
 def batch_size_for(trained: TrainedModel, sampling: SamplingConfig) -> int:
@@ -374,6 +412,17 @@ def _missing_text_openings(tok: Any, device) -> torch.Tensor:
 
     ids = {tok.eos_token_id, encode_texts(tok, [MISSING])[0][0]}
     return torch.tensor(sorted(ids), dtype=torch.long, device=device)
+
+
+def _missing_value_openings(tok: Any, device) -> torch.Tensor:
+    """The first token of the missing marker as it follows a field's ``name:`` in a whole row (`` <`` for
+    SmolLM2's tokenizer), encoded as starts are: a missing value is drawn at the model's rate, as a
+    missing text is."""
+    from .prompts import KEY_SEPARATOR, MISSING
+
+    key = "Name" + KEY_SEPARATOR.rstrip()
+    before, after = prompt_prefixes(tok, ["", ""], [key, key + KEY_SEPARATOR[len(KEY_SEPARATOR.rstrip()):] + MISSING])
+    return torch.tensor([after[len(before)]], dtype=torch.long, device=device)
 
 
 def _stop_token_ids(tok: Any, characters: str, device) -> torch.Tensor:
@@ -825,7 +874,8 @@ def _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar,
                        past_key_values=cache, use_cache=True).logits[:, -1]
         rows.next_pos = rows.next_pos + 1
     stops = frozenset() if stop_ids is None else frozenset(stop_ids.tolist())
-    for i, row in enumerate(tokens.tolist()):
+    written = tokens[torch.tensor(order, dtype=torch.long, device=device)].tolist()
+    for i, row in zip(order, written):  # the prompts decoded here (``order`` may be some of them)
         results[i] = _cut(row, eos_id, budgets[i], stops)
 
 

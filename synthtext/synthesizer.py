@@ -470,6 +470,7 @@ class TextSynthesizer:
         rows = self._structured_rows(num_rows, conditions, seed)
         records = rows.to_dict("records")
         surrogates = Surrogates(locale=self.locale, seed=seed)
+        placeholders = self._placeholder_types()
         out = rows.copy()
         for column in self.text_columns_:
             prompts = [self.prompt_format_.prompt(row, column) for row in records]
@@ -479,7 +480,7 @@ class TextSynthesizer:
                 raw = _CONTROL_CHARACTERS.sub("", raw)
                 text = prompt_format.decode_text(prompt_format.split_generated(raw) or "")
                 if text is not None:
-                    text = surrogates.fill_placeholders(text, known=self._row_pii(row))
+                    text = surrogates.fill_placeholders(text, known=self._row_pii(row), types=placeholders)
                 texts.append(text)
             out[column] = pd.Series(texts, index=out.index, dtype=object)
             release_freed_memory()  # decoding's KV caches and logits
@@ -530,8 +531,10 @@ class TextSynthesizer:
             values = unit_surrogates(self.dtypes_[self.privacy_unit], n_units, self.pii_columns_.get(self.privacy_unit),
                                      surrogates)
             rows[self.privacy_unit] = [values[u] for u in unit_of]
+        placeholders = self._placeholder_types()
         for column in self.text_columns_:
-            rows[column] = [surrogates.fill_placeholders(_CONTROL_CHARACTERS.sub("", t), known=self._row_pii(r))
+            rows[column] = [surrogates.fill_placeholders(_CONTROL_CHARACTERS.sub("", t), known=self._row_pii(r),
+                                                         types=placeholders)
                             if isinstance(t, str) else None for t, r in zip(rows[column], rows.to_dict("records"))]
         rows = whole_row.restore_dtypes(rows[self.columns_], self.dtypes_, self.public_domains_)
         release_freed_memory()
@@ -557,6 +560,12 @@ class TextSynthesizer:
         if self.no_repeat_ngram is not None:
             return self.no_repeat_ngram
         return default_no_repeat_ngram(str(self.model) == BUILTIN)
+
+    def _placeholder_types(self) -> frozenset[str]:
+        """The ``<TYPE>`` placeholders filled with surrogates: known entity types and those the scan found."""
+        from .pii import placeholder_types
+
+        return placeholder_types(t for counts in self.pii_scan_["counts"].values() for t in counts)
 
     def _row_pii(self, row: Mapping) -> dict[str, str]:
         """The row's own synthetic PII values, so "<PERSON>" in its text names the row's person."""

@@ -326,7 +326,7 @@ class _ValueWriter:
                 break
             texts = generate_texts(self.trained, [self.request] * len(todo), replace(
                 self.sampling, seed=self._next_seed(), max_new_tokens=self.sampling.max_new_tokens if last else VALUE_TOKENS),
-                starts=[starts[i] for i in todo], stop_at=stop)
+                starts=[starts[i] for i in todo], stop_at=stop, starts_open_values=True)
             if stop:
                 texts = self._past_escaped_bars([starts[i] for i in todo], texts, stop)
             self.draws += len(todo)

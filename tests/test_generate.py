@@ -609,7 +609,7 @@ def test_each_decoder_marks_every_text_start_once_and_nothing_else(decoder, rand
     (the continuous-batching decoder also for the prompts that join a running batch), none when the texts
     continue given starts; the openings are EOS and the first token of the missing marker."""
     import synthtext.generate as G
-    from synthtext.models import encode_texts
+    from synthtext.models import encode_texts, prompt_prefixes
     from synthtext.prompts import MISSING
 
     trained = random_builtin if decoder == "builtin" else lora_models["llama"]
@@ -643,3 +643,54 @@ def test_each_decoder_marks_every_text_start_once_and_nothing_else(decoder, rand
     generate_token_ids(trained, _prompts(3), starts=["It was", "Nice", "A"], max_new_tokens=5, seed=0,
                        dtype="float32")
     assert marked == []
+    if decoder == "generate":
+        return
+    # whole rows: every start ends with a field's name, and the value's first token is a start
+    openings.clear()
+    generate_token_ids(trained, _prompts(3), starts=["Age:", "Rating: 4 | Text:", "A:"], max_new_tokens=5, seed=0,
+                       dtype="float32", starts_open_values=True)
+    assert sum(marked) == 3
+    marker = prompt_prefixes(tok, [""], ["Age: " + MISSING])[0][len(prompt_prefixes(tok, [""], ["Age:"])[0])]
+    assert openings == {marker}
+
+
+def test_markup_at_a_text_start_is_told_from_the_marker_and_placeholders():
+    from synthtext.generate import _opens_with_markup
+
+    for text in ("<head>\n<meta>", "<@!@[<@](", " <p>Nice", "<3", "<missing information>", "<Mark> this",
+                 "<I>Nice</I>"):
+        assert _opens_with_markup(text), text
+    for text in ("<missing>", "<MISSING>", " <missing> |", "<PERSON> called twice", "I <3 it", "", "Nice"):
+        assert not _opens_with_markup(text), text
+
+
+@pytest.mark.parametrize("which", ["builtin", "llama"])
+def test_texts_that_open_with_markup_are_drawn_again_and_the_others_kept(which, random_builtin, lora_models,
+                                                                         monkeypatch):
+    """Rejection sampling of markup openings: the flagged texts are decoded again (both decoders), at most
+    MARKUP_REDRAWS times; the other texts are the ones the first pass wrote."""
+    import synthtext.generate as G
+
+    trained = random_builtin if which == "builtin" else lora_models["llama"]
+    prompts = _prompts(6)
+    settings = dict(max_new_tokens=12, batch_size=4, seed=3, dtype="float32", min_p=0.0, temperature=2.0)
+    first = generate_token_ids(trained, prompts, **settings)
+    flagged = {trained.tokenizer.decode(first[i], skip_special_tokens=True) for i in (1, 4)}
+    calls = []
+
+    def opens_with_markup(text):  # the first pass's texts 1 and 4 "open with markup"
+        calls.append(text)
+        return text in flagged
+
+    monkeypatch.setattr(G, "_opens_with_markup", opens_with_markup)
+    again = generate_token_ids(trained, prompts, **settings)
+    assert [again[i] for i in (0, 2, 3, 5)] == [first[i] for i in (0, 2, 3, 5)]
+    assert again[1] != first[1] and again[4] != first[4]
+    assert len(calls) == 6 + 2  # every text checked, then the two drawn again
+    monkeypatch.setattr(G, "_opens_with_markup", lambda text: True)  # never well-formed: bounded
+    assert len(generate_token_ids(trained, prompts, **settings)) == 6
+    # texts continued from given starts are not at their start: nothing is checked
+    calls.clear()
+    monkeypatch.setattr(G, "_opens_with_markup", opens_with_markup)
+    generate_token_ids(trained, prompts[:2], starts=["It", "A"], **settings)
+    assert calls == []

@@ -278,6 +278,16 @@ def test_fill_placeholders_uses_known_values_and_faker_types():
     assert pii.PLACEHOLDER.search(out) is None
 
 
+def test_only_entity_placeholders_are_filled_and_tags_stay_as_written():
+    """A model writes upper-case HTML tags too (``<I>`` ... ``</i>``): given the placeholder types, those stay
+    as written instead of becoming a random code; a custom type the scan found is filled."""
+    types = pii.placeholder_types(["EMPLOYEE_ID"])
+    assert {"PERSON", "LOCATION", "ORGANIZATION", "EMPLOYEE_ID"} <= types and "I" not in types
+    out = pii.Surrogates(seed=1).fill_placeholders("<I>Nice</I> said <PERSON>, badge <EMPLOYEE_ID>.",
+                                                   known={"PERSON": "Zoe Quinn"}, types=types)
+    assert out.startswith("<I>Nice</I> said Zoe Quinn, badge ") and "<EMPLOYEE_ID>" not in out
+
+
 def test_surrogate_locale():
     assert pii.Surrogates(locale="de_DE", seed=3).new_value("PERSON")
     with pytest.raises(ConfigError, match="locale"):

@@ -229,12 +229,12 @@ def test_generated_text_is_cleaned_and_placeholders_take_the_rows_values(fitted,
     import synthtext.generate as generate
 
     def fake_generate(trained, prompts, **kwargs):
-        return ["Dear <PERSON>,\x00 mail <EMAIL_ADDRESS>\x07 now" for _ in prompts]
+        return ["Dear <PERSON>,\x00 mail <EMAIL_ADDRESS>\x07 <B>now</B>" for _ in prompts]
 
     monkeypatch.setattr(generate, "generate_texts", fake_generate)
     out = fitted.sample(6)
     for name, text in zip(out["customer_name"], out["comment"]):
-        assert text.startswith(f"Dear {name}, mail ") and text.endswith(" now")
+        assert text.startswith(f"Dear {name}, mail ") and text.endswith(" <B>now</B>")  # a tag is no placeholder
         assert "\x00" not in text and "\x07" not in text and "@" in text
 
 

@@ -70,8 +70,9 @@ def _train_config(args: argparse.Namespace, **options):
 
 def sampling_settings(args: argparse.Namespace) -> dict:
     """The sampling options given on the command line, as TextSynthesizer's keywords."""
-    return {name: getattr(args, name) for name in ("temperature", "min_p", "top_p", "no_repeat_ngram")
-            if getattr(args, name, None) is not None}
+    from .parser import SAMPLING_OPTIONS
+
+    return {name: getattr(args, name) for name in SAMPLING_OPTIONS if getattr(args, name, None) is not None}
 
 
 def _privacy_config(args: argparse.Namespace):

@@ -313,6 +313,10 @@ def _add_fit_options(command: argparse.ArgumentParser) -> None:
     command.add_argument("-q", "--quiet", action="store_true", help="no progress bars or summary")
 
 
+SAMPLING_OPTIONS = ("temperature", "min_p", "top_p", "no_repeat_ngram")
+"""The sampling settings the command line sets (``TextSynthesizer``'s keywords; added by :func:`_add_sampling_options`)."""
+
+
 def _add_sampling_options(command: argparse.ArgumentParser, default: str | None = None) -> None:
     """How texts are sampled (post-processing of the trained model: no privacy cost); unset = ``default``'s
     setting, or the library's default."""

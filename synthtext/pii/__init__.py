@@ -9,8 +9,8 @@ from .columns import detect_structured_pii, detect_text_columns
 from .constants import DEFAULT_SCORE_THRESHOLD
 from .frames import found_values, mask_contacts, mask_undetected, redact_frame, redacted_examples
 from .redaction import (COUNTED_ONLY_BY_DEFAULT, DEFAULT_REDACT_ENTITIES, KNOWN_ENTITY_TYPES, RedactionPolicy,
-                        check_redact_entities, is_specific_date, linked_urls, redaction_counts, redaction_policy,
-                        redaction_spans, specific_dates)
+                        check_redact_entities, is_specific_date, linked_urls, placeholder_types, redaction_counts,
+                        redaction_policy, redaction_spans, specific_dates)
 from .results import PiiScanResult, PiiSpan, StructuredPiiColumn
 from .scan import scan_pii
 from .surrogates import PLACEHOLDER, Surrogates, redact, resolve_overlaps
@@ -21,7 +21,7 @@ __all__ = [
     "detect_structured_pii", "detect_text_columns", "found_values", "find_spacy_pipeline", "redact", "redact_frame",
     "mask_contacts", "mask_undetected", "redacted_examples", "resolve_overlaps", "scan_pii",
     "COUNTED_ONLY_BY_DEFAULT", "DEFAULT_REDACT_ENTITIES", "KNOWN_ENTITY_TYPES", "RedactionPolicy",
-    "check_redact_entities", "is_specific_date", "linked_urls", "redaction_counts", "redaction_policy",
+    "check_redact_entities", "is_specific_date", "linked_urls", "placeholder_types", "redaction_counts", "redaction_policy",
     "redaction_spans", "specific_dates",
     "DEFAULT_SCORE_THRESHOLD", "PLACEHOLDER", "default_analyzer",
 ]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Iterable
+from typing import Collection, Iterable
 
 from ..errors import ConfigError
 from .results import PiiSpan
@@ -97,12 +97,20 @@ class Surrogates:
         """``text`` with each PII span replaced by the surrogate of its original value."""
         return _replace_spans(text, spans, lambda span, original: self.for_original(span.entity_type, original))
 
-    def fill_placeholders(self, text: str, known: dict[str, str] | None = None) -> str:
+    def fill_placeholders(self, text: str, known: dict[str, str] | None = None,
+                          types: Collection[str] | None = None) -> str:
         """Replace ``<TYPE>`` placeholders by surrogates.
 
         ``known`` maps an entity type to the value this row already has for it (e.g. the row's
         synthetic customer name), which every placeholder of that type takes; other placeholders get a
-        fresh value each.
+        fresh value each. ``types``: only these are placeholders (None: any ``<TYPE>``); the rest, such as
+        an upper-case HTML tag ``<I>`` a model wrote, stay as written instead of becoming a random code.
         """
         known = known or {}
-        return PLACEHOLDER.sub(lambda m: known.get(m.group(1)) or self.new_value(m.group(1)), text)
+
+        def fill(m: re.Match) -> str:
+            if types is not None and m.group(1) not in types:
+                return m.group(0)
+            return known.get(m.group(1)) or self.new_value(m.group(1))
+
+        return PLACEHOLDER.sub(fill, text)
