@@ -363,8 +363,8 @@ class SamplingConfig:
     capped so that prompt + new tokens fit the model's positions."""
 
     batch_size: int | None = None
-    """Prompts per batch; None picks by device (on a CPU 64 for the built-in model, 128 for a pretrained
-    one; 256 on a GPU)."""
+    """Prompts per batch; None picks by device and dtype (on a CPU 128 for a pretrained model decoded in
+    bf16, else 64; 256 on a GPU)."""
 
     seed: int | None = None
     """Makes sampling reproducible (same seed, prompts, batch size, device -> same texts). None: fresh

@@ -694,3 +694,15 @@ def test_texts_that_open_with_markup_are_drawn_again_and_the_others_kept(which, 
     monkeypatch.setattr(G, "_opens_with_markup", opens_with_markup)
     generate_token_ids(trained, prompts[:2], starts=["It", "A"], **settings)
     assert calls == []
+
+
+def test_default_batch_size_follows_the_decoding_dtype_on_a_cpu(random_builtin, lora_models):
+    """A pretrained model decoded in bf16 on a CPU takes 128 rows; in float32 (a CPU without native bf16) 64,
+    whose KV cache is as large; the built-in model 64; an explicit batch size as given."""
+    from synthtext.generate import batch_size_for
+
+    llama = lora_models["llama"]
+    assert batch_size_for(llama, SamplingConfig(dtype="bfloat16")) == 128
+    assert batch_size_for(llama, SamplingConfig(dtype="float32")) == 64
+    assert batch_size_for(random_builtin, SamplingConfig(dtype="bfloat16")) == 64
+    assert batch_size_for(llama, SamplingConfig(dtype="float32", batch_size=7)) == 7
