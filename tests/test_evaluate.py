@@ -210,6 +210,17 @@ def test_conditional_fidelity_follows_the_row(shuffle):
     assert size["verdict"] == "n/a"
 
 
+def test_synthetic_texts_without_a_shared_word_give_no_tstr_instead_of_an_error():
+    """A degenerate model's texts (no word occurs twice, e.g. byte noise from a tiny model) cannot train the
+    TSTR classifier: that figure is not available, and the evaluation (and the CLI's report) goes on."""
+    real, holdout = _color_rows(150, 0), _color_rows(60, 1)
+    synthetic = _color_rows(150, 2)
+    synthetic["text"] = [f"q{i}x" for i in range(150)]  # 150 distinct one-word texts
+    result = synthtext.evaluate(real, synthetic, ["text"], ["color", "size"], holdout=holdout, embedding="tfidf")
+    color = result.fidelity["text"]["conditional"]["color"]
+    assert color["tstr_accuracy"] is None and color["real_holdout_accuracy"] > 0.95
+
+
 def test_pii_replay_counts_without_revealing_values():
     texts = ["Please call Jane Doe tomorrow.", "JANE DOE wrote back.", "Janet Doerr is someone else.",
              "Mail jane.doe@example.com now", None, "Nothing here, Al.", "Doe, Jane: no match in this order"]

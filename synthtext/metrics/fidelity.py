@@ -304,6 +304,17 @@ def _text_classifier():
                          LogisticRegression(C=4.0, class_weight="balanced", max_iter=1000))
 
 
+def _fit_text_classifier(texts, labels):
+    """:func:`_text_classifier` fitted, or None when the texts hold no word that occurs twice (a degenerate
+    model's synthetic texts): then there is nothing to learn from them, and the figure is not available."""
+    try:
+        return _text_classifier().fit(texts, labels)
+    except ValueError as e:
+        if "no terms remain" in str(e) or "empty vocabulary" in str(e):
+            return None
+        raise
+
+
 def conditional_section(column, real, synthetic, holdout, conditioning_columns, seed):
     """Per conditioning column: does the synthetic text say what its row says?
 
@@ -355,8 +366,9 @@ def conditional_section(column, real, synthetic, holdout, conditioning_columns, 
         real_accuracy = float(np.mean(predicted_test == y_test_arr))
         majority = Counter(y_train).most_common(1)[0][0]
         tstr = None
-        if len(set(y_synth)) >= 2:
-            tstr = float(np.mean(_text_classifier().fit(x_synth, y_synth).predict(x_test) == y_test_arr))
+        synth_model = _fit_text_classifier(x_synth, y_synth) if len(set(y_synth)) >= 2 else None
+        if synth_model is not None:
+            tstr = float(np.mean(synth_model.predict(x_test) == y_test_arr))
         # TRTR at the synthetic training size, so that TSTR vs TRTR compares data, not amounts of it
         trtr, trtr_size = real_accuracy, len(x_train)
         if len(x_synth) < len(x_train):
