@@ -319,7 +319,6 @@ DECODING_DTYPES = ("auto", "float32", "bfloat16", "float16")
 DEFAULT_TOP_P = 1.0
 DEFAULT_MIN_P = 0.05
 DEFAULT_NO_REPEAT_NGRAM = 3
-BYTE_MODEL_NO_REPEAT_NGRAM = 0
 """Sampling defaults (:class:`SamplingConfig`, ``TextSynthesizer``): min-p 0.05, no nucleus cut, no token 3-gram
 twice in a text. On the README job's DP model (500 texts) min-p wrote 6-7% words not in the training vocabulary
 against 16-17% at the old top-p 0.95 (unseen real reviews 4.3%); alone it caught 13.5% of the texts in loops, with
@@ -331,7 +330,7 @@ the guard would forbid a letter triple twice in a text (OOV 75.7% with it, 60.8%
 def default_no_repeat_ngram(byte_model: bool) -> int:
     """The repetition guard's default: token 3-grams on a pretrained model, off on the built-in byte model
     (docs/benchmarks/quality_builtin_sampling.json)."""
-    return BYTE_MODEL_NO_REPEAT_NGRAM if byte_model else DEFAULT_NO_REPEAT_NGRAM
+    return 0 if byte_model else DEFAULT_NO_REPEAT_NGRAM
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,7 @@ DEFAULT_REDACT_ENTITIES = frozenset(KNOWN_ENTITY_TYPES - COUNTED_ONLY_BY_DEFAULT
 # Types whose spans are checked by a precise rule unless redact_entities="all".
 PRECISE_RULES = ("DATE_TIME", "URL")
 
+
 def placeholder_types(found: Iterable[str] = ()) -> frozenset[str]:
     """The entity types a ``<TYPE>`` placeholder can name: the known ones and the types a scan ``found`` (a
     custom analyzer's). Anything else in angle brackets is not a placeholder (an HTML tag such as ``<B>``)."""
