@@ -41,6 +41,7 @@ import contextlib
 import copy
 import functools
 import math
+import re
 from dataclasses import replace
 from typing import Any, Sequence
 
@@ -75,7 +76,7 @@ PRETRAINED_CPU_BATCH_SIZE = 128
 
 def generate_texts(trained: TrainedModel, prompts: Sequence[str], sampling: SamplingConfig | None = None,
                    *, starts: Sequence[str] | None = None, stop_at: str = "", starts_open_values: bool = False,
-                   **settings: Any) -> list[str]:
+                   ends_at_model_rate: bool = False, **settings: Any) -> list[str]:
     """Sample one text per prompt; returns the decoded texts in the order of ``prompts``.
 
     Args:
@@ -94,6 +95,10 @@ def generate_texts(trained: TrainedModel, prompts: Sequence[str], sampling: Samp
         starts_open_values: each start ends with a field's ``name:`` (whole rows,
             :mod:`synthtext.whole_row`): the missing marker's first token there is drawn with the model's
             own probability, as a text's missing-text openings are when no starts are given.
+        ends_at_model_rate: how a text ends, EOS or one of the ``stop_at`` tokens, is drawn with the model's
+            own probabilities (:func:`sample_next`'s ``end_ids``): in a unit's sequence (``privacy_unit``) a
+            newline after the text starts the unit's next row and EOS ends the unit, so that choice is how
+            many rows a unit has.
         **settings: any of those settings as keywords, taking precedence over ``sampling``'s:
             ``generate_texts(trained, prompts, temperature=0, max_new_tokens=60)``.
 
@@ -102,7 +107,8 @@ def generate_texts(trained: TrainedModel, prompts: Sequence[str], sampling: Samp
         ConfigError: an invalid sampling setting.
     """
     return _decode(trained.tokenizer, generate_token_ids(trained, prompts, sampling, starts=starts, stop_at=stop_at,
-                                                         starts_open_values=starts_open_values, **settings))
+                                                         starts_open_values=starts_open_values,
+                                                         ends_at_model_rate=ends_at_model_rate, **settings))
 
 
 CHUNK_ROWS = 2048
@@ -143,7 +149,7 @@ def generate_texts_by_chunks(trained: TrainedModel, prompts: Sequence[str], samp
 
 def generate_token_ids(trained: TrainedModel, prompts: Sequence[str], sampling: SamplingConfig | None = None,
                        *, starts: Sequence[str] | None = None, stop_at: str = "", starts_open_values: bool = False,
-                       **settings: Any) -> list[list[int]]:
+                       ends_at_model_rate: bool = False, **settings: Any) -> list[list[int]]:
     """Like :func:`generate_texts`, but returns the new token ids per prompt (EOS and padding
     removed), in input order. Same arguments."""
     sampling = replace(sampling or SamplingConfig(), **settings)  # SamplingConfig checks every setting
@@ -167,8 +173,11 @@ def generate_token_ids(trained: TrainedModel, prompts: Sequence[str], sampling: 
             gen.seed()
         else:
             gen.manual_seed(sampling.seed)
+        stop_ids = _stop_token_ids(tok, stop_at, device) if stop_at else None
         decoding = dict(pad_id=tok.pad_token_id, eos_id=tok.eos_token_id, sampling=sampling, generator=gen,
-                        stop_ids=_stop_token_ids(tok, stop_at, device) if stop_at else None,
+                        stop_ids=stop_ids,
+                        end_ids=(torch.cat([stop_ids.new_tensor([tok.eos_token_id]), stop_ids[stop_ids != tok.eos_token_id]])
+                                 if ends_at_model_rate and stop_ids is not None else None),
                         # a text continued from a given start is not at its start; a value after its name is
                         openings=(_missing_text_openings(tok, device) if starts is None
                                   else _missing_value_openings(tok, device) if starts_open_values else None))
@@ -184,11 +193,14 @@ def generate_token_ids(trained: TrainedModel, prompts: Sequence[str], sampling: 
                         for i, ids in zip(batch, out):
                             results[i] = ids
                         bar.update(len(batch))
-            else:
-                _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar, **decoding)
+            else:  # decides on markup at a text's first tokens and draws it again at once
+                redraws = _MarkupRedraws(tok, MARKUP_REDRAWS) if decoding["openings"] is not None else None
+                _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar, markup=redraws,
+                                **decoding)
 
         decode(order, bar)
-        if decoding["openings"] is not None:  # a text's (or value's) start: markup drawn again
+        streamed = not builtin and not (sampling.static_cache and device.type == "cuda")
+        if decoding["openings"] is not None and not streamed:  # a text's (or value's) start: markup drawn again
             again = order
             for _ in range(MARKUP_REDRAWS):
                 again = [i for i in again if _opens_with_markup(tok.decode(results[i], skip_special_tokens=True))]
@@ -205,20 +217,78 @@ MARKUP_REDRAWS = 4
 is drawn again, at most this many times: the marker shares its first token with markup, which the pretrained
 model favours (on the README job's DP model 14% of the texts began with ``<``, under 2% went on to the marker;
 8% of the texts were then tags and symbols such as ``<head>``, ``<@!@[``). Drawing again is rejection sampling:
-the texts follow the model's distribution given that they do not open with markup."""
+the texts follow the model's distribution given that they do not open with markup. The continuous-batching
+decoder judges a text at its first tokens (:class:`_MarkupRedraws`), the batch decoders whole texts."""
 
 
 def _opens_with_markup(text: str) -> bool:
     """True for a text that begins (after spaces) with ``<`` but not with the missing marker or a placeholder
-    of an entity type (``<PERSON>``; ``<I>`` is a tag)."""
-    from .pii import PLACEHOLDER, placeholder_types
+    of an entity type (``<PERSON>``; ``<I>`` is a tag), and for the marker with more text after it
+    (``<missing>(20230701)``: the output would hold the marker; a whole-row value's field separator may follow)."""
+    from .pii import PLACEHOLDER
     from .prompts import MISSING
 
     start = text.lstrip()
-    if not start.startswith("<") or start.lower().startswith(MISSING):
+    if not start.startswith("<"):
         return False
+    if start.lower().startswith(MISSING):
+        rest = start[len(MISSING):].strip()
+        return bool(rest) and not rest.startswith("|")
     tag = PLACEHOLDER.match(start)
-    return tag is None or tag.group(1) not in placeholder_types()
+    return tag is None or tag.group(1) not in _placeholder_types()
+
+
+@functools.lru_cache(maxsize=1)
+def _placeholder_types() -> frozenset[str]:
+    from .pii import placeholder_types
+
+    return placeholder_types()
+
+
+_PLACEHOLDER_SO_FAR = re.compile(r"<[A-Z][A-Z0-9_]*")  # the start of a ``<TYPE>`` placeholder, before its ``>``
+
+
+def _markup_verdict(text: str, final: bool) -> bool | None:
+    """:func:`_opens_with_markup` of a text still being written: None while its first characters could still go
+    on to the missing marker or a placeholder (``""``, ``"<"``, ``"<mis"``, ``"<PERS"``) or are the marker so far
+    (``"<missing> "``), else the answer every text that goes on from it gets; ``final``: the text has ended,
+    answer now."""
+    from .prompts import MISSING
+
+    start = text.lstrip()
+    low = start.lower()
+    if not final and (MISSING.startswith(low) or _PLACEHOLDER_SO_FAR.fullmatch(start)
+                      or (low.startswith(MISSING) and not start[len(MISSING):].strip())):
+        return None
+    return _opens_with_markup(text)
+
+
+class _MarkupRedraws:
+    """The streaming decoder's markup check: a row is judged (:func:`_markup_verdict`) after each token until
+    the verdict is known, usually at its first or second token, and a row that opens with markup leaves the
+    batch then and is drawn again from its prompt, at most ``limit`` times per prompt; a text's first
+    tokens decide, so stopping there draws the same texts as judging whole texts would, without writing
+    out the texts that are thrown away."""
+
+    def __init__(self, tok: Any, limit: int):
+        self.tok, self.limit = tok, limit
+        self.tries: collections.Counter = collections.Counter()
+
+    def rejected(self, tokens: torch.Tensor, rows: "_Rows", wrote: torch.Tensor, ended: torch.Tensor) -> list[int]:
+        """The batch positions of the rows to draw again (``wrote``: rows that wrote a token this step; ``ended``:
+        rows whose text ended with it). Rows judged leave ``rows.undecided``."""
+        again = []
+        for j in (rows.undecided & wrote).nonzero().squeeze(-1).tolist():
+            i, n = int(rows.index[j]), int(rows.written[j])
+            verdict = _markup_verdict(self.tok.decode(tokens[i, :n].tolist(), skip_special_tokens=True),
+                                      final=bool(ended[j]))
+            if verdict is None:
+                continue
+            rows.undecided[j] = False
+            if verdict and self.tries[i] < self.limit:
+                self.tries[i] += 1
+                again.append(j)
+        return again
 
 
 def batch_size_for(trained: TrainedModel, sampling: SamplingConfig) -> int:
@@ -282,7 +352,7 @@ def ban_repeated_ngrams(logits: torch.Tensor, written: torch.Tensor, counts: tor
 def sample_next(
     logits: torch.Tensor, *, temperature: float, top_p: float, min_p: float = 0.0,
     generator: torch.Generator | None = None, at_start: torch.Tensor | None = None,
-    untruncated_ids: torch.Tensor | None = None,
+    untruncated_ids: torch.Tensor | None = None, end_ids: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Draw one token per row from (B, vocab) logits with temperature, min-p and nucleus (top-p) sampling.
 
@@ -307,6 +377,12 @@ def sample_next(
     truncation only shares out the rest. Whether a text is missing is the row's value, learned under DP
     like the others: min-p, which cuts the long tail of ways to begin a review, otherwise raised it from
     the model's ~3% to ~6% (docs/benchmarks/quality.md).
+
+    ``end_ids``: the tokens that end a text (EOS and the stop tokens): on a row whose draw is one of them,
+    which one is drawn again with the model's own (tempered) probabilities among them. Whether the text ends
+    here stays the sampler's; how it ends (in a unit's sequence: the unit's next row or the unit's end)
+    is the model's, where min-p would cut the rarer of the two whenever it is below ``min_p`` of the likeliest
+    token.
     """
     if temperature == 0:
         return logits.argmax(-1)
@@ -318,14 +394,19 @@ def sample_next(
         probs = probs.masked_fill(probs < min_p * probs.amax(-1, keepdim=True), 0.0)
         probs = probs / probs.sum(-1, keepdim=True)  # the nucleus below is a share of what is left
     if at_start is None:
-        return _draw_truncated(probs, top_p, generator)
-    set_aside = model_probs[:, untruncated_ids] * at_start[:, None]  # (B, k); 0 on the rows not at a start
-    probs = _without_tokens(probs, model_probs, at_start, untruncated_ids)
-    tokens = _draw_truncated(probs, top_p, generator)
-    u = torch.rand((len(tokens), 1), generator=generator, device=tokens.device)
-    pick = (u >= set_aside.cumsum(-1)).sum(-1)  # which set-aside token u falls on; k: none of them
-    k = len(untruncated_ids)
-    return torch.where(pick < k, untruncated_ids[pick.clamp(max=k - 1)], tokens)
+        tokens = _draw_truncated(probs, top_p, generator)
+    else:
+        set_aside = model_probs[:, untruncated_ids] * at_start[:, None]  # (B, k); 0 on the rows not at a start
+        probs = _without_tokens(probs, model_probs, at_start, untruncated_ids)
+        tokens = _draw_truncated(probs, top_p, generator)
+        u = torch.rand((len(tokens), 1), generator=generator, device=tokens.device)
+        pick = (u >= set_aside.cumsum(-1)).sum(-1)  # which set-aside token u falls on; k: none of them
+        k = len(untruncated_ids)
+        tokens = torch.where(pick < k, untruncated_ids[pick.clamp(max=k - 1)], tokens)
+    if end_ids is None:
+        return tokens
+    ending = _draw(model_probs[:, end_ids], generator)  # drawn on every row, so the stream does not depend on which end
+    return torch.where(torch.isin(tokens, end_ids), end_ids[ending], tokens)
 
 
 def _draw_truncated(probs: torch.Tensor, top_p: float, generator: torch.Generator | None) -> torch.Tensor:
@@ -593,6 +674,7 @@ def _sample_builtin(
     generator: torch.Generator,
     stop_ids: torch.Tensor | None = None,
     openings: torch.Tensor | None = None,
+    end_ids: torch.Tensor | None = None,
 ) -> list[list[int]]:
     """One batch through the built-in model with a KV cache; finished rows leave the batch
     (``stop_ids``: tokens that finish a row as EOS does, but are kept; ``openings``: see :func:`sample_next`)."""
@@ -613,7 +695,7 @@ def _sample_builtin(
         first = step == 0 and openings is not None
         nxt = sample_next(logits, temperature=sampling.temperature, top_p=sampling.top_p, min_p=sampling.min_p,
                           generator=generator, at_start=torch.ones_like(finished) if first else None,
-                          untruncated_ids=openings)
+                          untruncated_ids=openings, end_ids=end_ids)
         out[rows, step] = nxt.masked_fill(finished, pad_id)
         finished |= (nxt == eos_id) | (limit[rows] <= step + 1)
         if stop_ids is not None:
@@ -642,6 +724,7 @@ def _sample_hf(
     generator: torch.Generator | None = None,
     stop_ids: torch.Tensor | None = None,
     openings: torch.Tensor | None = None,
+    end_ids: torch.Tensor | None = None,
 ) -> list[list[int]]:
     """One batch through ``transformers``' ``generate`` (left padding, KV cache; a static one with
     ``sampling.static_cache``). ``stop_ids`` is not used here: rows write on to EOS or their budget.
@@ -663,7 +746,7 @@ def _sample_hf(
         steps = min(steps, context - max(len(s) for s in seqs))
     options: dict[str, Any] = {"do_sample": False}
     if sampling.temperature > 0 or sampling.no_repeat_ngram:  # (greedy with the guard: the processor's argmax)
-        options["logits_processor"] = _sampling_processor(sampling, generator, openings)
+        options["logits_processor"] = _sampling_processor(sampling, generator, openings, end_ids)
     if sampling.static_cache:  # GPU only (untested here): transformers compiles the decoding step
         options["cache_implementation"] = "static"
     out = model.generate(
@@ -787,36 +870,39 @@ class _Rows:
     """The rows a decoding batch is writing: their prompt index, attention mask (one column per cache slot),
     next position, tokens written and budget, and whether they have finished (they stay, masked, until dropped)."""
 
-    def __init__(self, index, mask, next_pos, budget, device):
+    def __init__(self, index, mask, next_pos, budget, device, judged: bool = False):
         self.index, self.mask, self.next_pos, self.budget = index, mask, next_pos, budget
         self.written = torch.zeros_like(index)
         self.finished = torch.zeros(len(index), dtype=torch.bool, device=device)
+        self.undecided = torch.full((len(index),), judged, dtype=torch.bool, device=device)  # markup: not yet judged
 
     def __len__(self) -> int:
         return len(self.index)
 
     def keep(self, rows: torch.Tensor, lead: int) -> None:
         self.index, self.next_pos, self.budget = self.index[rows], self.next_pos[rows], self.budget[rows]
-        self.written, self.finished = self.written[rows], self.finished[rows]
+        self.written, self.finished, self.undecided = self.written[rows], self.finished[rows], self.undecided[rows]
         self.mask = self.mask[rows, lead:]
 
     def join(self, other: "_Rows") -> None:
         width = max(self.mask.shape[1], other.mask.shape[1])
         pad = lambda m: torch.nn.functional.pad(m, (width - m.shape[1], 0))  # noqa: E731  (padding on the left)
         self.mask = torch.cat([pad(self.mask), pad(other.mask)])
-        for name in ("index", "next_pos", "budget", "written", "finished"):
+        for name in ("index", "next_pos", "budget", "written", "finished", "undecided"):
             setattr(self, name, torch.cat([getattr(self, name), getattr(other, name)]))
 
 
 @torch.no_grad()
 def _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar, *, pad_id, eos_id,
-                    sampling, generator, stop_ids=None, openings=None) -> None:
+                    sampling, generator, stop_ids=None, openings=None, end_ids=None,
+                    markup: _MarkupRedraws | None = None) -> None:
     """Decode every prompt with continuous batching: one batch of at most ``batch_size`` rows, each row leaving
     it when it finishes (EOS, a stop token or its budget) and, once :data:`REFILL_FRACTION` of the places are
     free, waiting prompts (in ``order``) encoded and joined to it; the rows still writing keep their KV cache.
     The prompts' shared first tokens (the chat template's system turn and the request's first words: 34 of 59
     tokens in the README job) are encoded once (:func:`~synthtext.llm.shared_prefix_length`). Greedy decoding
-    gives what decoding each prompt alone gives (tested)."""
+    gives what decoding each prompt alone gives (tested). ``markup``: rows that open with markup are drawn again
+    (:class:`_MarkupRedraws`)."""
     device = next(model.parameters()).device
     waiting = collections.deque(order)
     tokens = torch.full((len(prompt_ids), max(budgets)), pad_id, dtype=torch.long, device=device)
@@ -839,7 +925,7 @@ def _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar,
             group = [waiting.popleft() for _ in range(min(batch_size - (0 if rows is None else len(rows)),
                                                           len(waiting)))]
             new_cache, new_rows, new_logits = _prefill(model, [prompt_ids[i] for i in group], group, budget_of,
-                                                       shared, prefix, pad_id, device)
+                                                       shared, prefix, pad_id, device, judged=markup is not None)
             if rows is None or not len(rows):
                 cache, rows, logits = new_cache, new_rows, new_logits
             else:
@@ -852,16 +938,22 @@ def _stream_decoder(model, prompt_ids, budgets, order, batch_size, results, bar,
             logits = ban_repeated_ngrams(logits, tokens[rows.index], rows.written, sampling.no_repeat_ngram)
         at_start = rows.written == 0 if joined and openings is not None else None
         nxt = sample_next(logits, temperature=sampling.temperature, top_p=sampling.top_p, min_p=sampling.min_p,
-                          generator=generator, at_start=at_start, untruncated_ids=openings)
+                          generator=generator, at_start=at_start, untruncated_ids=openings, end_ids=end_ids)
         writing = ~rows.finished
         tokens[rows.index[writing], rows.written[writing]] = nxt[writing]
         rows.written += writing.long()
         ended = (nxt == eos_id) | (rows.written >= rows.budget)
         if stop_ids is not None:
             ended |= torch.isin(nxt, stop_ids)
+        again = markup.rejected(tokens, rows, writing, ended) if markup is not None and rows.undecided.any() else []
+        if again:  # these rows leave now; their prompts wait for a fresh start
+            positions = torch.tensor(again, dtype=torch.long, device=device)
+            ended[positions] = True
+            tokens[rows.index[positions]] = pad_id
+            waiting.extend(rows.index[positions].tolist())
         rows.finished |= ended
         n_done = int(rows.finished.sum())  # the one host sync per step
-        bar.update(n_done - done)
+        bar.update(n_done - done - len(again))
         done = n_done
         if n_done == len(rows):
             cache = rows = logits = None  # every row has finished: the next prompts start a fresh cache
@@ -896,7 +988,7 @@ def _prefix_states(model, prefix: list[int]):
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
-def _prefill(model, seqs, index, budget_of, shared, prefix, pad_id, device):
+def _prefill(model, seqs, index, budget_of, shared, prefix, pad_id, device, judged=False):
     """Encode new prompts (their tokens after the shared prefix, left-padded among themselves, the prefix's
     cached states copied in front): their cache, their :class:`_Rows` and the logits of their next token."""
     cache = _preallocated_cache(model)
@@ -911,7 +1003,7 @@ def _prefill(model, seqs, index, budget_of, shared, prefix, pad_id, device):
     logits = model(input_ids=ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
                    use_cache=True, logits_to_keep=1).logits[:, -1]
     index = torch.tensor(index, dtype=torch.long, device=device)
-    return cache, _Rows(index, mask, mask.sum(-1), budget_of[index], device), logits
+    return cache, _Rows(index, mask, mask.sum(-1), budget_of[index], device, judged), logits
 
 
 def _drop_finished(cache, rows: _Rows, per_row: torch.Tensor):
@@ -930,7 +1022,7 @@ def _drop_finished(cache, rows: _Rows, per_row: torch.Tensor):
 
 
 def _sampling_processor(sampling: SamplingConfig, generator: torch.Generator | None,
-                        openings: torch.Tensor | None = None):
+                        openings: torch.Tensor | None = None, end_ids: torch.Tensor | None = None):
     from transformers import LogitsProcessor, LogitsProcessorList
 
     class _Sample(LogitsProcessor):
@@ -946,7 +1038,8 @@ def _sampling_processor(sampling: SamplingConfig, generator: torch.Generator | N
                 scores = ban_repeated_ngrams(scores, text, written, sampling.no_repeat_ngram)
             at_start = torch.ones(len(scores), dtype=torch.bool, device=scores.device) if first else None
             nxt = sample_next(scores, temperature=sampling.temperature, top_p=sampling.top_p,
-                              min_p=sampling.min_p, generator=generator, at_start=at_start, untruncated_ids=openings)
+                              min_p=sampling.min_p, generator=generator, at_start=at_start, untruncated_ids=openings,
+                              end_ids=end_ids)
             return torch.full_like(scores, -math.inf).scatter_(1, nxt[:, None], 0.0)
 
     return LogitsProcessorList([_Sample()])

@@ -308,10 +308,13 @@ class _ValueWriter:
         # calls all cover the same n rows, so there it is the rows with a missing cell
 
     def column(self, lines: Sequence[str], column: Any, last: bool, stop: str,
-               first_of_row: Sequence[bool] | None = None) -> tuple[list, list[str], list[str]]:
+               first_of_row: Sequence[bool] | None = None, ends_at_model_rate: bool = False,
+               ) -> tuple[list, list[str], list[str]]:
         """Each line continued by ``column``'s value: returns the values, the lines with them, and the
         model's draws as written (the caller reads how a row ended from them). ``first_of_row``: lines that
-        start a new row here (after the unit's row separator) instead of continuing one with a field."""
+        start a new row here (after the unit's row separator) instead of continuing one with a field;
+        ``ends_at_model_rate``: the value ends with EOS or ``stop`` as the model weighs them (a unit's last
+        column: its next row or its end)."""
         from .generate import generate_texts
 
         key = prompt_format.escape_key(column) + ":"
@@ -326,7 +329,8 @@ class _ValueWriter:
                 break
             texts = generate_texts(self.trained, [self.request] * len(todo), replace(
                 self.sampling, seed=self._next_seed(), max_new_tokens=self.sampling.max_new_tokens if last else VALUE_TOKENS),
-                starts=[starts[i] for i in todo], stop_at=stop, starts_open_values=True)
+                starts=[starts[i] for i in todo], stop_at=stop, starts_open_values=True,
+                ends_at_model_rate=ends_at_model_rate)
             if stop:
                 texts = self._past_escaped_bars([starts[i] for i in todo], texts, stop)
             self.draws += len(todo)
@@ -423,7 +427,7 @@ def sample_units(trained: Any, columns: Sequence, text_columns: Sequence, dtypes
                 last = position == len(columns) - 1
                 values, new_lines, drafts = writer.column(
                     [lines[u] for u in open_units], column, last, stop=UNIT_ROW_SEPARATOR if last else VALUE_STOP,
-                    first_of_row=[row_number > 0 and position == 0] * len(open_units))
+                    first_of_row=[row_number > 0 and position == 0] * len(open_units), ends_at_model_rate=last)
                 for k, u in enumerate(open_units):
                     cells[k][column] = values[k]
                     lines[u] = new_lines[k]

@@ -5,6 +5,7 @@ alone, merged or unmerged."""
 
 from __future__ import annotations
 
+import collections
 import copy
 import random
 from dataclasses import replace
@@ -602,6 +603,52 @@ def test_at_a_text_start_a_truncation_that_kept_only_an_opening_falls_back_to_th
     torch.testing.assert_close(freq, torch.tensor([0.7, 0.0, 0.2, 0.1]), rtol=0, atol=0.015)
 
 
+def test_how_a_text_ends_follows_the_models_own_odds_where_min_p_would_cut_the_rarer_end():
+    """EOS (0) at 0.60, a newline token (1) at 0.024: min-p 0.05 keeps EOS and never the newline; with both as
+    ``end_ids`` a text that ends ends with the newline at the model's 0.024 / 0.624. Whether it ends is min-p's,
+    and the other tokens are drawn as without ``end_ids``."""
+    p = torch.tensor([0.60, 0.024, 0.256, 0.12])
+    n = 40000
+    logits = torch.log(p).expand(n, -1).clone()
+    plain = sample_next(logits, temperature=1.0, top_p=1.0, min_p=0.05, generator=torch.Generator().manual_seed(2))
+    assert not (plain == 1).any()
+    draws = sample_next(logits, temperature=1.0, top_p=1.0, min_p=0.05, generator=torch.Generator().manual_seed(2),
+                        end_ids=torch.tensor([0, 1]))
+    freq = torch.bincount(draws, minlength=4).float() / n
+    kept = p.masked_fill(p < 0.05 * p.max(), 0.0)
+    kept = kept / kept.sum()  # min-p's distribution: the chance to end is kept[0] + kept[1] = kept[0]
+    ends = kept[0]
+    torch.testing.assert_close(freq, torch.tensor([ends * 0.6 / 0.624, ends * 0.024 / 0.624, kept[2], kept[3]]),
+                               rtol=0, atol=0.008)
+    assert (draws == 1).sum() > 400
+
+
+@pytest.mark.parametrize("decoder", ["builtin", "stream"])
+def test_the_end_choice_is_asked_for_by_the_unit_writer_and_covers_eos_and_every_stop_token(decoder, random_builtin,
+                                                                                             lora_models, monkeypatch):
+    """``ends_at_model_rate`` passes EOS and the stop tokens to the sampler at every step, and nothing otherwise."""
+    import synthtext.generate as G
+
+    trained = random_builtin if decoder == "builtin" else lora_models["llama"]
+    tok = trained.tokenizer
+    seen = []
+    real = G.sample_next
+
+    def spy(logits, **kw):
+        seen.append(None if kw.get("end_ids") is None else sorted(kw["end_ids"].tolist()))
+        return real(logits, **kw)
+
+    monkeypatch.setattr(G, "sample_next", spy)
+    settings = dict(max_new_tokens=6, batch_size=4, seed=0, dtype="float32")
+    generate_token_ids(trained, _prompts(3), starts=["a:", "b:", "c:"], stop_at="\n", **settings)
+    assert seen and all(ends is None for ends in seen)
+    seen.clear()
+    generate_token_ids(trained, _prompts(3), starts=["a:", "b:", "c:"], stop_at="\n", ends_at_model_rate=True,
+                       **settings)
+    expected = sorted({tok.eos_token_id, *G._stop_token_ids(tok, "\n", "cpu").tolist()})
+    assert seen and all(ends == expected for ends in seen)
+
+
 @pytest.mark.parametrize("decoder", ["builtin", "stream", "generate"])
 def test_each_decoder_marks_every_text_start_once_and_nothing_else(decoder, random_builtin, lora_models,
                                                                    monkeypatch):
@@ -658,20 +705,83 @@ def test_markup_at_a_text_start_is_told_from_the_marker_and_placeholders():
     from synthtext.generate import _opens_with_markup
 
     for text in ("<head>\n<meta>", "<@!@[<@](", " <p>Nice", "<3", "<missing information>", "<Mark> this",
-                 "<I>Nice</I>"):
+                 "<I>Nice</I>", "<missing>(20230701)", "<missing>\n<missing>. this dress"):
         assert _opens_with_markup(text), text
-    for text in ("<missing>", "<MISSING>", " <missing> |", "<PERSON> called twice", "I <3 it", "", "Nice"):
+    for text in ("<missing>", "<MISSING>", " <missing> |", "<missing> | Age: 3", "<missing>\n", "<PERSON> called twice",
+                 "I <3 it", "", "Nice"):
         assert not _opens_with_markup(text), text
 
 
-@pytest.mark.parametrize("which", ["builtin", "llama"])
-def test_texts_that_open_with_markup_are_drawn_again_and_the_others_kept(which, random_builtin, lora_models,
-                                                                         monkeypatch):
-    """Rejection sampling of markup openings: the flagged texts are decoded again (both decoders), at most
-    MARKUP_REDRAWS times; the other texts are the ones the first pass wrote."""
+def test_a_text_being_written_is_judged_as_soon_as_its_start_decides_and_as_the_whole_text_would_be():
+    """The streaming decoder's verdict on a text's first characters: undecided only while they could still become
+    the marker or a placeholder; once decided, the verdict is the whole text's (every prefix of every text)."""
+    from synthtext.generate import _markup_verdict, _opens_with_markup
+
+    texts = ["<head>\n<meta>", "<@!@[<@](", " <p>Nice", "<3", "<missing information>", "<Mark> this", "<I>Nice</I>",
+             "<missing>", "<MISSING>", " <missing> |", "<PERSON> called twice", "<PERSONAL> note", "<PERSON", "I <3 it",
+             "", "Nice", "  \n", "<mi", "\u00e9t\u00e9 <p>", "<\u00e9t\u00e9>", "<missing>(20230701)",
+             "<missing> \n<missing>. x", "<missing> | Age: 3", "<missing>  "]
+    for text in texts:
+        for k in range(len(text) + 1):
+            verdict = _markup_verdict(text[:k], final=False)
+            assert verdict is None or verdict == _opens_with_markup(text), (text, k)
+        assert _markup_verdict(text, final=True) == _opens_with_markup(text), text
+    # decided early: at the second character for a tag, at the first for ordinary text
+    assert _markup_verdict("<h", final=False) is True and _markup_verdict("N", final=False) is False
+    for undecided in ("", " ", "<", "<mis", "<MISS", "<PERS", "<I", "<missing>", "<missing> \n"):
+        assert _markup_verdict(undecided, final=False) is None, undecided
+
+
+def test_the_streaming_decoder_draws_a_text_again_as_soon_as_it_opens_with_markup(lora_models, monkeypatch):
+    """A pretrained model's rows are judged token by token (until a verdict) and a row that opens with markup
+    leaves the batch at once and starts again from its prompt, at most MARKUP_REDRAWS times; with given starts
+    nothing is judged."""
     import synthtext.generate as G
 
-    trained = random_builtin if which == "builtin" else lora_models["llama"]
+    trained = lora_models["llama"]
+    tok = trained.tokenizer
+    prompts = _prompts(6)
+    settings = dict(max_new_tokens=12, batch_size=4, seed=3, dtype="float32", min_p=0.0, temperature=2.0)
+    first = generate_token_ids(trained, prompts, **settings)
+    starts = collections.Counter(tok.decode(ids[:1]) for ids in first)
+    banned = {text for text, n in starts.items() if n == 1}  # "markup": openings that one text of the first pass has
+    assert len(banned) >= 2
+    judged = []
+
+    def at_first_token(text, final):  # decides on every text's first token
+        judged.append(text)
+        return text in banned
+
+    monkeypatch.setattr(G, "_markup_verdict", at_first_token)
+    again = generate_token_ids(trained, prompts, **settings)
+    assert not any(tok.decode(ids[:1], skip_special_tokens=True) in banned for ids in again)
+    redrawn = sum(text in banned for text in judged)
+    assert redrawn >= 1 and len(judged) == 6 + redrawn  # judged once per start, never after the verdict
+    assert all(text in {tok.decode([t]) for ids in again + first for t in ids[:1]} | banned for text in judged)
+
+    judged.clear()
+    monkeypatch.setattr(G, "_markup_verdict", lambda text, final: judged.append(text) or True)  # always markup
+    kept = generate_token_ids(trained, prompts, **settings)
+    assert len(kept) == 6 and len(judged) == 6 * (G.MARKUP_REDRAWS + 1)  # bounded; the last draw is kept
+    assert sum(map(len, kept)) > len(kept)  # kept texts are written on after their verdict
+
+    judged.clear()
+    monkeypatch.setattr(G, "_markup_verdict",  # undecided until a text ends: judged as a whole text
+                        lambda text, final: judged.append(final) or (None if not final else text[:1] in banned))
+    generate_token_ids(trained, prompts, **settings)
+    assert judged.count(True) >= 6 and judged.count(False) > 0
+
+    judged.clear()
+    generate_token_ids(trained, prompts[:2], starts=["It", "A"], **settings)
+    assert judged == []  # texts continued from given starts are not at their start
+
+
+def test_texts_that_open_with_markup_are_drawn_again_and_the_others_kept(random_builtin, monkeypatch):
+    """Rejection sampling of markup openings by the batch decoders (here the built-in model's): the flagged texts
+    are decoded again, at most MARKUP_REDRAWS times; the other texts are the ones the first pass wrote."""
+    import synthtext.generate as G
+
+    trained = random_builtin
     prompts = _prompts(6)
     settings = dict(max_new_tokens=12, batch_size=4, seed=3, dtype="float32", min_p=0.0, temperature=2.0)
     first = generate_token_ids(trained, prompts, **settings)

@@ -93,11 +93,12 @@ def test_a_unit_s_training_rows_are_drawn_by_seed_not_by_content():
 
 class FakeModel:
     def __init__(self, *calls):
-        self.calls, self.prompts, self.starts = list(calls), [], []
+        self.calls, self.prompts, self.starts, self.model_rate_ends = list(calls), [], [], []
 
-    def __call__(self, trained, prompts, sampling=None, *, starts=None, **_):
+    def __call__(self, trained, prompts, sampling=None, *, starts=None, ends_at_model_rate=False, **_):
         self.prompts.append(list(prompts))
         self.starts.append(list(starts or []))
+        self.model_rate_ends.append(ends_at_model_rate)
         return self.calls.pop(0)
 
 
@@ -113,6 +114,8 @@ def test_sampled_units_give_their_own_number_of_rows(monkeypatch):
                       "max_tries": W.MAX_TRIES, "units_cut_at_max_rows": 1, "max_rows_per_unit": 3}
     assert fake.prompts[0][0].startswith("Write up to 3 rows of one client, one per line, with the columns n, price.")
     assert fake.starts[3] == ["n: 1 | price: 2\nn:"] and fake.starts[6] == ["n: 1 | price: 2\nn: 2 | price: 3\nn: 3 | price:"]
+    # the row's last value ends with its unit's next row or the unit's end at the model's odds (min-p cuts neither)
+    assert fake.model_rate_ends == [False, False, True, False, True, False, True]
     never = FakeModel(*[["garbage"]] * 20)
     monkeypatch.setattr(G, "generate_texts", never)
     with pytest.raises(ModelError, match="no readable value"):
