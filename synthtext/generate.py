@@ -182,9 +182,10 @@ def generate_token_ids(trained: TrainedModel, prompts: Sequence[str], sampling: 
                         openings=(_missing_text_openings(tok, device) if starts is None
                                   else _missing_value_openings(tok, device) if starts_open_values else None))
         builtin = isinstance(model, ByteTransformerLM)
+        batch_by_batch = builtin or (sampling.static_cache and device.type == "cuda")  # else continuous batching
 
         def decode(order: list[int], bar) -> None:
-            if builtin or (sampling.static_cache and device.type == "cuda"):  # a batch at a time, to its end
+            if batch_by_batch:  # a batch at a time, to its end
                 sample_batch = _sample_builtin if builtin else _sample_hf
                 with contextlib.nullcontext() if builtin else _clean_generation_config(model, tok):
                     for batch in (order[i : i + batch_size] for i in range(0, len(order), batch_size)):
@@ -199,8 +200,7 @@ def generate_token_ids(trained: TrainedModel, prompts: Sequence[str], sampling: 
                                 **decoding)
 
         decode(order, bar)
-        streamed = not builtin and not (sampling.static_cache and device.type == "cuda")
-        if decoding["openings"] is not None and not streamed:  # a text's (or value's) start: markup drawn again
+        if decoding["openings"] is not None and batch_by_batch:  # whole texts judged: markup drawn again
             again = order
             for _ in range(MARKUP_REDRAWS):
                 again = [i for i in again if _opens_with_markup(tok.decode(results[i], skip_special_tokens=True))]
