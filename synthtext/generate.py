@@ -54,7 +54,8 @@ from .models import ByteTransformerLM, TrainedModel, cpu_has_native_bf16, encode
 from .memory import release_freed_memory
 from .progress import Progress
 
-__all__ = ["chunk_seed", "generate_texts", "generate_texts_by_chunks", "generate_token_ids", "sample_next", "token_budgets"]
+__all__ = ["chunk_seed", "generate_texts", "generate_texts_by_chunks", "generate_token_ids", "one_decoding_copy",
+           "sample_next", "token_budgets"]
 
 COMPACT_FRACTION = 0.125
 """Built-in model: finished rows leave the batch once they are this fraction of it (dropping them
@@ -76,7 +77,7 @@ PRETRAINED_CPU_BATCH_SIZE = 128
 
 def generate_texts(trained: TrainedModel, prompts: Sequence[str], sampling: SamplingConfig | None = None,
                    *, starts: Sequence[str] | None = None, stop_at: str = "", starts_open_values: bool = False,
-                   ends_at_model_rate: bool = False, **settings: Any) -> list[str]:
+                   ends_at_model_rate: str = "", **settings: Any) -> list[str]:
     """Sample one text per prompt; returns the decoded texts in the order of ``prompts``.
 
     Args:
@@ -95,10 +96,11 @@ def generate_texts(trained: TrainedModel, prompts: Sequence[str], sampling: Samp
         starts_open_values: each start ends with a field's ``name:`` (whole rows,
             :mod:`synthtext.whole_row`): the missing marker's first token there is drawn with the model's
             own probability, as a text's missing-text openings are when no starts are given.
-        ends_at_model_rate: how a text ends, EOS or one of the ``stop_at`` tokens, is drawn with the model's
-            own probabilities (:func:`sample_next`'s ``end_ids``): in a unit's sequence (``privacy_unit``) a
-            newline after the text starts the unit's next row and EOS ends the unit, so that choice is how
-            many rows a unit has.
+        ends_at_model_rate: characters (a subset of ``stop_at``'s): whether a text ends with EOS or with a
+            token holding one of them is drawn with the model's own probabilities (:func:`sample_next`'s
+            ``end_ids``). In a unit's sequence (``privacy_unit``) a newline after a row's last value starts the
+            unit's next row and EOS ends the unit, so that choice is how many rows a unit has
+            (``ends_at_model_rate="\n"``); min-p would cut the rarer of the two.
         **settings: any of those settings as keywords, taking precedence over ``sampling``'s:
             ``generate_texts(trained, prompts, temperature=0, max_new_tokens=60)``.
 
@@ -149,12 +151,15 @@ def generate_texts_by_chunks(trained: TrainedModel, prompts: Sequence[str], samp
 
 def generate_token_ids(trained: TrainedModel, prompts: Sequence[str], sampling: SamplingConfig | None = None,
                        *, starts: Sequence[str] | None = None, stop_at: str = "", starts_open_values: bool = False,
-                       ends_at_model_rate: bool = False, **settings: Any) -> list[list[int]]:
+                       ends_at_model_rate: str = "", **settings: Any) -> list[list[int]]:
     """Like :func:`generate_texts`, but returns the new token ids per prompt (EOS and padding
     removed), in input order. Same arguments."""
     sampling = replace(sampling or SamplingConfig(), **settings)  # SamplingConfig checks every setting
     if sampling.no_repeat_ngram is None:
         sampling = replace(sampling, no_repeat_ngram=default_no_repeat_ngram(trained.builtin_config is not None))
+    if not set(ends_at_model_rate) <= set(stop_at):
+        raise ValueError(f"ends_at_model_rate={ends_at_model_rate!r}: the ends drawn at the model's odds must be among "
+                         f"the stop characters {stop_at!r}, or they would not end the text.")
     tok = trained.tokenizer
     prompt_ids = _encode_prompts(tok, prompts, starts)
     budgets = token_budgets(trained, [len(p) for p in prompt_ids], sampling.max_new_tokens)
@@ -176,8 +181,7 @@ def generate_token_ids(trained: TrainedModel, prompts: Sequence[str], sampling: 
         stop_ids = _stop_token_ids(tok, stop_at, device) if stop_at else None
         decoding = dict(pad_id=tok.pad_token_id, eos_id=tok.eos_token_id, sampling=sampling, generator=gen,
                         stop_ids=stop_ids,
-                        end_ids=(torch.cat([stop_ids.new_tensor([tok.eos_token_id]), stop_ids[stop_ids != tok.eos_token_id]])
-                                 if ends_at_model_rate and stop_ids is not None else None),
+                        end_ids=_end_choice_ids(tok, ends_at_model_rate, device) if ends_at_model_rate else None,
                         # a text continued from a given start is not at its start; a value after its name is
                         openings=(_missing_text_openings(tok, device) if starts is None
                                   else _missing_value_openings(tok, device) if starts_open_values else None))
@@ -522,6 +526,12 @@ def _stop_token_ids(tok: Any, characters: str, device) -> torch.Tensor:
     return _STOP_TOKENS[key][1].to(device)
 
 
+def _end_choice_ids(tok: Any, characters: str, device) -> torch.Tensor:
+    """EOS first, then every other token holding one of ``characters``: the ends drawn at the model's odds."""
+    ids = _stop_token_ids(tok, characters, device)
+    return torch.cat([ids.new_tensor([tok.eos_token_id]), ids[ids != tok.eos_token_id]])
+
+
 def _cut_all(rows: list[list[int]], eos_id: int, budgets: Sequence[int], stop_ids: torch.Tensor | None) -> list[list[int]]:
     """:func:`_cut` for every finished row of a batch (the stop ids turned into a set once)."""
     stops = frozenset() if stop_ids is None else frozenset(stop_ids.tolist())
@@ -589,9 +599,41 @@ def _resolve_dtype(dtype: str | torch.dtype, device: torch.device, pretrained: b
     return _DTYPES[dtype]  # a name SamplingConfig accepted
 
 
+_SHARED_COPIES: dict[int, dict] = {}
+"""id(trained) -> {(dtype, merge_lora): decoding copy}, while :func:`one_decoding_copy` holds it."""
+
+
+@contextlib.contextmanager
+def one_decoding_copy(trained: TrainedModel):
+    """The :func:`generate_texts` calls inside share one decoding copy of ``trained``'s model per sampling
+    dtype and LoRA merge, made at the first call and freed on exit. Whole rows (:mod:`synthtext.whole_row`)
+    decode one column at a time, and every call made its own copy (all weights copied, cast, LoRA merged)."""
+    key = id(trained)
+    if key in _SHARED_COPIES:  # nested: the outer holder frees it
+        yield
+        return
+    _SHARED_COPIES[key] = {}
+    try:
+        yield
+    finally:
+        del _SHARED_COPIES[key]
+        release_freed_memory()
+
+
 def _inference_model(trained: TrainedModel, sampling: SamplingConfig) -> torch.nn.Module:
     """The network to decode with: ``trained.model`` itself, or a copy with LoRA merged and/or
-    another dtype (``sampling.merge_lora``, ``sampling.dtype``). The trained model is never modified."""
+    another dtype (``sampling.merge_lora``, ``sampling.dtype``), reused inside :func:`one_decoding_copy`.
+    The trained model is never modified."""
+    shared = _SHARED_COPIES.get(id(trained))
+    if shared is None:
+        return _decoding_copy(trained, sampling)
+    key = (sampling.dtype, sampling.merge_lora)
+    if key not in shared:
+        shared[key] = _decoding_copy(trained, sampling)
+    return shared[key]
+
+
+def _decoding_copy(trained: TrainedModel, sampling: SamplingConfig) -> torch.nn.Module:
     model = trained.model
     merge_lora = sampling.merge_lora
     p = next(model.parameters())

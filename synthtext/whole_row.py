@@ -40,10 +40,19 @@ UNIT_ROW_SEPARATOR = "\n"
 """Between the rows of one unit's sequence."""
 
 VALUE_STOP = prompt_format.FIELD_SEPARATOR.strip() + "\n"
-"""Where decoding a structured value may stop: at the token holding the separator's bar (or a newline).
-A value holding an escaped bar stops there too and decoding goes on from it
-(:data:`ESCAPED_BAR_CONTINUATIONS`); texts (the row's last column) run to EOS instead, and are cut at
-an unescaped bar."""
+"""Where decoding a value may stop: at the token holding the separator's bar, or a newline (EOS always
+ends it). A value holding an escaped bar stops there too and decoding goes on from it
+(:data:`ESCAPED_BAR_CONTINUATIONS`). The row's last column stops there as well: a value is cut at its
+first unescaped bar or raw newline in any case, and a DP model that has not learnt where a row ends went
+on writing invented fields after the text until its token budget (on the 161-unit model of
+docs/privacy_unit.md 11 of the first 20 texts did, and the text calls took 71% of the sampling time)."""
+
+UNIT_FIRST_ROUND = 64
+"""Units drawn in the first round of :func:`sample_units`, before the model's rows per unit are known."""
+
+UNIT_MARGIN = 1.25
+"""Later rounds draw this many times the units the rows still needed take at the rows per unit so far (and
+one more): a short round costs as many decoding calls as a long one."""
 
 ESCAPED_BAR_CONTINUATIONS = 4
 """How many escaped bars one structured value may hold: decoding stops at each, then goes on."""
@@ -242,14 +251,17 @@ def sample_rows(trained: Any, columns: Sequence, text_columns: Sequence, dtypes:
                             f"conditions can give the first of them, in that order, not {lead}.")
         lines = [row_line(row, list(given.columns), float_digits) for row in given.to_dict("records")]
         first = len(lead)
+    from .generate import one_decoding_copy
+
     writer = _ValueWriter(trained, row_request(columns, style), sampling, dtypes, text_columns, domains, max_tries)
     rows: list[dict] = [{} for _ in range(n)]
-    for position in range(first, len(columns)):
-        column = columns[position]
-        last = position == len(columns) - 1
-        values, lines, _ = writer.column(lines, column, last, stop="" if last else VALUE_STOP)
-        for row, value in zip(rows, values):
-            row[column] = value
+    with one_decoding_copy(trained):
+        for position in range(first, len(columns)):
+            column = columns[position]
+            last = position == len(columns) - 1
+            values, lines, _ = writer.column(lines, column, last)
+            for row, value in zip(rows, values):
+                row[column] = value
     counts = {"rows": n, **writer.counts(), "rows_incomplete": len(writer.incomplete)}
     if refuse_unreadable:
         _refuse_unreadable(counts)
@@ -307,14 +319,14 @@ class _ValueWriter:
         self.incomplete: set = set()  # positions (in the lines of a call) with a value given up: sample_rows'
         # calls all cover the same n rows, so there it is the rows with a missing cell
 
-    def column(self, lines: Sequence[str], column: Any, last: bool, stop: str,
-               first_of_row: Sequence[bool] | None = None, ends_at_model_rate: bool = False,
+    def column(self, lines: Sequence[str], column: Any, last: bool,
+               first_of_row: Sequence[bool] | None = None, ends_at_model_rate: str = "",
                ) -> tuple[list, list[str], list[str]]:
         """Each line continued by ``column``'s value: returns the values, the lines with them, and the
         model's draws as written (the caller reads how a row ended from them). ``first_of_row``: lines that
         start a new row here (after the unit's row separator) instead of continuing one with a field;
-        ``ends_at_model_rate``: the value ends with EOS or ``stop`` as the model weighs them (a unit's last
-        column: its next row or its end)."""
+        ``ends_at_model_rate``: the value ends with EOS or a token holding one of these characters as the
+        model weighs them (a unit's last column: EOS, its end, or a newline, its next row)."""
         from .generate import generate_texts
 
         key = prompt_format.escape_key(column) + ":"
@@ -327,12 +339,12 @@ class _ValueWriter:
         for _ in range(self.max_tries):
             if not todo:
                 break
-            texts = generate_texts(self.trained, [self.request] * len(todo), replace(
-                self.sampling, seed=self._next_seed(), max_new_tokens=self.sampling.max_new_tokens if last else VALUE_TOKENS),
-                starts=[starts[i] for i in todo], stop_at=stop, starts_open_values=True,
-                ends_at_model_rate=ends_at_model_rate)
-            if stop:
-                texts = self._past_escaped_bars([starts[i] for i in todo], texts, stop)
+            budget = self.sampling.max_new_tokens if last else VALUE_TOKENS
+            texts = generate_texts(self.trained, [self.request] * len(todo),
+                                   replace(self.sampling, seed=self._next_seed(), max_new_tokens=budget),
+                                   starts=[starts[i] for i in todo], stop_at=VALUE_STOP, starts_open_values=True,
+                                   ends_at_model_rate=ends_at_model_rate)
+            texts = self._past_escaped_bars([starts[i] for i in todo], texts, budget, ends_at_model_rate)
             self.draws += len(todo)
             left = []
             for i, text in zip(todo, texts):
@@ -352,7 +364,8 @@ class _ValueWriter:
         self.calls += 1
         return None if self.sampling.seed is None else self.sampling.seed + self.calls - 1
 
-    def _past_escaped_bars(self, starts: Sequence[str], texts: list[str], stop: str) -> list[str]:
+    def _past_escaped_bars(self, starts: Sequence[str], texts: list[str], budget: int | None,
+                           ends_at_model_rate: str) -> list[str]:
         """Draws that stopped at an escaped bar (``\\|``, part of the value) continued in place, at most
         :data:`ESCAPED_BAR_CONTINUATIONS` times each: decoding stops at any token holding a bar, and only
         the text so far tells an escaped one from the separator."""
@@ -360,12 +373,13 @@ class _ValueWriter:
 
         texts = list(texts)
         for _ in range(ESCAPED_BAR_CONTINUATIONS):
-            cut = [i for i, text in enumerate(texts) if _stopped_inside_value(text, stop)]
+            cut = [i for i, text in enumerate(texts) if _stopped_inside_value(text)]
             if not cut:
                 break
             more = generate_texts(self.trained, [self.request] * len(cut),
-                                  replace(self.sampling, seed=self._next_seed(), max_new_tokens=VALUE_TOKENS),
-                                  starts=[starts[i] + texts[i] for i in cut], stop_at=stop)
+                                  replace(self.sampling, seed=self._next_seed(), max_new_tokens=budget),
+                                  starts=[starts[i] + texts[i] for i in cut], stop_at=VALUE_STOP,
+                                  ends_at_model_rate=ends_at_model_rate)
             for i, extra in zip(cut, more):
                 texts[i] += extra
         return texts
@@ -379,10 +393,10 @@ class _ValueWriter:
                 "max_tries": self.max_tries}
 
 
-def _stopped_inside_value(written: str, stop: str) -> bool:
+def _stopped_inside_value(written: str) -> bool:
     """True when decoding stopped at a bar that the value escaped: the draw holds a bar (its last token
     does), no newline and no unescaped bar, so the separator has not come yet."""
-    if "|" not in stop or "|" not in written or "\n" in written or "\r" in written:
+    if "|" not in written or "\n" in written or "\r" in written:
         return False
     return not prompt_format.split_field(written)[1]
 
@@ -407,56 +421,76 @@ def sample_units(trained: Any, columns: Sequence, text_columns: Sequence, dtypes
                  max_tries: int = MAX_TRIES, domains: Mapping | None = None) -> tuple[pd.DataFrame, list[int], dict]:
     """``n`` rows written unit by unit (``privacy_unit``), column by column as :func:`sample_rows` writes
     them: a unit's row ends with its last column; a newline after it starts the unit's next row (at most
-    ``max_rows``), EOS ends the unit. How many rows a unit has is the model's; the last unit is cut to reach
-    ``n``. Returns the rows, the synthetic unit of each row (0, 1, ...), and the counts for the report."""
+    ``max_rows``), EOS ends the unit, and so does another field written after the last value (counted as
+    ``rows_run_on``). How many rows a unit has is the model's; the last unit is cut to reach ``n``. Returns
+    the rows, the synthetic unit of each row (0, 1, ...), and the counts for the report."""
+    from .generate import one_decoding_copy
+
     writer = _ValueWriter(trained, unit_request(columns, style, unit, max_rows), sampling, dtypes, text_columns,
                           domains, max_tries)
     rows: list[dict] = []
     unit_of: list[int] = []
-    unit_draws = cut = 0
+    unit_draws = cut = run_on = 0
     per_unit = 1.0  # rows per unit so far: nothing about it is read from the real data
-    while len(rows) < n:
-        need = n - len(rows)
-        batch = min(need, 64) if not unit_draws else max(1, min(need, int(np.ceil(need / per_unit))))
-        unit_draws += batch
-        lines, open_units = [""] * batch, list(range(batch))
-        written: list[list[dict]] = [[] for _ in range(batch)]
-        for row_number in range(max_rows):
-            cells: list[dict] = [{} for _ in open_units]
-            for position, column in enumerate(columns):
-                last = position == len(columns) - 1
-                values, new_lines, drafts = writer.column(
-                    [lines[u] for u in open_units], column, last, stop=UNIT_ROW_SEPARATOR if last else VALUE_STOP,
-                    first_of_row=[row_number > 0 and position == 0] * len(open_units), ends_at_model_rate=last)
-                for k, u in enumerate(open_units):
-                    cells[k][column] = values[k]
-                    lines[u] = new_lines[k]
-            for k, u in enumerate(open_units):
-                written[u].append(cells[k])
-            going_on = [u for u, draft in zip(open_units, drafts) if UNIT_ROW_SEPARATOR in draft]
-            if row_number == max_rows - 1:
-                cut += len(going_on)
-            open_units = going_on
-            for u in open_units:
-                lines[u] += UNIT_ROW_SEPARATOR
-            if not open_units:
-                break
-        for unit_rows in written:
-            take = unit_rows[: n - len(rows)]
-            unit_index = (unit_of[-1] + 1) if unit_of else 0
-            rows.extend(take)
-            unit_of.extend([unit_index] * len(take))
-            if len(rows) >= n:
-                break
-        per_unit = max(1.0, len(rows) / (unit_of[-1] + 1))
+    with one_decoding_copy(trained):
+        while len(rows) < n:
+            need = n - len(rows)
+            # a round costs a decoding call per column and row whatever its size: the rows still needed are drawn
+            # in one round with a margin, not in ever smaller rounds (units beyond n are dropped whole, in draw order)
+            batch = (min(need, UNIT_FIRST_ROUND) if not unit_draws
+                     else min(need, int(np.ceil(UNIT_MARGIN * need / per_unit)) + 1))
+            unit_draws += batch
+            written, cut_here, run_on_here = _draw_units(writer, batch, columns, max_rows)
+            cut, run_on = cut + cut_here, run_on + run_on_here
+            for unit_rows in written:
+                take = unit_rows[: n - len(rows)]
+                unit_index = (unit_of[-1] + 1) if unit_of else 0
+                rows.extend(take)
+                unit_of.extend([unit_index] * len(take))
+                if len(rows) >= n:
+                    break
+            per_unit = max(1.0, len(rows) / (unit_of[-1] + 1))
     if writer.wrote_nothing():
         raise ModelError(f"the model wrote no readable value of this table in {unit_draws} unit draws (each value "
                          f"of its column's type, {max_tries} draws each). Train on more units or for more epochs.")
     out = pd.DataFrame(rows, columns=list(columns))
     counts = {"rows": n, "units": unit_of[-1] + 1 if unit_of else 0, "unit_draws": unit_draws, **writer.counts(),
-              "units_cut_at_max_rows": cut, "max_rows_per_unit": max_rows}
+              "units_cut_at_max_rows": cut, "rows_run_on": run_on, "max_rows_per_unit": max_rows}
     return out, unit_of, counts
 
+
+def _draw_units(writer: _ValueWriter, batch: int, columns: Sequence, max_rows: int) -> tuple[list[list[dict]], int, int]:
+    """``batch`` units written row by row, each row column by column: a newline after a row's last value
+    starts the unit's next row, EOS ends the unit, and so does another field after it (the model wrote no
+    row separator; its text is read up to the bar). Returns each unit's rows, how many were cut at
+    ``max_rows`` (the model would have gone on) and how many rows ran on into another field."""
+    lines, open_units = [""] * batch, list(range(batch))
+    written: list[list[dict]] = [[] for _ in range(batch)]
+    cut = run_on = 0
+    for row_number in range(max_rows):
+        cells: list[dict] = [{} for _ in open_units]
+        for position, column in enumerate(columns):
+            last = position == len(columns) - 1
+            values, new_lines, drafts = writer.column(
+                [lines[u] for u in open_units], column, last,
+                first_of_row=[row_number > 0 and position == 0] * len(open_units),
+                ends_at_model_rate=UNIT_ROW_SEPARATOR if last else "")
+            for k, u in enumerate(open_units):
+                cells[k][column] = values[k]
+                lines[u] = new_lines[k]
+        for k, u in enumerate(open_units):
+            written[u].append(cells[k])
+        ran_on = [prompt_format.split_field(draft)[1] for draft in drafts]
+        run_on += sum(ran_on)
+        going_on = [u for u, draft, bar in zip(open_units, drafts, ran_on) if not bar and UNIT_ROW_SEPARATOR in draft]
+        if row_number == max_rows - 1:
+            cut += len(going_on)
+        open_units = going_on
+        for u in open_units:
+            lines[u] += UNIT_ROW_SEPARATOR
+        if not open_units:
+            break
+    return written, cut, run_on
 
 def restore_dtypes(frame: pd.DataFrame, dtypes: Mapping, domains: Mapping | None = None) -> pd.DataFrame:
     """The parsed rows in the input's dtypes where values allow; categoricals take the categories the model

@@ -482,6 +482,29 @@ def test_bf16_decoding_copy_is_cast_on_the_way_and_leaves_the_trained_model(lora
                                    atol=3e-2, rtol=3e-2)
 
 
+def test_calls_inside_one_decoding_copy_share_one_copy_and_write_the_same_texts(lora_models, monkeypatch):
+    """Whole rows decode a column per call: inside ``one_decoding_copy`` the calls share one decoding copy
+    (made at the first call, one per dtype), write what separate copies write, and the copy is gone after."""
+    import synthtext.generate as G
+
+    trained, prompts = lora_models["llama"], _prompts(4, seed=2)
+    made = []
+    real = G._decoding_copy
+    monkeypatch.setattr(G, "_decoding_copy", lambda t, s: made.append(s.dtype) or real(t, s))
+    alone = [generate_token_ids(trained, prompts, max_new_tokens=8, seed=k) for k in range(3)]
+    assert len(made) == 3
+    made.clear()
+    with G.one_decoding_copy(trained):
+        with G.one_decoding_copy(trained):  # nested: the outer one holds the copy
+            shared = [generate_token_ids(trained, prompts, max_new_tokens=8, seed=k) for k in range(3)]
+        assert id(trained) in G._SHARED_COPIES
+        generate_token_ids(trained, prompts, max_new_tokens=8, seed=0, dtype="bfloat16")
+    assert shared == alone and made == ["auto", "bfloat16"]
+    assert id(trained) not in G._SHARED_COPIES
+    generate_token_ids(trained, prompts, max_new_tokens=8, seed=0)
+    assert len(made) == 3
+
+
 @pytest.mark.parametrize("which", ["builtin", "llama"])
 def test_stop_at_ends_a_row_at_the_first_token_holding_the_character(which, lora_models, random_builtin):
     """``stop_at`` (the whole-row decoder's field separator) ends a row after the first token whose text holds
@@ -626,7 +649,8 @@ def test_how_a_text_ends_follows_the_models_own_odds_where_min_p_would_cut_the_r
 @pytest.mark.parametrize("decoder", ["builtin", "stream"])
 def test_the_end_choice_is_asked_for_by_the_unit_writer_and_covers_eos_and_every_stop_token(decoder, random_builtin,
                                                                                              lora_models, monkeypatch):
-    """``ends_at_model_rate`` passes EOS and the stop tokens to the sampler at every step, and nothing otherwise."""
+    """``ends_at_model_rate`` passes EOS and the tokens holding its characters to the sampler at every step (not
+    the other stop tokens: a unit's row that goes on with a field is not one of its ends), and nothing otherwise."""
     import synthtext.generate as G
 
     trained = random_builtin if decoder == "builtin" else lora_models["llama"]
@@ -640,13 +664,16 @@ def test_the_end_choice_is_asked_for_by_the_unit_writer_and_covers_eos_and_every
 
     monkeypatch.setattr(G, "sample_next", spy)
     settings = dict(max_new_tokens=6, batch_size=4, seed=0, dtype="float32")
-    generate_token_ids(trained, _prompts(3), starts=["a:", "b:", "c:"], stop_at="\n", **settings)
+    generate_token_ids(trained, _prompts(3), starts=["a:", "b:", "c:"], stop_at="|\n", **settings)
     assert seen and all(ends is None for ends in seen)
     seen.clear()
-    generate_token_ids(trained, _prompts(3), starts=["a:", "b:", "c:"], stop_at="\n", ends_at_model_rate=True,
+    generate_token_ids(trained, _prompts(3), starts=["a:", "b:", "c:"], stop_at="|\n", ends_at_model_rate="\n",
                        **settings)
     expected = sorted({tok.eos_token_id, *G._stop_token_ids(tok, "\n", "cpu").tolist()})
     assert seen and all(ends == expected for ends in seen)
+    assert set(G._stop_token_ids(tok, "|", "cpu").tolist()) - set(expected)  # bar tokens stop, are no end choice
+    with pytest.raises(ValueError, match="among the stop characters"):
+        generate_token_ids(trained, _prompts(1), stop_at="|", ends_at_model_rate="\n", **settings)
 
 
 @pytest.mark.parametrize("decoder", ["builtin", "stream", "generate"])

@@ -93,9 +93,10 @@ def test_a_unit_s_training_rows_are_drawn_by_seed_not_by_content():
 
 class FakeModel:
     def __init__(self, *calls):
-        self.calls, self.prompts, self.starts, self.model_rate_ends = list(calls), [], [], []
+        self.calls, self.prompts, self.starts, self.model_rate_ends, self.stops = list(calls), [], [], [], []
 
-    def __call__(self, trained, prompts, sampling=None, *, starts=None, ends_at_model_rate=False, **_):
+    def __call__(self, trained, prompts, sampling=None, *, starts=None, ends_at_model_rate=False, stop_at="", **_):
+        self.stops.append(stop_at)
         self.prompts.append(list(prompts))
         self.starts.append(list(starts or []))
         self.model_rate_ends.append(ends_at_model_rate)
@@ -103,23 +104,51 @@ class FakeModel:
 
 
 def test_sampled_units_give_their_own_number_of_rows(monkeypatch):
-    # column by column: a newline after a row's last value starts the unit's next row, EOS ends the unit
+    # column by column: a newline after a row's last value starts the unit's next row, EOS ends the unit, and
+    # so does another field after it (the model did not end the row: read up to the bar, newline or not after)
     columns, dtypes = ["n", "price"], {"n": "int64", "price": "float64"}
-    fake = FakeModel([" 1 |", " 4 |", " x |", " 7 |", " 8 |"], [" 5 |"], [" 2\n", " 5", " 6", " 7", " 8"],
+    fake = FakeModel([" 1 |", " 4 |", " x |", " 7 |", " 8 |"], [" 5 |"], [" 2\n", " 5 | tax: 1\n", " 6", " 7", " 8"],
                      [" 2 |"], [" 3\n"], [" 3 |"], [" 4\n"])
     monkeypatch.setattr(G, "generate_texts", fake)
     rows, unit_of, counts = W.sample_units(None, columns, [], dtypes, 5, G.SamplingConfig(seed=1), "plain", "client", 3)
     assert rows["n"].tolist() == [1, 2, 3, 4, 5] and unit_of == [0, 0, 0, 1, 2]  # the last units cut to 5 rows
+    assert rows["price"].tolist() == [2.0, 3.0, 4.0, 5.0, 6.0]
     assert counts == {"rows": 5, "units": 3, "unit_draws": 5, "draws": 15, "rejected": 1, "unparsed": 0,
-                      "max_tries": W.MAX_TRIES, "units_cut_at_max_rows": 1, "max_rows_per_unit": 3}
+                      "max_tries": W.MAX_TRIES, "units_cut_at_max_rows": 1, "rows_run_on": 1, "max_rows_per_unit": 3}
+    # every value, the last included, stops at a bar or a newline: nothing is decoded past the row's end
+    assert set(fake.stops) == {W.VALUE_STOP}
     assert fake.prompts[0][0].startswith("Write up to 3 rows of one client, one per line, with the columns n, price.")
     assert fake.starts[3] == ["n: 1 | price: 2\nn:"] and fake.starts[6] == ["n: 1 | price: 2\nn: 2 | price: 3\nn: 3 | price:"]
     # the row's last value ends with its unit's next row or the unit's end at the model's odds (min-p cuts neither)
-    assert fake.model_rate_ends == [False, False, True, False, True, False, True]
+    assert fake.model_rate_ends == ["", "", "\n", "", "\n", "", "\n"]
     never = FakeModel(*[["garbage"]] * 20)
     monkeypatch.setattr(G, "generate_texts", never)
     with pytest.raises(ModelError, match="no readable value"):
         W.sample_units(None, columns, [], dtypes, 1, G.SamplingConfig(), "plain", "client", 3)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_units_are_drawn_in_few_rounds_in_one_decoding_copy(monkeypatch, seed):
+    # a round costs a decoding call per column and row however few units it holds: the rows still needed come
+    # in one more round drawn with a margin (not in ever smaller rounds), all calls in one decoding copy
+    import random
+
+    rng, rounds, inside = random.Random(seed), [], []
+
+    def fake(trained, prompts, sampling=None, *, starts=None, ends_at_model_rate=False, **_):
+        inside.append(id(trained) in G._SHARED_COPIES)
+        if starts == ["n:"] * len(starts):  # a round's first column of its first row
+            rounds.append(len(starts))
+        if not ends_at_model_rate:
+            return [" 1 |"] * len(starts)
+        return [" 2\n" if rng.random() < 0.5 else " 2" for _ in starts]  # the unit goes on or ends
+
+    monkeypatch.setattr(G, "generate_texts", fake)
+    rows, unit_of, counts = W.sample_units(object(), ["n", "price"], [], {"n": "int64", "price": "float64"}, 200,
+                                           G.SamplingConfig(seed=1), "plain", "client", 3)
+    assert len(rows) == 200 and unit_of == sorted(unit_of) and set(unit_of) == set(range(counts["units"]))
+    assert rounds[0] == W.UNIT_FIRST_ROUND and len(rounds) == 2 and counts["unit_draws"] == sum(rounds)
+    assert all(inside) and not G._SHARED_COPIES
 
 
 def test_the_small_data_refusal_counts_units_not_rows():
@@ -258,3 +287,14 @@ def test_cli_refuses_a_bad_unit_before_training(tmp_path, capsys):
     assert cli.main(["synthesize", *common, "--structured", "dp", "--privacy-unit", "client"]) == 2
     assert "no column 'client'" in capsys.readouterr().err
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_the_report_says_how_many_rows_ran_on_past_their_last_column():
+    from synthtext.metrics.verdicts.report import _unit_sentence
+
+    units = {"column": "customer", "n_train_units": 90, "n_holdout_units": 10, "max_rows_per_unit": 4}
+    drawn = {"rows": 200, "units": 120, "unit_draws": 130, "rejected": 7, "draws": 900, "unparsed": 2,
+             "rows_run_on": 0}
+    assert "went on with another field" not in _unit_sentence(units, drawn)
+    said = _unit_sentence(units, {**drawn, "rows_run_on": 11})
+    assert "11 rows went on with another field after their last column" in said and "their units end there" in said

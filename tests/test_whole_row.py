@@ -64,10 +64,11 @@ class FakeModel:
     """Stands in for generate_texts: answers from a script, one list per call."""
 
     def __init__(self, *calls):
-        self.calls, self.seen = list(calls), []
+        self.calls, self.seen, self.stops = list(calls), [], []
 
-    def __call__(self, trained, prompts, sampling=None, *, starts=None, **_):
+    def __call__(self, trained, prompts, sampling=None, *, starts=None, stop_at="", **_):
         self.seen.append((list(prompts), list(starts or [])))
+        self.stops.append(stop_at)
         return self.calls.pop(0)
 
 
@@ -106,6 +107,8 @@ def test_the_texts_are_read_back_unescaped_and_end_at_a_separator(monkeypatch):
     rows, _ = W.sample_rows(None, ["n", "note"], ["note"], {"n": "int64", "note": "object"}, 1, G.SamplingConfig(),
                             "plain")
     assert rows["note"].tolist() == ["two\nlines | and a bar"]
+    # the text, the row's last value, stops at a bar or a newline too: what comes after is cut anyway
+    assert fake.stops == [W.VALUE_STOP] * 2
 
 
 def test_given_leading_columns_start_the_line(monkeypatch):
