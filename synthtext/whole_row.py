@@ -326,7 +326,9 @@ class _ValueWriter:
         model's draws as written (the caller reads how a row ended from them). ``first_of_row``: lines that
         start a new row here (after the unit's row separator) instead of continuing one with a field;
         ``ends_at_model_rate``: the value ends with EOS or a token holding one of these characters as the
-        model weighs them (a unit's last column: EOS, its end, or a newline, its next row)."""
+        model weighs them (a unit's last column: EOS, its end, or a newline, its next row), and one that goes
+        on with another field instead is drawn again; when every draw does, the last is kept (read up to the
+        bar; the caller ends the unit there)."""
         from .generate import generate_texts
 
         key = prompt_format.escape_key(column) + ":"
@@ -335,6 +337,7 @@ class _ValueWriter:
         values: list = [None] * len(lines)
         written = [prompt_format.MISSING] * len(lines)
         drafts = [""] * len(lines)
+        run_on: dict[int, tuple] = {}  # line -> its last draw that read but went on with another field
         todo = list(range(len(lines)))
         for _ in range(self.max_tries):
             if not todo:
@@ -349,12 +352,20 @@ class _ValueWriter:
             left = []
             for i, text in zip(todo, texts):
                 value = _read_value(text, column, last, self.dtypes, self.text_columns, self.domains)
+                if value is not _INVALID and ends_at_model_rate and prompt_format.split_field(text)[1]:
+                    run_on[i] = (value, text)  # a unit's row must end (EOS or newline) as trained: drawn again
+                    value = _INVALID
                 if value is _INVALID:
                     left.append(i)
                 else:
                     values[i], written[i], drafts[i] = value, prompt_format.split_field(text)[0], text
             self.rejected += len(left)
             todo = left
+        for i in [i for i in todo if i in run_on]:  # every draw ran on: the last one kept, read up to the bar
+            values[i], drafts[i] = run_on[i]
+            written[i] = prompt_format.split_field(drafts[i])[0]
+            self.rejected -= 1
+        todo = [i for i in todo if i not in run_on]
         self.unparsed += len(todo)  # given up: missing, and the line says so to the columns after it
         self.incomplete.update(todo)
         return values, [start + " " + w for start, w in zip(starts, written)], drafts
@@ -421,8 +432,9 @@ def sample_units(trained: Any, columns: Sequence, text_columns: Sequence, dtypes
                  max_tries: int = MAX_TRIES, domains: Mapping | None = None) -> tuple[pd.DataFrame, list[int], dict]:
     """``n`` rows written unit by unit (``privacy_unit``), column by column as :func:`sample_rows` writes
     them: a unit's row ends with its last column; a newline after it starts the unit's next row (at most
-    ``max_rows``), EOS ends the unit, and so does another field written after the last value (counted as
-    ``rows_run_on``). How many rows a unit has is the model's; the last unit is cut to reach ``n``. Returns
+    ``max_rows``), EOS ends the unit. A last value that goes on with another field instead is drawn again
+    like any value that does not end as trained; when every draw does, its text is kept (read up to the bar)
+    and the unit ends there (counted as ``rows_run_on``). How many rows a unit has is the model's; the last unit is cut to reach ``n``. Returns
     the rows, the synthetic unit of each row (0, 1, ...), and the counts for the report."""
     from .generate import one_decoding_copy
 
@@ -461,9 +473,9 @@ def sample_units(trained: Any, columns: Sequence, text_columns: Sequence, dtypes
 
 def _draw_units(writer: _ValueWriter, batch: int, columns: Sequence, max_rows: int) -> tuple[list[list[dict]], int, int]:
     """``batch`` units written row by row, each row column by column: a newline after a row's last value
-    starts the unit's next row, EOS ends the unit, and so does another field after it (the model wrote no
-    row separator; its text is read up to the bar). Returns each unit's rows, how many were cut at
-    ``max_rows`` (the model would have gone on) and how many rows ran on into another field."""
+    starts the unit's next row, EOS ends the unit, and so does another field after it in every draw
+    (:meth:`_ValueWriter.column`). Returns each unit's rows, how many were cut at ``max_rows`` (the model
+    would have gone on) and how many rows ran on into another field."""
     lines, open_units = [""] * batch, list(range(batch))
     written: list[list[dict]] = [[] for _ in range(batch)]
     cut = run_on = 0

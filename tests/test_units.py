@@ -104,23 +104,31 @@ class FakeModel:
 
 
 def test_sampled_units_give_their_own_number_of_rows(monkeypatch):
-    # column by column: a newline after a row's last value starts the unit's next row, EOS ends the unit, and
-    # so does another field after it (the model did not end the row: read up to the bar, newline or not after)
+    # column by column: a newline after a row's last value starts the unit's next row, EOS ends the unit; a last
+    # value that goes on with another field is drawn again like any value that does not end as trained
     columns, dtypes = ["n", "price"], {"n": "int64", "price": "float64"}
     fake = FakeModel([" 1 |", " 4 |", " x |", " 7 |", " 8 |"], [" 5 |"], [" 2\n", " 5 | tax: 1\n", " 6", " 7", " 8"],
-                     [" 2 |"], [" 3\n"], [" 3 |"], [" 4\n"])
+                     [" 5.5"], [" 2 |"], [" 3\n"], [" 3 |"], [" 4\n"])
     monkeypatch.setattr(G, "generate_texts", fake)
     rows, unit_of, counts = W.sample_units(None, columns, [], dtypes, 5, G.SamplingConfig(seed=1), "plain", "client", 3)
     assert rows["n"].tolist() == [1, 2, 3, 4, 5] and unit_of == [0, 0, 0, 1, 2]  # the last units cut to 5 rows
-    assert rows["price"].tolist() == [2.0, 3.0, 4.0, 5.0, 6.0]
-    assert counts == {"rows": 5, "units": 3, "unit_draws": 5, "draws": 15, "rejected": 1, "unparsed": 0,
-                      "max_tries": W.MAX_TRIES, "units_cut_at_max_rows": 1, "rows_run_on": 1, "max_rows_per_unit": 3}
+    assert rows["price"].tolist() == [2.0, 3.0, 4.0, 5.5, 6.0]
+    assert counts == {"rows": 5, "units": 3, "unit_draws": 5, "draws": 16, "rejected": 2, "unparsed": 0,
+                      "max_tries": W.MAX_TRIES, "units_cut_at_max_rows": 1, "rows_run_on": 0, "max_rows_per_unit": 3}
+    assert fake.starts[3] == ["n: 4 | price:"]  # only the row that ran on is drawn again
     # every value, the last included, stops at a bar or a newline: nothing is decoded past the row's end
     assert set(fake.stops) == {W.VALUE_STOP}
     assert fake.prompts[0][0].startswith("Write up to 3 rows of one client, one per line, with the columns n, price.")
-    assert fake.starts[3] == ["n: 1 | price: 2\nn:"] and fake.starts[6] == ["n: 1 | price: 2\nn: 2 | price: 3\nn: 3 | price:"]
+    assert fake.starts[4] == ["n: 1 | price: 2\nn:"] and fake.starts[7] == ["n: 1 | price: 2\nn: 2 | price: 3\nn: 3 | price:"]
     # the row's last value ends with its unit's next row or the unit's end at the model's odds (min-p cuts neither)
-    assert fake.model_rate_ends == ["", "", "\n", "", "\n", "", "\n"]
+    assert fake.model_rate_ends == ["", "", "\n", "\n", "", "\n", "", "\n"]
+    # a row that goes on with another field in every draw keeps its last draw, read up to the bar, and ends its unit
+    stubborn = FakeModel([" 1 |", " 2 |"], *[[" 9 | tax: 1\n", " 8 | tax: 2\n"]] * W.MAX_TRIES)
+    monkeypatch.setattr(G, "generate_texts", stubborn)
+    rows, unit_of, counts = W.sample_units(None, columns, [], dtypes, 2, G.SamplingConfig(seed=1), "plain", "client", 3)
+    assert rows["price"].tolist() == [9.0, 8.0] and unit_of == [0, 1] and not stubborn.calls
+    assert counts["rows_run_on"] == 2 and counts["unparsed"] == 0 and counts["draws"] == 2 + 2 * W.MAX_TRIES
+    assert counts["rejected"] == 2 * (W.MAX_TRIES - 1)
     never = FakeModel(*[["garbage"]] * 20)
     monkeypatch.setattr(G, "generate_texts", never)
     with pytest.raises(ModelError, match="no readable value"):
@@ -297,4 +305,5 @@ def test_the_report_says_how_many_rows_ran_on_past_their_last_column():
              "rows_run_on": 0}
     assert "went on with another field" not in _unit_sentence(units, drawn)
     said = _unit_sentence(units, {**drawn, "rows_run_on": 11})
-    assert "11 rows went on with another field after their last column" in said and "their units end there" in said
+    assert "11 rows went on with another field after their last column in every draw" in said
+    assert "their units end there" in said

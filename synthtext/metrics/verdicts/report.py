@@ -148,9 +148,10 @@ def _unit_sentence(units: Mapping, drawn: Mapping | None) -> str:
                  f"{fmt(drawn['unparsed'])} cells left missing); the unit column holds one surrogate per synthetic "
                  "unit.")
         if drawn.get("rows_run_on"):
-            text += (f" {fmt(drawn['rows_run_on'])} rows went on with another field after their last column instead of "
-                     "ending or starting the unit's next row: their units end there (the model has not learnt the "
-                     "units' format well; train on more units).")
+            text += (f" {fmt(drawn['rows_run_on'])} rows went on with another field after their last column in every "
+                     "draw instead of ending or starting the unit's next row: their texts are read up to the field "
+                     "separator and their units end there (the model has not learnt the units' format well; train "
+                     "on more units).")
     return text
 
 
