@@ -17,8 +17,6 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
-
 from synthtext import TextSynthesizer
 
 
@@ -52,7 +50,7 @@ def main() -> None:
     if args.out:
         Path(args.out).write_text(text + "\n")
     if args.csv:
-        pd.DataFrame(rows).to_csv(args.csv, index=False)
+        rows.to_csv(args.csv, index=False)
 
 
 if __name__ == "__main__":

@@ -339,10 +339,10 @@ class _ValueWriter:
         drafts = [""] * len(lines)
         run_on: dict[int, tuple] = {}  # line -> its last draw that read but went on with another field
         todo = list(range(len(lines)))
+        budget = self.sampling.max_new_tokens if last else VALUE_TOKENS
         for _ in range(self.max_tries):
             if not todo:
                 break
-            budget = self.sampling.max_new_tokens if last else VALUE_TOKENS
             texts = generate_texts(self.trained, [self.request] * len(todo),
                                    replace(self.sampling, seed=self._next_seed(), max_new_tokens=budget),
                                    starts=[starts[i] for i in todo], stop_at=VALUE_STOP, starts_open_values=True,
@@ -434,8 +434,9 @@ def sample_units(trained: Any, columns: Sequence, text_columns: Sequence, dtypes
     them: a unit's row ends with its last column; a newline after it starts the unit's next row (at most
     ``max_rows``), EOS ends the unit. A last value that goes on with another field instead is drawn again
     like any value that does not end as trained; when every draw does, its text is kept (read up to the bar)
-    and the unit ends there (counted as ``rows_run_on``). How many rows a unit has is the model's; the last unit is cut to reach ``n``. Returns
-    the rows, the synthetic unit of each row (0, 1, ...), and the counts for the report."""
+    and the unit ends there (counted as ``rows_run_on``). How many rows a unit has is the model's; the last
+    unit is cut to reach ``n``. Returns the rows, the synthetic unit of each row (0, 1, ...), and the counts
+    for the report."""
     from .generate import one_decoding_copy
 
     writer = _ValueWriter(trained, unit_request(columns, style, unit, max_rows), sampling, dtypes, text_columns,
@@ -503,6 +504,7 @@ def _draw_units(writer: _ValueWriter, batch: int, columns: Sequence, max_rows: i
         if not open_units:
             break
     return written, cut, run_on
+
 
 def restore_dtypes(frame: pd.DataFrame, dtypes: Mapping, domains: Mapping | None = None) -> pd.DataFrame:
     """The parsed rows in the input's dtypes where values allow; categoricals take the categories the model
